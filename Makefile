@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both bootstrap .venv and the system packages they need on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo-out
+
+.PHONY: demo test test-unit lint bench system-test venv clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "mammotriage needs Python >= 3.10")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-test:
+	@bash scripts/install-system-deps.sh test
+
+demo: $(STAMP)
+	@bash scripts/demo.sh $(DEMO_DIR)
+
+test: $(STAMP) system-test
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests scripts
+	$(PY) -m mypy src
+
+bench: $(STAMP)
+	$(PY) scripts/bench_decode.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs when they are missing, or says what is missing.
+#   scripts/install-system-deps.sh test   -> what `make test` needs
+#   scripts/install-system-deps.sh demo   -> what `make demo` needs (nothing external yet)
+set -euo pipefail
+target=${1:-test}
+
+# command -> Debian package
+declare -A needs
+case "$target" in
+  test) needs=([dcmcjpeg]=dcmtk [storescu]=dcmtk) ;;
+  demo) needs=() ;;
+  *) echo "usage: $0 test|demo" >&2; exit 2 ;;
+esac
+
+missing=()
+for cmd in "${!needs[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "missing system packages for 'make $target': ${missing[*]}" >&2
+echo "install them with: sudo apt-get install ${missing[*]}" >&2
+exit 1

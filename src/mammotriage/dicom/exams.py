@@ -1,0 +1,103 @@
+"""Grouping images into exams and choosing one image per view.
+
+An exam is what arrived together: the StudyInstanceUID, else the AccessionNumber, else the
+patient and the study date. No "exactly four files" assumption: partial exams (a missing
+view) and single images are exams too, marked partial, and duplicates are resolved by a
+stated rule rather than by file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from mammotriage.dicom.model import (
+    MLO_LIKE_VIEWS,
+    Exam,
+    Image,
+    Laterality,
+    PresentationIntentType,
+    ViewPosition,
+    view_label,
+)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def exam_key(image: Image) -> tuple[str, str]:
+    """(exam_id, source). Patient-derived keys are hashed so that no identifier leaks into
+    ids, logs or URLs."""
+    if image.study_instance_uid:
+        return image.study_instance_uid, "StudyInstanceUID"
+    if image.accession_number:
+        return f"acc-{_digest(image.accession_number)}", "AccessionNumber"
+    if image.patient_id:
+        return f"pat-{_digest(image.patient_id, image.study_date or '')}", "PatientID+StudyDate"
+    # Nothing to group by: the image is an exam of its own.
+    own = image.sop_instance_uid or str(image.path)
+    return f"img-{_digest(own)}", "SOPInstanceUID"
+
+
+def slot_of(image: Image) -> str | None:
+    """The exam slot an image can fill: "L-CC", "R-MLO" (ML and LM fill the MLO slot), or
+    its own label for supplementary views (XCCL, FB ...); None when unplaceable."""
+    if image.laterality is Laterality.UNKNOWN or image.view is ViewPosition.UNKNOWN:
+        return None
+    if image.view in MLO_LIKE_VIEWS:
+        return view_label(image.laterality, ViewPosition.MLO)
+    return view_label(image.laterality, image.view)
+
+
+def _preference(image: Image) -> tuple[int, int, int, str]:
+    """Higher is better: For Presentation, a true MLO over ML/LM, not implant-displaced,
+    latest acquisition."""
+    return (
+        int(image.presentation_intent is not PresentationIntentType.FOR_PROCESSING),
+        int(image.view not in (ViewPosition.ML, ViewPosition.LM)),
+        int(not image.implant_displaced),
+        image.acquisition_datetime or "",
+    )
+
+
+def _why(best: Image, others: list[Image]) -> str:
+    reasons = []
+    if any(o.presentation_intent is PresentationIntentType.FOR_PROCESSING for o in others) and (
+        best.presentation_intent is not PresentationIntentType.FOR_PROCESSING
+    ):
+        reasons.append("For Presentation chosen over For Processing")
+    if any(o.view in (ViewPosition.ML, ViewPosition.LM) for o in others) and best.view is ViewPosition.MLO:
+        reasons.append("MLO chosen over a lateral view")
+    if any(o.implant_displaced for o in others) and not best.implant_displaced:
+        reasons.append("standard view chosen over implant-displaced")
+    if not reasons:
+        reasons.append("latest acquisition chosen")
+    return f"{'; '.join(reasons)} ({len(others) + 1} candidates)"
+
+
+def build_exam(exam_id: str, source: str, images: list[Image]) -> Exam:
+    """Choose one usable image per slot and record why when there was a choice."""
+    candidates: dict[str, list[Image]] = {}
+    for image in images:
+        slot = slot_of(image)
+        if image.usable and slot is not None:
+            candidates.setdefault(slot, []).append(image)
+    selected: dict[str, Image] = {}
+    choices: dict[str, str] = {}
+    for slot, found in candidates.items():
+        ranked = sorted(found, key=_preference, reverse=True)
+        selected[slot] = ranked[0]
+        if len(ranked) > 1:
+            choices[slot] = _why(ranked[0], ranked[1:])
+    ordered = tuple(sorted(images, key=lambda im: (str(im.path), im.sop_instance_uid or "")))
+    return Exam(exam_id=exam_id, exam_id_source=source, images=ordered, selected=selected, choices=choices)
+
+
+def group_exams(images: Iterable[Image]) -> list[Exam]:
+    """Group images into exams, in order of first appearance."""
+    groups: dict[str, tuple[str, list[Image]]] = {}
+    for image in images:
+        exam_id, source = exam_key(image)
+        groups.setdefault(exam_id, (source, []))[1].append(image)
+    return [build_exam(exam_id, source, found) for exam_id, (source, found) in groups.items()]

@@ -1,0 +1,295 @@
+"""One file -> one :class:`Image`. Never raises for a bad file: it says why instead.
+
+A PACS batch job reads whatever arrives, for months. A damaged, hostile or simply
+non-screening file therefore becomes ``Image(usable=False, reason=...)`` so that the worker
+records the reason and carries on; nothing here lets a file crash the caller or allocate
+without bound (see :class:`mammotriage.dicom.decode.DecodeLimits`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from mammotriage.dicom import attributes as attrs
+from mammotriage.dicom.decode import DecodeLimits, decode_pixels
+from mammotriage.dicom.model import Image, Laterality, PresentationIntentType, Source, ViewPosition
+from mammotriage.dicom.voi import to_display, voi_params
+from mammotriage.errors import DicomReadError
+
+log = logging.getLogger(__name__)
+
+_UID_CHARS = set("0123456789.")
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # a malformed element raises on access in pydicom
+        return None
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _valid_uid(value: str | None) -> bool:
+    """PS3.5 9.1: digits and dots, at most 64 characters, no empty or zero-led components."""
+    if not value or len(value) > 64 or not set(value) <= _UID_CHARS:
+        return False
+    return all(part and (part == "0" or part[0] != "0") for part in value.split("."))
+
+
+def _presentation_intent(ds: Dataset) -> PresentationIntentType | None:
+    value = (_text(ds, "PresentationIntentType") or "").upper()
+    if value in (p.value for p in PresentationIntentType):
+        return PresentationIntentType(value)
+    sop = _text(ds, "SOPClassUID") or ""
+    if sop.endswith(".1.2.1") or sop.endswith(".13.1.5"):
+        return PresentationIntentType.FOR_PROCESSING
+    if sop in attrs.SOP_DIGITAL_MAMMOGRAPHY:
+        return PresentationIntentType.FOR_PRESENTATION
+    return None
+
+
+def _pixel_spacing(ds: Dataset) -> float | None:
+    for keyword in ("ImagerPixelSpacing", "PixelSpacing"):
+        value = ds.get(keyword)
+        try:
+            spacing = float(value[0]) if value else None
+        except (TypeError, ValueError, IndexError):
+            spacing = None
+        if spacing and 0 < spacing < 10:
+            return spacing
+    return None
+
+
+def screening_exclusion(ds: Dataset) -> str | None:
+    """Why this dataset is not a screening mammogram, or None when it is one."""
+    modality = (_text(ds, "Modality") or "").upper()
+    body_part = (_text(ds, "BodyPartExamined") or "").upper()
+    sop = _text(ds, "SOPClassUID") or ""
+    texts = " ".join(
+        (_text(ds, k) or "") for k in ("SeriesDescription", "ProtocolName", "AcquisitionDeviceProcessingDescription")
+    ).upper()
+    image_type = " ".join(str(v) for v in (ds.get("ImageType") or [])).upper()
+
+    if modality != "MG" and body_part != "BREAST":
+        return f"not a mammogram (Modality {modality or 'missing'}, BodyPartExamined {body_part or 'missing'})"
+    if sop in attrs.SOP_TOMOSYNTHESIS:
+        return "tomosynthesis volume or projection, not a 2D screening view"
+    number_of_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if number_of_frames > 1:
+        return f"multi-frame object ({number_of_frames} frames): tomosynthesis, not a 2D screening view"
+    if "PixelData" not in ds:
+        return "not an image (no pixel data)"
+    if sop and sop not in attrs.SOP_DIGITAL_MAMMOGRAPHY | attrs.SOP_SECONDARY_CAPTURE | attrs.SOP_OTHER_IMAGES:
+        return f"not a mammography image object (SOP Class {UID(sop).name})"
+    modifiers = attrs.view_modifiers(ds)
+    if modifiers & attrs.SPOT_COMPRESSION or "SPOT" in texts:
+        return "spot compression view (diagnostic work-up, not screening)"
+    if modifiers & attrs.MAGNIFICATION or "MAGNIF" in texts:
+        return "magnification view (diagnostic work-up, not screening)"
+    try:
+        factor = float(ds.get("EstimatedRadiographicMagnificationFactor", 1.0) or 1.0)
+    except (TypeError, ValueError):
+        factor = 1.0
+    if factor >= 1.4:
+        return f"magnification view (EstimatedRadiographicMagnificationFactor {factor:.2f})"
+    if "CAD" in image_type.split() or re.search(r"(?<![A-Z])CAD(?![A-Z])", texts):
+        return "CAD-marked copy (marks burned into the pixels)"
+    return None
+
+
+def _implant_displaced(ds: Dataset) -> bool:
+    if attrs.view_modifiers(ds) & attrs.IMPLANT_DISPLACED:
+        return True
+    position = (_text(ds, "ViewPosition") or "").upper().replace(" ", "")
+    text = " ".join((_text(ds, k) or "") for k in ("SeriesDescription", "ProtocolName")).upper()
+    return position.endswith("ID") or "IMPLANT DISPLACED" in text or "EKLUND" in text
+
+
+def _read_dataset(path: Path, limits: DecodeLimits) -> Dataset:
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise DicomReadError(f"file is {size} bytes, larger than the {limits.max_file_bytes} byte limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path)
+            except InvalidDicomError:
+                # Old archives hold files without the Part 10 preamble; accept them only
+                # when what was read looks like an image object.
+                ds = pydicom.dcmread(path, force=True)
+                if "SOPClassUID" not in ds or "PixelData" not in ds:
+                    raise DicomReadError("not a DICOM file (no DICM preamble)") from None
+    except DicomReadError:
+        raise
+    except Exception as exc:  # truncated headers, wrong lengths: pydicom raises many kinds
+        raise DicomReadError(f"damaged DICOM header: {type(exc).__name__}: {exc}") from exc
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        if not little:
+            raise DicomReadError("file meta information has no TransferSyntaxUID")
+        ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+        )
+    return ds
+
+
+def read_image(
+    path: str | Path,
+    *,
+    target_shape: tuple[int, int] | None = None,
+    load_pixels: bool = True,
+    limits: DecodeLimits = DecodeLimits(),
+) -> Image:
+    """Read one DICOM file as an :class:`Image`.
+
+    Parameters
+    ----------
+    path
+        The file.
+    target_shape
+        The (rows, columns) the model needs. When the image is at least twice that size,
+        JPEG 2000 is decoded at a reduced resolution level and other syntaxes are block-
+        averaged by the same factor; ``Image.decode_scale`` records the factor.
+    load_pixels
+        When False, pixels are decoded only if the metadata cannot settle laterality or
+        orientation (the pixel fallback), and then at a small size; ``Image.pixels`` is None.
+    limits
+        Size bounds for hostile files.
+
+    Returns
+    -------
+    Image
+        ``usable=False`` with a ``reason`` for every file that cannot be scored.
+    """
+    path = Path(path)
+    try:
+        ds = _read_dataset(path, limits)
+    except DicomReadError as exc:
+        return Image(path=path, usable=False, reason=exc.reason)
+    except OSError as exc:
+        return Image(path=path, usable=False, reason=f"cannot read file: {exc.strerror or exc}")
+    try:
+        return _image_from_dataset(ds, path, target_shape, load_pixels, limits)
+    except DicomReadError as exc:
+        return Image(path=path, usable=False, reason=exc.reason, **_identity(ds))
+    except (MemoryError, RecursionError) as exc:
+        return Image(path=path, usable=False, reason=f"file too large or deeply nested: {type(exc).__name__}")
+    except Exception as exc:  # a hostile file must never crash the worker
+        log.warning("unexpected failure reading an image", extra={"error": type(exc).__name__})
+        return Image(path=path, usable=False, reason=f"unreadable: {type(exc).__name__}: {exc}", **_identity(ds))
+
+
+def _identity(ds: Dataset) -> dict[str, Any]:
+    """The identifying attributes, each only when valid (a bad UID is dropped, not trusted)."""
+    out: dict[str, Any] = {}
+    for field, keyword in (
+        ("sop_instance_uid", "SOPInstanceUID"),
+        ("sop_class_uid", "SOPClassUID"),
+        ("study_instance_uid", "StudyInstanceUID"),
+        ("series_instance_uid", "SeriesInstanceUID"),
+    ):
+        value = _text(ds, keyword)
+        out[field] = value if _valid_uid(value) else None
+    for field, keyword in (
+        ("accession_number", "AccessionNumber"),
+        ("patient_id", "PatientID"),
+        ("study_date", "StudyDate"),
+        ("modality", "Modality"),
+        ("manufacturer", "Manufacturer"),
+    ):
+        out[field] = _text(ds, keyword)
+    out["acquisition_datetime"] = _text(ds, "AcquisitionDateTime") or (
+        ((_text(ds, "ContentDate") or "") + (_text(ds, "ContentTime") or "")) or None
+    )
+    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    out["transfer_syntax_uid"] = str(tsyntax) if tsyntax else None
+    return out
+
+
+def _image_from_dataset(
+    ds: Dataset,
+    path: Path,
+    target_shape: tuple[int, int] | None,
+    load_pixels: bool,
+    limits: DecodeLimits,
+) -> Image:
+    ident = _identity(ds)
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID"):
+        value = _text(ds, keyword)
+        if value is not None and not _valid_uid(value):
+            raise DicomReadError(f"invalid {keyword} {value[:70]!r} (PS3.5 9.1: digits and dots, <= 64 chars)")
+    if ident["sop_instance_uid"] is None:
+        raise DicomReadError("missing SOPInstanceUID")
+
+    sop = ident["sop_class_uid"] or ""
+    base: dict[str, Any] = dict(
+        ident,
+        rows=int(ds.get("Rows", 0) or 0),
+        columns=int(ds.get("Columns", 0) or 0),
+        bits_stored=int(ds.get("BitsStored", 0) or 0) or None,
+        photometric_interpretation=_text(ds, "PhotometricInterpretation"),
+        presentation_intent=_presentation_intent(ds),
+        secondary_capture=sop in attrs.SOP_SECONDARY_CAPTURE,
+        implant_displaced=_implant_displaced(ds),
+        pixel_spacing_mm=_pixel_spacing(ds),
+    )
+    laterality, laterality_source = attrs.infer_laterality(ds, path)
+    view, view_source = attrs.infer_view(ds, path)
+    base.update(laterality=laterality, laterality_source=laterality_source, view=view, view_source=view_source)
+
+    exclusion = screening_exclusion(ds)
+    if exclusion is not None:
+        return Image(path=path, usable=False, reason=exclusion, **base)
+
+    flips = attrs.orientation_from_tags(ds, view, laterality)
+    needs_pixels = load_pixels or flips is None or laterality is Laterality.UNKNOWN
+    if not needs_pixels:
+        flip_h, flip_v = flips  # type: ignore[misc]
+        return Image(
+            path=path, usable=True, flip_horizontal=flip_h, flip_vertical=flip_v,
+            orientation_source=Source.PATIENT_ORIENTATION, **base,
+        )
+
+    shape = target_shape if load_pixels else (256, 128)
+    use_voi = base["presentation_intent"] is not PresentationIntentType.FOR_PROCESSING
+    params = voi_params(ds, use_voi=use_voi)
+    stored, k = decode_pixels(ds, target_shape=shape, limits=limits)
+    pixels = to_display(stored, params)
+    del stored
+
+    if flips is not None:
+        flip_h, flip_v = flips
+        orientation_source = Source.PATIENT_ORIENTATION
+    else:
+        flip_h, flip_v = attrs.chest_wall_on_right(pixels), False
+        orientation_source = Source.PIXELS
+    if laterality is Laterality.UNKNOWN:
+        # Display convention (IHE Mammography Image profile): the right breast is shown
+        # with its chest wall on the right of the image, the left breast on the left.
+        chest_right = attrs.chest_wall_on_right(pixels)
+        base["laterality"] = Laterality.RIGHT if chest_right else Laterality.LEFT
+        base["laterality_source"] = Source.PIXELS
+    return Image(
+        path=path,
+        usable=True,
+        flip_horizontal=flip_h,
+        flip_vertical=flip_v,
+        orientation_source=orientation_source,
+        pixels=pixels if load_pixels else None,
+        decode_scale=float(1 << k),
+        **base,
+    )

@@ -1,0 +1,161 @@
+"""Stored values -> display intensities in [0, 1] with dense tissue bright.
+
+The order is the standard's pipeline (PS3.4 N.2, Grayscale Transformations): mask to
+BitsStored, Modality LUT (rescale slope/intercept), VOI LUT (window or LUT sequence),
+Presentation LUT (MONOCHROME1 / INVERSE). Everything here is pure array math; the dataset
+is read once into :class:`VoiParams` at the boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from mammotriage.errors import DicomReadError
+
+
+class VOILUTFunction(str, enum.Enum):
+    """VOI LUT Function (0028,1056), PS3.3 C.11.2.1.3."""
+
+    LINEAR = "LINEAR"
+    LINEAR_EXACT = "LINEAR_EXACT"
+    SIGMOID = "SIGMOID"
+
+
+@dataclass(frozen=True, eq=False)
+class VoiParams:
+    """Everything the grayscale pipeline needs, read from one dataset."""
+
+    bits_stored: int
+    signed: bool
+    slope: float = 1.0
+    intercept: float = 0.0
+    window_center: float | None = None
+    window_width: float | None = None
+    function: VOILUTFunction = VOILUTFunction.LINEAR
+    lut_first: int = 0
+    lut_bits: int = 16
+    lut_data: np.ndarray | None = None
+    invert: bool = False
+
+
+def _first_number(value: object) -> float | None:
+    """First of a possibly multi-valued DS (the standard's default window is the first)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(
+        value, (str, bytes)
+    ):
+        try:
+            value = value[0]  # type: ignore[index]
+        except (IndexError, TypeError):
+            return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def voi_params(ds: Dataset, *, use_voi: bool = True) -> VoiParams:
+    """Read the grayscale pipeline's parameters, refusing values that make no sense.
+
+    Raises
+    ------
+    DicomReadError
+        If BitsStored or the photometric interpretation cannot be used.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise DicomReadError(f"not a greyscale mammogram (PhotometricInterpretation {photometric})")
+    bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
+    bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
+    if not 1 <= bits_stored <= bits_allocated:
+        raise DicomReadError(f"BitsStored {bits_stored} does not fit BitsAllocated {bits_allocated}")
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    slope = _first_number(ds.get("RescaleSlope")) or 1.0
+    intercept = _first_number(ds.get("RescaleIntercept")) or 0.0
+    shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
+    invert = photometric == "MONOCHROME1" or shape == "INVERSE"
+
+    params = dict(bits_stored=bits_stored, signed=signed, slope=slope, intercept=intercept, invert=invert)
+    if not use_voi:
+        return VoiParams(**params)  # type: ignore[arg-type]
+
+    lut_seq = ds.get("VOILUTSequence")
+    if lut_seq:
+        item = lut_seq[0]
+        descriptor = item.get("LUTDescriptor")
+        data = item.get("LUTData")
+        if descriptor is not None and data is not None and len(descriptor) == 3:
+            entries = int(descriptor[0]) or 65536
+            first = int(descriptor[1])
+            lut_bits = int(descriptor[2])
+            if isinstance(data, bytes):
+                table = np.frombuffer(data, dtype="<u2" if lut_bits > 8 else "u1")
+            else:
+                table = np.asarray(data, dtype=np.float64)
+            table = np.asarray(table[:entries], dtype=np.float32)
+            if table.size and 1 <= lut_bits <= 16:
+                return VoiParams(**params, lut_first=first, lut_bits=lut_bits, lut_data=table)  # type: ignore[arg-type]
+
+    center = _first_number(ds.get("WindowCenter"))
+    width = _first_number(ds.get("WindowWidth"))
+    if center is not None and width is not None and width > 0:
+        raw = str(ds.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
+        try:
+            function = VOILUTFunction(raw)
+        except ValueError:
+            function = VOILUTFunction.LINEAR
+        return VoiParams(**params, window_center=center, window_width=width, function=function)  # type: ignore[arg-type]
+    return VoiParams(**params)  # type: ignore[arg-type]
+
+
+def mask_bits(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Drop bits above BitsStored (overlays and garbage live there) and sign-extend."""
+    if stored.dtype.kind == "f":
+        return stored  # already block-averaged from masked integer values
+    values = stored.astype(np.int64, copy=False) & ((1 << bits_stored) - 1)
+    if signed:
+        sign_bit = 1 << (bits_stored - 1)
+        values = (values ^ sign_bit) - sign_bit
+    return values
+
+
+def to_display(stored: np.ndarray, p: VoiParams) -> np.ndarray:
+    """Apply modality, VOI and presentation transforms; return float32 in [0, 1].
+
+    Without a window or LUT (For Processing images, many research archives), the output
+    spans the robust range of the image (0.5th to 99.5th percentile of its values), which is
+    what a viewer's auto-window does.
+    """
+    values = mask_bits(stored, p.bits_stored, p.signed).astype(np.float32) * np.float32(p.slope)
+    values += np.float32(p.intercept)
+
+    if p.lut_data is not None:
+        index = np.clip(np.rint(values) - p.lut_first, 0, p.lut_data.size - 1).astype(np.intp)
+        out = p.lut_data[index] / np.float32((1 << p.lut_bits) - 1)
+    elif p.window_center is not None and p.window_width is not None:
+        out = _window(values, p.window_center, p.window_width, p.function)
+    else:
+        sample = values[:: max(1, values.shape[0] // 256), :: max(1, values.shape[1] // 256)]
+        lo, hi = np.percentile(sample, [0.5, 99.5])
+        out = (values - lo) / np.float32(max(hi - lo, 1e-6))
+    out = np.clip(out, 0.0, 1.0, out=out.astype(np.float32, copy=False))
+    if p.invert:
+        out = np.float32(1.0) - out
+    return out
+
+
+def _window(values: np.ndarray, center: float, width: float, function: VOILUTFunction) -> np.ndarray:
+    """PS3.3 C.11.2.1.2 (LINEAR, LINEAR_EXACT) and C.11.2.1.3.1 (SIGMOID), output in [0, 1]."""
+    if function is VOILUTFunction.SIGMOID:
+        return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+    if function is VOILUTFunction.LINEAR_EXACT:
+        return (values - (center - width / 2.0)) / width
+    if width < 1:
+        width = 1.0
+    return ((values - (center - 0.5)) / (width - 1.0) + 0.5) if width > 1 else (values >= center).astype(np.float32)

@@ -1,0 +1,28 @@
+"""One exception tree for everything a user can cause.
+
+Only :mod:`mammotriage.cli` and :mod:`mammotriage.api` turn these into messages or responses.
+"""
+
+
+class MammotriageError(Exception):
+    """Root of every error mammotriage raises on purpose."""
+
+
+class DicomReadError(MammotriageError):
+    """A file could not be read as a usable mammogram.
+
+    The reader catches this itself and returns an ``Image`` with ``usable=False``; it is
+    raised only by the lower layers (decoding, VOI) so that the reason travels with it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MissingCodecError(DicomReadError):
+    """The transfer syntax needs a codec package that is not installed."""
+
+
+class ConfigError(MammotriageError):
+    """A configuration file or value is wrong."""
