@@ -29,6 +29,7 @@ from mammotriage.errors import DicomReadError
 log = logging.getLogger(__name__)
 
 _UID_CHARS = set("0123456789.")
+_PROJECTION_MODALITIES = frozenset({"CR", "DX", "OT", "SC", ""})
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -83,7 +84,9 @@ def screening_exclusion(ds: Dataset) -> str | None:
     ).upper()
     image_type = " ".join(str(v) for v in (ds.get("ImageType") or [])).upper()
 
-    if modality != "MG" and body_part != "BREAST":
+    # Screen-film digitisations, CR mammography and research-archive copies come as CR, DX,
+    # OT or Secondary Capture with BodyPartExamined BREAST; CT, MR, US ... never are mammograms.
+    if modality != "MG" and not (body_part == "BREAST" and modality in _PROJECTION_MODALITIES):
         return f"not a mammogram (Modality {modality or 'missing'}, BodyPartExamined {body_part or 'missing'})"
     if sop in attrs.SOP_TOMOSYNTHESIS:
         return "tomosynthesis volume or projection, not a 2D screening view"
