@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -34,12 +34,11 @@ Box = tuple[float, float, float, float]
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Longest side of the image the breast is segmented on. The mask only decides the crop and
-#: what is blanked, so a quarter-millimetre-ish grid (~1 mm on a 24 cm detector) is plenty
-#: and keeps labelling a few milliseconds.
+#: Longest side of the grid the breast is segmented on. The mask only decides the crop and
+#: what is blanked, so ~1 mm pixels (24 cm detector) are plenty and keep labelling cheap.
 _WORKING_SIZE = 256
 #: A "breast" smaller than this fraction of the image is a label, a marker or noise.
-_MIN_BREAST_FRACTION = 0.005
+_MIN_BREAST_FRACTION = 0.02
 #: Below this intensity range the image is blank; nothing to segment.
 _MIN_CONTRAST = 1e-3
 
@@ -75,32 +74,25 @@ class PreprocessParams:
     version: str = "1"
 
     def __post_init__(self) -> None:
-        for name in ("input_height", "input_width"):
+        for name in ("input_height", "input_width", "margin", "mean", "std"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f'Argument "{name}" must be an int, got {type(value).__name__}.')
-            if value < 1:
-                raise ValueError(f'Argument "{name}" must be a positive int, got {value}.')
-        for name in ("margin", "mean", "std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f'Argument "{name}" must be a float, got {type(value).__name__}.')
+            kind = int if name.startswith("input") else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                allowed = "an int" if kind is int else "a float"
+                _reject(name, value, allowed, TypeError)
             if not math.isfinite(value):
-                raise ValueError(f'Argument "{name}" must be finite, got {value}.')
+                _reject(name, value, "a finite number")
+        if self.input_height < 1 or self.input_width < 1:
+            bad = "input_height" if self.input_height < 1 else "input_width"
+            _reject(bad, getattr(self, bad), "a positive int")
         if not 0.0 <= self.margin < 0.5:
-            raise ValueError(f'Argument "margin" must be in [0, 0.5), got {self.margin}.')
+            _reject("margin", self.margin, "a fraction in [0, 0.5)")
         if self.std <= 0.0:
-            raise ValueError(f'Argument "std" must be positive, got {self.std}.')
-        allowed = get_args(Normalisation)
-        if self.normalisation not in allowed:
-            raise ValueError(
-                f'Argument "normalisation" must be one of {", ".join(map(repr, allowed))}, '
-                f"got {self.normalisation!r}."
-            )
+            _reject("std", self.std, "a positive number")
+        if self.normalisation not in get_args(Normalisation):
+            _reject("normalisation", self.normalisation, f"one of {get_args(Normalisation)}")
         if not isinstance(self.version, str) or not self.version.strip():
-            raise ValueError(
-                f'Argument "version" must be a non-empty string, got {self.version!r}.'
-            )
+            _reject("version", self.version, "a non-empty string")
 
     @property
     def background_value(self) -> float:
@@ -146,6 +138,12 @@ class PreprocessParams:
             raise ConfigError(f"Invalid preprocessing parameters: {exc}") from exc
 
 
+def _reject(
+    name: str, value: object, allowed: str, error: type[Exception] = ValueError
+) -> NoReturn:
+    raise error(f'Argument "{name}" must be {allowed}, got {value!r}.')
+
+
 @dataclass(frozen=True)
 class Transform:
     """Where the model input came from, so that regions map back to the original pixels.
@@ -160,17 +158,12 @@ class Transform:
         Original pixels per decoded pixel, per axis.
     flip_horizontal, flip_vertical
         Flips applied to the decoded image to reach the canonical orientation.
-    decoded_shape
-        ``(rows, columns)`` of the decoded image (flips do not change it).
+    decoded_shape, resized_shape, input_shape
+        ``(rows, columns)`` of the decoded image, of the crop after resizing, of the input.
     crop_box
         ``(x0, y0, x1, y1)`` of the crop in canonical decoded pixels, ends exclusive.
-    resized_shape
-        ``(rows, columns)`` the crop was resized to, before padding.
     pad_top, pad_left
-        Where the resized crop sits in the model input (top-left anchored: chest wall stays
-        on the left edge).
-    input_shape
-        ``(rows, columns)`` of the model input.
+        Where the resized crop sits in the input (top-left: the chest wall stays left).
     """
 
     decode_scale: float
@@ -199,36 +192,33 @@ class Transform:
         Boxes outside the crop map outside ``[0, input)``; they are not clipped so that
         :meth:`to_original` inverts this exactly.
         """
-        rows, cols = self.decoded_shape
-        x0, y0, x1, y1 = (float(v) / self.decode_scale for v in box)
-        if self.flip_horizontal:
-            x0, x1 = cols - x1, cols - x0
-        if self.flip_vertical:
-            y0, y1 = rows - y1, rows - y0
-        cx, cy = self.crop_box[0], self.crop_box[1]
-        sx, sy = self.scale_x, self.scale_y
-        return (
-            (x0 - cx) * sx + self.pad_left,
-            (y0 - cy) * sy + self.pad_top,
-            (x1 - cx) * sx + self.pad_left,
-            (y1 - cy) * sy + self.pad_top,
-        )
+        x0, y0, x1, y1 = self._mirror(*(float(v) / self.decode_scale for v in box))
+        ax, bx, ay, by = self._affine()
+        return (x0 * ax + bx, y0 * ay + by, x1 * ax + bx, y1 * ay + by)
 
     def to_original(self, box: Box) -> Box:
         """Map a box in model-input coordinates back to original pixel coordinates."""
-        rows, cols = self.decoded_shape
-        cx, cy = self.crop_box[0], self.crop_box[1]
+        ax, bx, ay, by = self._affine()
+        x0, y0, x1, y1 = (float(v) for v in box)
+        x0, y0, x1, y1 = self._mirror(
+            (x0 - bx) / ax, (y0 - by) / ay, (x1 - bx) / ax, (y1 - by) / ay
+        )
+        s = self.decode_scale
+        return (x0 * s, y0 * s, x1 * s, y1 * s)
+
+    def _affine(self) -> tuple[float, float, float, float]:
+        """Canonical decoded -> input as ``x * ax + bx``, ``y * ay + by``."""
         sx, sy = self.scale_x, self.scale_y
-        x0 = (float(box[0]) - self.pad_left) / sx + cx
-        y0 = (float(box[1]) - self.pad_top) / sy + cy
-        x1 = (float(box[2]) - self.pad_left) / sx + cx
-        y1 = (float(box[3]) - self.pad_top) / sy + cy
+        return sx, self.pad_left - self.crop_box[0] * sx, sy, self.pad_top - self.crop_box[1] * sy
+
+    def _mirror(self, x0: float, y0: float, x1: float, y1: float) -> Box:
+        """Decoded <-> canonical (a flip is its own inverse); keeps ``x0 <= x1``, ``y0 <= y1``."""
+        rows, cols = self.decoded_shape
         if self.flip_horizontal:
             x0, x1 = cols - x1, cols - x0
         if self.flip_vertical:
             y0, y1 = rows - y1, rows - y0
-        s = self.decode_scale
-        return (x0 * s, y0 * s, x1 * s, y1 * s)
+        return (x0, y0, x1, y1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists), e.g. to store next to a finding."""
@@ -275,7 +265,8 @@ def preprocess(
     Raises
     ------
     ValueError
-        If ``pixels`` is not a non-empty 2-D array or ``decode_scale`` is not positive.
+        If ``pixels`` is not a non-empty 2-D array of finite values, or ``decode_scale`` is
+        not positive.
     """
     array = np.ascontiguousarray(pixels, dtype=np.float32)
     if array.ndim != 2 or array.size == 0:
@@ -308,8 +299,9 @@ def preprocess(
     else:
         inside = np.ones((out_h, out_w), dtype=bool)
 
-    tensor = np.full((1, params.input_height, params.input_width), params.background_value,
-                     dtype=np.float32)
+    tensor = np.full(
+        (1, params.input_height, params.input_width), params.background_value, dtype=np.float32
+    )
     tensor[0, :out_h, :out_w] = _normalise(resized, inside, params)
     transform = Transform(
         decode_scale=float(decode_scale),
@@ -348,11 +340,12 @@ def breast_mask(pixels: npt.ArrayLike) -> BoolArray:
     """Segment the breast (pectoral muscle included) at the image's own size.
 
     The image is segmented on a ~256-pixel working grid: box-averaged (which also averages
-    away noise), background offset and gradient removed by a plane fitted to the dark pixels,
-    thresholded below Otsu's threshold (so the faint fatty periphery stays in), opened, reduced
-    to the breast component (the largest touching the left edge, or the largest overall when
-    no large one does) so that labels and markers fall away, and hole-filled. The chest wall
-    is expected on the left, as in the canonical orientation.
+    away noise); background offset and gradient removed by a plane fitted to the background;
+    thresholded just above the background noise (so the faint fatty periphery stays in, and
+    a bright pectoral muscle cannot pull the threshold up as it pulls Otsu's); opened;
+    reduced to the breast component (the largest touching the left edge, or the largest
+    overall when no large one does) so that labels and markers fall away; hole-filled. The
+    chest wall is expected on the left, as in the canonical orientation.
 
     Returns
     -------
@@ -364,42 +357,45 @@ def breast_mask(pixels: npt.ArrayLike) -> BoolArray:
         raise ValueError(f'Argument "pixels" must be a non-empty 2-D array, got {array.shape}.')
     rows, cols = array.shape
     mask = _segment(_working_image(PILImage.fromarray(array)))
-    # Nearest neighbour: decoded pixel centre (i + 0.5) falls in working pixel floor(...).
-    r = np.minimum(((np.arange(rows) + 0.5) * mask.shape[0] / rows).astype(np.intp),
-                   mask.shape[0] - 1)
-    c = np.minimum(((np.arange(cols) + 0.5) * mask.shape[1] / cols).astype(np.intp),
-                   mask.shape[1] - 1)
-    return mask[r[:, None], c[None, :]]
+    return _resize_mask(mask, (rows, cols), (0, 0, cols, rows), (rows, cols))
 
 
 # --- segmentation -----------------------------------------------------------------------
 
 
 def _working_image(image: PILImage.Image) -> FloatArray:
-    """Box-average down to ~``_WORKING_SIZE`` on the longest side, exact geometry.
+    """Box-average down to ~``_WORKING_SIZE`` on the longest side.
 
-    The working pixel grid is a uniform scaling of the decoded grid (``shape / size``), so
-    it flips exactly along with it.
+    The working grid is a uniform scaling of the decoded grid (``shape / size``), so it
+    flips along with it; Pillow's integer pre-reduction (``reducing_gap``) keeps that mapping
+    to within a fraction of a working pixel at the far edges, at a third of the cost.
     """
     cols, rows = image.size
     scale = min(1.0, _WORKING_SIZE / max(rows, cols))
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    if size == (cols, rows):
-        return np.asarray(image, dtype=np.float32)
-    small = image.resize(size, PILImage.Resampling.BOX, reducing_gap=2.0)
-    return np.asarray(small, dtype=np.float32)
+    small = (
+        image
+        if size == (cols, rows)
+        else image.resize(size, PILImage.Resampling.BOX, reducing_gap=2.0)
+    )
+    work = np.asarray(small, dtype=np.float32)
+    # Averaging spreads any NaN or infinity into its block, so checking here is cheap.
+    if not np.isfinite(work).all():
+        raise ValueError('Argument "pixels" must be finite, got NaN or infinite values.')
+    return work
 
 
 def _segment(work: FloatArray) -> BoolArray:
     """Breast mask on the working grid (chest wall on the left)."""
-    smooth = _box_mean(work, 1)
-    if float(smooth.max() - smooth.min()) < _MIN_CONTRAST:
+    if float(work.max() - work.min()) < _MIN_CONTRAST:
         return np.zeros(work.shape, dtype=bool)
-    flat, noise = _flatten_background(smooth, smooth < _otsu(smooth))
-    # Half of Otsu's threshold: Otsu sits between the class means, and with a bright
-    # pectoral muscle or dense tissue it can sit above the fatty periphery; halving keeps the
-    # periphery, and the noise floor keeps background speckle out.
-    threshold = max(0.5 * _otsu(flat), 4.0 * noise)
+    flat, noise = _flatten_background(work)
+    above = flat[flat > 5.0 * noise]
+    tissue = float(np.median(above)) if above.size else 0.0
+    # As low as the noise allows, so that the faint periphery near the skin line stays in;
+    # a tenth of the typical tissue value keeps quantisation and compression ripple out, and
+    # half of Otsu's threshold caps it when the noise estimate is off.
+    threshold = min(max(5.0 * noise, 0.1 * tissue, _MIN_CONTRAST), 0.5 * _otsu(flat))
     foreground = _open(flat > threshold, 1)
     breast = _breast_component(foreground)
     if breast.sum() < _MIN_BREAST_FRACTION * breast.size:
@@ -424,37 +420,35 @@ def _otsu(values: npt.NDArray[np.floating[Any]], bins: int = 256) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
-def _flatten_background(
-    image: FloatArray, background: BoolArray
-) -> tuple[npt.NDArray[np.float64], float]:
-    """Subtract a plane fitted to the background; return the result and the noise level.
+def _flatten_background(image: FloatArray) -> tuple[npt.NDArray[np.float64], float]:
+    """Subtract a plane fitted to the background; return the result and its noise level.
 
     For Processing images, odd VOI and detector heel effect leave an offset or a gradient
-    under the breast that a single global threshold would cut through. The fit is trimmed
-    once (pixels more than 3 sigma above the plane are dropped) so that breast pixels that
-    fell below Otsu's threshold do not tilt it.
+    under the breast that one global threshold would cut through. The fit starts from the
+    darkest tenth of the image (background in any mammogram) and grows to every pixel within
+    3 sigma of the plane, which stays clear of the breast however bright or faint the breast
+    is; a threshold between class means (Otsu) does not when a bright pectoral muscle or a
+    dense breast makes the histogram three-peaked.
     """
+    # Every other pixel is plenty for three coefficients, at a quarter of the cost.
     rows, cols = image.shape
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    design = np.stack([np.ones(image.size), xx.ravel() / cols, yy.ravel() / rows], axis=1)
-    values = image.ravel().astype(np.float64)
-    selected = background.ravel()
-    if selected.sum() < max(3, 0.05 * image.size):
-        # Too little background to fit a plane: take the darkest pixels as the level.
-        level = float(np.percentile(values, 5))
-        return (image - level).astype(np.float64), 0.0
-    coef = np.zeros(3)
-    for _ in range(2):
-        coef, *_ = np.linalg.lstsq(design[selected], values[selected], rcond=None)
-        residual = values - design @ coef
-        noise = 1.4826 * float(np.median(np.abs(residual[selected])))
-        trimmed = selected & (residual <= 3.0 * noise)
-        if trimmed.sum() < 3:
+    y = np.linspace(0.0, 1.0, rows, endpoint=False)
+    x = np.linspace(0.0, 1.0, cols, endpoint=False)
+    sample = image[::2, ::2].astype(np.float64).ravel()
+    ys, xs = np.meshgrid(y[::2], x[::2], indexing="ij")
+    design = np.stack([np.ones(sample.size), xs.ravel(), ys.ravel()], axis=1)
+    selected = sample <= np.percentile(sample, 10)
+    coef = np.array([float(np.median(sample[selected])), 0.0, 0.0])
+    noise = 0.0
+    for _ in range(3):
+        if selected.sum() < 3:
             break
-        selected = trimmed
-    residual = values - design @ coef
-    noise = 1.4826 * float(np.median(np.abs(residual[selected])))
-    return residual.reshape(rows, cols), noise
+        coef, *_ = np.linalg.lstsq(design[selected], sample[selected], rcond=None)
+        residual = sample - design @ coef
+        noise = 1.4826 * float(np.median(np.abs(residual[selected])))
+        selected = np.abs(residual) <= 3.0 * max(noise, 1e-6)
+    plane = coef[0] + coef[1] * x[None, :] + coef[2] * y[:, None]
+    return image - plane, noise
 
 
 def _box_sum(image: npt.NDArray[Any], radius: int) -> npt.NDArray[np.float64]:
@@ -463,12 +457,6 @@ def _box_sum(image: npt.NDArray[Any], radius: int) -> npt.NDArray[np.float64]:
     padded = np.pad(image.astype(np.float64), ((radius + 1, radius), (radius + 1, radius)))
     integral = padded.cumsum(axis=0).cumsum(axis=1)
     return integral[k:, k:] - integral[:-k, k:] - integral[k:, :-k] + integral[:-k, :-k]
-
-
-def _box_mean(image: FloatArray, radius: int) -> FloatArray:
-    """Mean over a (2r+1)^2 window, with the window cut at the image edge."""
-    ones = np.ones(image.shape)
-    return (_box_sum(image, radius) / _box_sum(ones, radius)).astype(np.float32)
 
 
 def _open(mask: BoolArray, radius: int) -> BoolArray:
@@ -532,9 +520,9 @@ def _fill_holes(mask: BoolArray) -> BoolArray:
     """Fill dark regions enclosed by the breast (fatty lobules below the threshold)."""
     outside = ~mask
     labels = _label(outside)
-    border = np.concatenate([labels[0][outside[0]], labels[-1][outside[-1]],
-                             labels[:, 0][outside[:, 0]], labels[:, -1][outside[:, -1]]])
-    return mask | (outside & ~np.isin(labels, border))
+    edge = np.zeros_like(mask)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    return mask | (outside & ~np.isin(labels, labels[outside & edge]))
 
 
 # --- geometry and intensities ---------------------------------------------------------------
@@ -548,9 +536,7 @@ def _flip(array: npt.NDArray[Any], horizontal: bool, vertical: bool) -> npt.NDAr
     return array
 
 
-def _crop_box(
-    mask: BoolArray, shape: tuple[int, int], margin: float
-) -> tuple[int, int, int, int]:
+def _crop_box(mask: BoolArray, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
     """Bounding box of the working-grid mask in canonical decoded pixels, plus margin."""
     rows, cols = shape
     sy, sx = rows / mask.shape[0], cols / mask.shape[1]
