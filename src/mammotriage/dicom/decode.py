@@ -23,12 +23,30 @@ from pydicom.uid import (
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
     JPEG2000Lossless,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
 )
 
 from mammotriage.dicom.voi import mask_bits
 from mammotriage.errors import DicomReadError, MissingCodecError
 
 J2K_SYNTAXES = frozenset({JPEG2000, JPEG2000Lossless, HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL})
+JPEG_SYNTAXES = frozenset(JPEGTransferSyntaxes) | frozenset(JPEGLSTransferSyntaxes)
+# Start of frame: SOF0-SOF15 less DHT (C4), JPG (C8) and DAC (CC), ISO/IEC 10918-1 B.1.1.3;
+# SOF55 (F7) for JPEG-LS, ISO/IEC 14495-1 C.2.2.
+_JPEG_SOF = (frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}) | {0xF7}
+_JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
+# pylibjpeg's libjpeg turns a truncated or damaged JPEG-LS scan into noise without an
+# error, where CharLS (pyjpegls) refuses it: decode with the plugin that says so.
+_STRICT_PLUGIN = {uid: "pyjpegls" for uid in JPEGLSTransferSyntaxes}
+_ALL_PLUGINS_FAILED = "Unable to decode as exceptions were raised by all available plugins:"
+
+
+def one_line(exc: BaseException, limit: int = 100) -> str:
+    """An exception's message as one short line, fit for a recorded reason (codec
+    messages span several lines and quote whole byte strings)."""
+    text = " ".join(str(exc).replace(_ALL_PLUGINS_FAILED, "").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,8 @@ class J2KHeader:
     precision: int
     signed: bool
     levels: int
+    tiles: int
+    tiles_present: int
 
 
 def j2k_header(data: bytes) -> J2KHeader:
@@ -69,9 +89,11 @@ def j2k_header(data: bytes) -> J2KHeader:
         raise DicomReadError("JPEG 2000 codestream has no SIZ marker (damaged pixel data)")
     siz = start + 4
     (_lsiz, _rsiz, xsiz, ysiz, xosiz, yosiz) = struct.unpack(">HHIIII", data[siz : siz + 20])
-    (csiz,) = struct.unpack(">H", data[siz + 36 : siz + 38])
+    (xtsiz, ytsiz, xtosiz, ytosiz, csiz) = struct.unpack(">IIIIH", data[siz + 20 : siz + 38])
     if csiz < 1 or len(data) < siz + 38 + 3 * csiz:
         raise DicomReadError("JPEG 2000 SIZ marker is truncated")
+    if xtsiz == 0 or ytsiz == 0 or xtosiz > xsiz or ytosiz > ysiz:
+        raise DicomReadError("JPEG 2000 SIZ marker declares an impossible tile grid")
     ssiz = data[siz + 38]
     cod = data.find(b"\xff\x52", siz)
     levels = data[cod + 2 + 2 + 5] if 0 <= cod < len(data) - 10 else 0
@@ -82,7 +104,28 @@ def j2k_header(data: bytes) -> J2KHeader:
         precision=(ssiz & 0x7F) + 1,
         signed=bool(ssiz & 0x80),
         levels=levels,
+        tiles=-(-(xsiz - xtosiz) // xtsiz) * -(-(ysiz - ytosiz) // ytsiz),
+        tiles_present=_j2k_tiles_present(data, start + 2),
     )
+
+
+def _j2k_tiles_present(data: bytes, pos: int) -> int:
+    """How many distinct tiles the codestream's tile-parts hold (A.4.2: every tile has at
+    least one). Decoders fill missing tiles with zeros without an error, so a few hundred
+    bytes can pass for a whole mammogram."""
+    while pos + 4 <= len(data) and data[pos : pos + 2] != b"\xff\x90":  # main header segments
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if length < 2:
+            break
+        pos += 2 + length
+    tiles: set[int] = set()
+    while pos + 12 <= len(data) and data[pos : pos + 2] == b"\xff\x90":  # SOT, A.4.2
+        (isot, psot) = struct.unpack(">HI", data[pos + 4 : pos + 10])
+        tiles.add(isot)
+        if psot < 14:  # 0: the last tile-part runs to EOC; less than SOT + SOD: damaged
+            break
+        pos += psot
+    return len(tiles)
 
 
 def check_dimensions(ds: Dataset, limits: DecodeLimits) -> tuple[int, int]:
@@ -137,13 +180,73 @@ def _first_frame_bytes(ds: Dataset) -> bytes:
     from pydicom.encaps import generate_fragmented_frames
 
     number_of_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    for fragments in generate_fragmented_frames(ds.PixelData, number_of_frames=number_of_frames):
-        return b"".join(fragments)
+    frames = generate_fragmented_frames(ds.PixelData, number_of_frames=number_of_frames)
+    try:
+        for fragments in frames:
+            frame = b"".join(fragments)
+            if frame:
+                return frame
+            break
+    except Exception as exc:  # pydicom raises ValueError for bad item tags and offset tables
+        raise DicomReadError(f"damaged encapsulated pixel data: {one_line(exc)}") from exc
     raise DicomReadError("encapsulated pixel data holds no frame")
 
 
-def _decode_j2k_reduced(ds: Dataset, rows: int, columns: int, k: int) -> tuple[np.ndarray, int]:
-    """Decode a JPEG 2000 frame at resolution level ``k`` with Pillow.
+def _jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """(lines, samples per line) from the SOF marker, None when there is none before SOS."""
+    pos = 2 if data[:2] == b"\xff\xd8" else len(data)  # after SOI
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker in _JPEG_STANDALONE:
+            pos += 2
+        elif marker in _JPEG_SOF:
+            if pos + 9 > len(data):
+                return None
+            lines, samples = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return lines, samples
+        elif marker == 0xDA:  # SOS: the scan begins, and no frame header came
+            return None
+        else:
+            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+            pos += 2 + length
+    return None
+
+
+def _check_jpeg_frame(data: bytes, tsyntax: UID, rows: int, columns: int) -> None:
+    """The frame header against the DICOM header before a decoder allocates what the frame
+    says (PS3.5 8.2.1: they shall match), and the EOI marker that ends a whole stream."""
+    size = _jpeg_frame_size(data)
+    if size is None:
+        raise DicomReadError(f"{tsyntax.name} frame has no SOF marker (damaged pixel data)")
+    if size != (rows, columns):
+        raise DicomReadError(
+            f"{tsyntax.name} frame is {size[0]}x{size[1]} but the header says {rows}x{columns} "
+            "(possible decompression bomb)"
+        )
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise DicomReadError(f"{tsyntax.name} frame has no EOI marker (truncated pixel data)")
+
+
+def _check_j2k_frame(data: bytes, rows: int, columns: int) -> J2KHeader:
+    """The codestream's own header, refused when it does not describe the DICOM image."""
+    header = j2k_header(data)
+    if (header.rows, header.columns) != (rows, columns):
+        raise DicomReadError(
+            f"JPEG 2000 codestream is {header.rows}x{header.columns} but the header says "
+            f"{rows}x{columns} (possible decompression bomb)"
+        )
+    if header.tiles_present < header.tiles:
+        raise DicomReadError(
+            f"JPEG 2000 codestream holds {header.tiles_present} of its {header.tiles} tiles "
+            "(truncated or damaged pixel data)"
+        )
+    return header
+
+
+def _decode_j2k_pillow(ds: Dataset, rows: int, columns: int, k: int) -> tuple[np.ndarray, int]:
+    """Decode a JPEG 2000 frame at resolution level ``k`` (0: full size) with Pillow.
 
     Pillow returns 16-bit samples scaled up from the codestream's precision; we shift them
     back so that the values mean what BitsStored says.
@@ -151,12 +254,7 @@ def _decode_j2k_reduced(ds: Dataset, rows: int, columns: int, k: int) -> tuple[n
     from PIL import Image as PILImage
 
     data = _first_frame_bytes(ds)
-    header = j2k_header(data)
-    if (header.rows, header.columns) != (rows, columns):
-        raise DicomReadError(
-            f"JPEG 2000 codestream is {header.rows}x{header.columns} but the header says "
-            f"{rows}x{columns} (possible decompression bomb)"
-        )
+    header = _check_j2k_frame(data, rows, columns)
     if header.components != 1 or header.signed or header.precision > 16:
         raise _PillowUnsuitable
     k = min(k, header.levels)
@@ -202,31 +300,36 @@ def decode_pixels(
     if bits_allocated not in (8, 16, 32):
         raise DicomReadError(f"unsupported BitsAllocated {bits_allocated}")
     tsyntax = UID(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    if not tsyntax.is_transfer_syntax:
+        raise DicomReadError(f"unknown transfer syntax {str(tsyntax)[:64]!r}")
     k = reduce_level(rows, columns, target_shape)
 
     if not tsyntax.is_compressed:
+        if ds["PixelData"].is_undefined_length:
+            raise DicomReadError(
+                f"encapsulated pixel data under the uncompressed transfer syntax {tsyntax.name}"
+            )
         expected = rows * columns * (bits_allocated // 8)
         if len(ds.PixelData) < expected:
             raise DicomReadError(
                 f"pixel data is {len(ds.PixelData)} bytes, shorter than Rows x Columns needs "
                 f"({expected}): truncated file"
             )
-    elif tsyntax in J2K_SYNTAXES and k > 0:
+    elif tsyntax in J2K_SYNTAXES:
+        # Pillow's OpenJPEG decodes at a resolution level and is also faster at full size
+        # than pydicom's pylibjpeg path (multi-threaded); pydicom handles what it cannot.
         try:
-            return _decode_j2k_reduced(ds, rows, columns, k)
+            return _decode_j2k_pillow(ds, rows, columns, k)
         except _PillowUnsuitable:
             pass
         except DicomReadError:
             raise
         except Exception as exc:  # Pillow's errors are plain OSError/ValueError
-            raise DicomReadError(f"JPEG 2000 decoding failed: {exc}") from exc
-    elif tsyntax in J2K_SYNTAXES:
-        header = j2k_header(_first_frame_bytes(ds))
-        if (header.rows, header.columns) != (rows, columns):
-            raise DicomReadError(
-                f"JPEG 2000 codestream is {header.rows}x{header.columns} but the header says "
-                f"{rows}x{columns} (possible decompression bomb)"
-            )
+            raise DicomReadError(f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}") from exc
+    elif tsyntax in JPEG_SYNTAXES:
+        _check_jpeg_frame(_first_frame_bytes(ds), tsyntax, rows, columns)
+    else:
+        _first_frame_bytes(ds)  # refuses an empty or malformed encapsulation with its reason
 
     arr = _decode_with_pydicom(ds, tsyntax)
     if arr.shape != (rows, columns):
@@ -240,10 +343,13 @@ def decode_pixels(
 
 
 def _decode_with_pydicom(ds: Dataset, tsyntax: UID) -> np.ndarray:
-    from pydicom.pixels import pixel_array
+    from pydicom.pixels import get_decoder, pixel_array
 
+    plugin = _STRICT_PLUGIN.get(tsyntax, "")
+    if plugin and plugin not in get_decoder(tsyntax).available_plugins:
+        plugin = ""
     try:
-        arr = pixel_array(ds, index=0, raw=True)
+        arr = pixel_array(ds, index=0, raw=True, decoding_plugin=plugin)
     except NotImplementedError as exc:
         raise MissingCodecError(
             f"no installed codec decodes {tsyntax.name} ({tsyntax}); install the pylibjpeg "
@@ -252,7 +358,9 @@ def _decode_with_pydicom(ds: Dataset, tsyntax: UID) -> np.ndarray:
     except MemoryError as exc:
         raise DicomReadError("pixel data too large to decode") from exc
     except Exception as exc:  # codecs raise ValueError, RuntimeError, struct.error ...
-        raise DicomReadError(f"{tsyntax.name} pixel data could not be decoded: {exc}") from exc
+        raise DicomReadError(
+            f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}"
+        ) from exc
     if arr.ndim != 2:
         raise DicomReadError(f"decoded pixel data has shape {arr.shape}, expected one 2-D frame")
     return arr

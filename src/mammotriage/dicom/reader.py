@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
+from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from mammotriage.dicom import attributes as attrs
-from mammotriage.dicom.decode import DecodeLimits, decode_pixels
+from mammotriage.dicom.decode import DecodeLimits, decode_pixels, one_line
 from mammotriage.dicom.model import Image, Laterality, PresentationIntentType, Source, ViewPosition
 from mammotriage.dicom.voi import to_display, voi_params
 from mammotriage.errors import DicomReadError
@@ -29,6 +32,8 @@ from mammotriage.errors import DicomReadError
 log = logging.getLogger(__name__)
 
 _UID_CHARS = set("0123456789.")
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _PROJECTION_MODALITIES = frozenset({"CR", "DX", "OT", "SC", ""})
 
 
@@ -90,7 +95,10 @@ def screening_exclusion(ds: Dataset) -> str | None:
         return f"not a mammogram (Modality {modality or 'missing'}, BodyPartExamined {body_part or 'missing'})"
     if sop in attrs.SOP_TOMOSYNTHESIS:
         return "tomosynthesis volume or projection, not a 2D screening view"
-    number_of_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        number_of_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return f"invalid NumberOfFrames {str(ds.get('NumberOfFrames'))[:20]!r}"
     if number_of_frames > 1:
         return f"multi-frame object ({number_of_frames} frames): tomosynthesis, not a 2D screening view"
     if "PixelData" not in ds:
@@ -121,25 +129,121 @@ def _implant_displaced(ds: Dataset) -> bool:
     return position.endswith("ID") or "IMPLANT DISPLACED" in text or "EKLUND" in text
 
 
+class _BoundedFile:
+    """The file as pydicom reads it, with every read clamped to the bytes that are left.
+
+    An element length is a number the file chooses (up to 0xFFFFFFFE); a plain buffered
+    read reserves that many bytes before it finds the file shorter. pydicom also stops
+    quietly at a cut: ``partial_read`` records a read that found only part of what it
+    asked for (zero padding aside), which at the end of parsing means a file cut inside an
+    element header.
+    """
+
+    def __init__(self, fp: BinaryIO, size: int, inflate_limit: int) -> None:
+        self._fp = fp
+        self._size = size
+        self._inflate_limit = inflate_limit
+        self.name = str(getattr(fp, "name", ""))
+        self.partial_read = False
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = max(self._size - self._fp.tell(), 0)
+        if n is None or n < 0:
+            # pydicom reads the rest of the file in one go only for a deflated dataset
+            # (PS3.5 A.5), which it then inflates whole in memory.
+            data = self._fp.read(left)
+            _check_inflated_size(data, self._inflate_limit)
+            return data
+        data = self._fp.read(min(n, left))
+        self.partial_read = 0 < len(data) < n and any(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fp.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fp.tell()
+
+
+def _check_inflated_size(data: bytes, limit: int) -> None:
+    """Deflate expands up to ~1000:1, so a file of a few MB can inflate to gigabytes:
+    measure the inflated size, a bounded piece at a time, before pydicom inflates it."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    size = 0
+    try:
+        for start in range(0, len(data), 1 << 16):
+            piece = data[start : start + (1 << 16)]
+            while piece:
+                size += len(inflater.decompress(piece, 1 << 20))
+                if size > limit:
+                    raise DicomReadError(f"deflated dataset inflates beyond the {limit} byte limit")
+                piece = inflater.unconsumed_tail
+    except zlib.error:
+        return  # pydicom's own inflate meets the same error and reports it
+
+
+def _check_complete(ds: Dataset, fp: _BoundedFile) -> None:
+    """Refuse a dataset that pydicom read from a cut or mis-measured file without saying so."""
+    if fp.partial_read:
+        raise DicomReadError("truncated file: it ends inside an element header")
+    if len(ds) == 0:
+        raise DicomReadError(
+            "no data elements after the file meta information (empty or truncated file)"
+        )
+    for elem in ds.elements():
+        if (
+            isinstance(elem, RawDataElement)
+            and elem.value is not None
+            and elem.length != _UNDEFINED_LENGTH
+            and len(elem.value) < elem.length
+        ):
+            raise DicomReadError(
+                f"truncated file or wrong element length: {elem.tag} declares {elem.length} "
+                f"bytes, {len(elem.value)} remain"
+            )
+    for elem in ds.elements():  # the Image Pixel module: convert now, name what is broken
+        if elem.tag.group == 0x0028:
+            try:
+                ds[elem.tag]
+            except Exception as exc:
+                raise DicomReadError(
+                    f"damaged {keyword_for_tag(elem.tag) or 'element'} {elem.tag}: its value "
+                    f"does not fit VR {elem.VR}"
+                ) from exc
+
+
 def _read_dataset(path: Path, limits: DecodeLimits) -> Dataset:
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise DicomReadError(f"file is {size} bytes, larger than the {limits.max_file_bytes} byte limit")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                ds = pydicom.dcmread(path)
-            except InvalidDicomError:
-                # Old archives hold files without the Part 10 preamble; accept them only
-                # when what was read looks like an image object.
-                ds = pydicom.dcmread(path, force=True)
-                if "SOPClassUID" not in ds or "PixelData" not in ds:
-                    raise DicomReadError("not a DICOM file (no DICM preamble)") from None
-    except DicomReadError:
-        raise
-    except Exception as exc:  # truncated headers, wrong lengths: pydicom raises many kinds
-        raise DicomReadError(f"damaged DICOM header: {type(exc).__name__}: {exc}") from exc
+    if size == 0:
+        raise DicomReadError("empty file (0 bytes)")
+    with path.open("rb") as raw:  # OSError (a directory, no permission) is the caller's
+        fp = _BoundedFile(raw, size, inflate_limit=limits.max_file_bytes)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    ds = pydicom.dcmread(fp)
+                except InvalidDicomError:
+                    # Old archives hold files without the Part 10 preamble; accept them only
+                    # when what was read looks like an image object.
+                    fp.seek(0)
+                    ds = pydicom.dcmread(fp, force=True)
+                    if "SOPClassUID" not in ds or "PixelData" not in ds:
+                        raise DicomReadError("not a DICOM file (no DICM preamble)") from None
+                _check_complete(ds, fp)
+        except DicomReadError:
+            raise
+        except RecursionError as exc:
+            raise DicomReadError("damaged DICOM header: sequences nested too deeply") from exc
+        except zlib.error as exc:
+            raise DicomReadError(f"damaged deflated dataset: {one_line(exc)}") from exc
+        except Exception as exc:  # truncated headers, wrong lengths: pydicom raises many kinds
+            reason = f"damaged DICOM header: {type(exc).__name__}: {one_line(exc)}"
+            raise DicomReadError(reason) from exc
+    if ds.file_meta.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY:
+        raise DicomReadError("a DICOMDIR (media directory), not an image")
     if "TransferSyntaxUID" not in ds.file_meta:
         implicit, little = getattr(ds, "original_encoding", (True, True))
         if not little:
@@ -193,7 +297,8 @@ def read_image(
         return Image(path=path, usable=False, reason=f"file too large or deeply nested: {type(exc).__name__}")
     except Exception as exc:  # a hostile file must never crash the worker
         log.warning("unexpected failure reading an image", extra={"error": type(exc).__name__})
-        return Image(path=path, usable=False, reason=f"unreadable: {type(exc).__name__}: {exc}", **_identity(ds))
+        reason = f"unreadable: {type(exc).__name__}: {one_line(exc)}"
+        return Image(path=path, usable=False, reason=reason, **_identity(ds))
 
 
 def _identity(ds: Dataset) -> dict[str, Any]:

@@ -118,7 +118,8 @@ def mask_bits(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
     """Drop bits above BitsStored (overlays and garbage live there) and sign-extend."""
     if stored.dtype.kind == "f":
         return stored  # already block-averaged from masked integer values
-    values = stored.astype(np.int64, copy=False) & ((1 << bits_stored) - 1)
+    wide = np.int32 if bits_stored < 31 else np.int64
+    values = stored.astype(wide, copy=False) & wide((1 << bits_stored) - 1)
     if signed:
         sign_bit = 1 << (bits_stored - 1)
         values = (values ^ sign_bit) - sign_bit
