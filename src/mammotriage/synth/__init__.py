@@ -1,0 +1,65 @@
+"""Synthetic screening mammograms with ground truth, written as vendor-variant DICOM.
+
+There is no real data in this repository: tests, the demo and the shipped model are built
+on these phantoms. :func:`generate` writes a data set (DICOM files and ``truth.csv``);
+:func:`render_view` draws one view's pixels without DICOM, for pictures and tests.
+"""
+
+from mammotriage.synth.batch import (
+    TRUTH_COLUMNS,
+    ExamPlan,
+    TruthRow,
+    generate,
+    generate_exam,
+    plan_exams,
+    read_truth,
+    write_truth,
+)
+from mammotriage.synth.lesions import Box, BreastPosition, Lesion, LesionType
+from mammotriage.synth.phantom import (
+    Breast,
+    ChestWall,
+    Density,
+    RenderedView,
+    display_chest_wall,
+    power_law_field,
+    render_view,
+    sample_breast,
+)
+from mammotriage.synth.vendors import (
+    PROFILES,
+    DetectorFormat,
+    LabelStyle,
+    VendorProfile,
+    VoiStyle,
+    burn_in_label,
+)
+
+__all__ = [
+    "PROFILES",
+    "TRUTH_COLUMNS",
+    "Box",
+    "Breast",
+    "BreastPosition",
+    "ChestWall",
+    "Density",
+    "DetectorFormat",
+    "ExamPlan",
+    "LabelStyle",
+    "Lesion",
+    "LesionType",
+    "RenderedView",
+    "TruthRow",
+    "VendorProfile",
+    "VoiStyle",
+    "burn_in_label",
+    "display_chest_wall",
+    "generate",
+    "generate_exam",
+    "plan_exams",
+    "power_law_field",
+    "read_truth",
+    "render_view",
+    "sample_breast",
+    "write_truth",
+]

@@ -1,0 +1,630 @@
+"""Synthetic breast phantoms: outline, tissue texture, skin, nipple and pectoral muscle.
+
+A :class:`Breast` is sampled once per breast (its shape in both views, its density, its
+lesion and benign masses) and :func:`render_view` projects it into one view. Pixels are
+float32 in [0, 1] with dense tissue bright, computed on a ~0.2 mm grid and upsampled, with
+only the things that need it (calcifications, noise) added at full resolution: a full-size
+image costs a fraction of a second.
+
+Geometry is worked out in the canonical orientation (chest wall on the left, nipple pointing
+right, lateral/superior side up) in millimetres from the top-left corner; the image is
+mirrored at the end when the chest wall is wanted on the right.
+
+Fibroglandular texture is a Gaussian random field with a 1/f^beta power spectrum, beta = 3,
+the exponent measured on real mammograms (Burgess et al., Med Phys 2001), thresholded so
+that the dense fraction matches the BI-RADS density category.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mammotriage.dicom.model import Laterality, ViewPosition
+from mammotriage.synth import lesions as ls
+from mammotriage.synth.lesions import BenignMass, Box, BreastPosition, Lesion, LesionType
+
+#: Pixel spacing of the grid the tissue is computed on: finer than the structures it holds
+#: (vessels, spicules, skin line) and coarse enough to keep a full-size image fast.
+WORK_SPACING_MM = 0.2
+
+
+class Density(str, enum.Enum):
+    """BI-RADS breast composition (ACR BI-RADS Atlas 5th ed.), A fatty to D extremely dense."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+
+#: Fraction of the breast area that is fibroglandular, per density category.
+DENSE_FRACTION: dict[Density, tuple[float, float]] = {
+    Density.A: (0.04, 0.14),
+    Density.B: (0.18, 0.35),
+    Density.C: (0.42, 0.6),
+    Density.D: (0.68, 0.82),
+}
+
+
+class ChestWall(str, enum.Enum):
+    """Side of the stored image the chest wall is on."""
+
+    LEFT = "left"
+    RIGHT = "right"
+
+
+def display_chest_wall(laterality: Laterality) -> ChestWall:
+    """Hanging convention: right breasts face left (chest wall right), left breasts face right."""
+    return ChestWall.RIGHT if laterality is Laterality.RIGHT else ChestWall.LEFT
+
+
+@dataclass(frozen=True)
+class PectoralMuscle:
+    """Pectoral muscle of an MLO view: a triangle at the top of the chest-wall side whose
+    front edge bulges slightly (``curvature`` < 1)."""
+
+    top_width_mm: float
+    height_mm: float
+    curvature: float
+
+    def edge_x(self, y: np.ndarray) -> np.ndarray:
+        t = np.clip(1 - y / self.height_mm, 0, 1)
+        return np.asarray(self.top_width_mm * t**self.curvature)
+
+
+@dataclass(frozen=True)
+class ViewGeometry:
+    """Outline of the compressed breast in one view: a superellipse half with the chest wall
+    at x = 0 and the nipple at (``nipple_depth_mm``, ``nipple_y_mm``).
+
+    Upper and lower halves have their own extent and exponent: the MLO's upper half runs
+    off the top of the image into the axilla along a nearly straight line.
+    """
+
+    nipple_depth_mm: float
+    nipple_y_mm: float
+    half_height_up_mm: float
+    half_height_down_mm: float
+    exponent_up: float
+    exponent_down: float
+    pectoral: PectoralMuscle | None = None
+
+    def normalized_radius(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(q, d): q is 0 at the chest-wall centre and 1 on the skin; d approximates the
+        distance to the skin in mm (positive inside), as (1 - q) / |grad q|.
+
+        ``x`` varies along columns and ``y`` along rows, so the powers are taken on 1-D
+        arrays and only their sum is 2-D: this runs on every pixel of every image.
+        """
+        up = y < self.nipple_y_mm
+        b = np.where(up, self.half_height_up_mm, self.half_height_down_mm).astype(np.float32)
+        p = np.where(up, self.exponent_up, self.exponent_down).astype(np.float32)
+        ax = np.abs(x).astype(np.float32) / np.float32(self.nipple_depth_mm)
+        ay = (np.abs(y - self.nipple_y_mm) / b).astype(np.float32)
+        pu, pd = np.float32(self.exponent_up), np.float32(self.exponent_down)
+        s = np.maximum(np.where(up, ax**pu, ax**pd) + ay**p, np.float32(1e-12))
+        q = s ** (1 / p)
+        ax1 = np.where(up, ax ** (pu - 1), ax ** (pd - 1)) / np.float32(self.nipple_depth_mm)
+        ay1 = ay ** (p - 1) / b
+        grad = (q / s) * np.sqrt(ax1**2 + ay1**2)
+        return q, (1 - q) / np.maximum(grad, np.float32(1e-6))
+
+    def point(self, position: BreastPosition, view: ViewPosition) -> tuple[float, float]:
+        """Canonical (x, y) in mm of a finding at ``position``."""
+        angle = position.cc_angle if view is ViewPosition.CC else position.mlo_angle
+        r = position.nipple_distance_mm
+        return (self.nipple_depth_mm - r * math.cos(angle), self.nipple_y_mm - r * math.sin(angle))
+
+    def contains(self, x: float, y: float, margin_mm: float) -> bool:
+        """Whether (x, y) lies inside the breast, ``margin_mm`` from skin, chest wall and muscle."""
+        if x < margin_mm or y < margin_mm:
+            return False
+        _, d = self.normalized_radius(np.array([x]), np.array([y]))
+        if d[0] < margin_mm:
+            return False
+        return not (
+            self.pectoral is not None
+            and x < float(self.pectoral.edge_x(np.array([y]))[0]) + margin_mm
+        )
+
+
+@dataclass(frozen=True)
+class Breast:
+    """One breast of one exam, as both of its views show it."""
+
+    laterality: Laterality
+    density: Density
+    dense_fraction: float
+    cc: ViewGeometry
+    mlo: ViewGeometry
+    nipple_radius_mm: float
+    skin_mm: float
+    subcutaneous_fat_mm: float
+    retroglandular_fat_mm: float
+    lesion: Lesion | None = None
+    benign_masses: tuple[BenignMass, ...] = ()
+
+    def geometry(self, view: ViewPosition) -> ViewGeometry:
+        if view is ViewPosition.CC:
+            return self.cc
+        if view is ViewPosition.MLO:
+            return self.mlo
+        raise ValueError(f"view must be CC or MLO, got {view!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class RenderedView:
+    """Pixels of one view in stored orientation, with the truth a reader should recover.
+
+    ``box`` bounds the lesion in stored pixel coordinates; ``nipple_xy`` is the nipple's
+    pixel position; ``breast_mask`` marks breast (skin included) against air.
+    """
+
+    pixels: np.ndarray
+    box: Box | None
+    chest_wall: ChestWall
+    nipple_xy: tuple[float, float]
+    breast_mask: np.ndarray
+
+
+def sample_breast(
+    rng: np.random.Generator,
+    laterality: Laterality,
+    density: Density,
+    field_mm: tuple[float, float],
+    lesion_type: LesionType | None = None,
+    subtlety: int = 3,
+    *,
+    shape_seed: int | None = None,
+) -> Breast:
+    """Shape, composition and findings of one breast imaged on a detector of ``field_mm``
+    (height, width). With ``lesion_type`` the breast holds one cancer of that type.
+
+    Pass the same ``shape_seed`` for both breasts of an exam: they then share their shape
+    up to a few per cent, as a woman's breasts do (and as readers expect when they compare
+    left with right).
+    """
+    cc, mlo = _outlines(
+        np.random.default_rng(shape_seed) if shape_seed is not None else rng, rng, field_mm
+    )
+    lo, hi = DENSE_FRACTION[density]
+    breast = Breast(
+        laterality=laterality,
+        density=density,
+        dense_fraction=float(rng.uniform(lo, hi)),
+        cc=cc,
+        mlo=mlo,
+        nipple_radius_mm=float(rng.uniform(3, 6)),
+        skin_mm=float(rng.uniform(1.0, 2.0)),
+        subcutaneous_fat_mm=float(rng.uniform(3, 9)),
+        retroglandular_fat_mm=float(rng.uniform(2, 8)),
+    )
+    lesion = None
+    if lesion_type is not None:
+        lesion = ls.sample_lesion(rng, lesion_type, subtlety, BreastPosition(0, 0, 0))
+        position = _place(rng, breast, lesion.size_mm / 2 + 4)
+        lesion = replace(lesion, position=position)
+    benign = []
+    for _ in range(int(min(rng.poisson(0.6), 3))):
+        benign.append(
+            BenignMass(
+                position=_place(rng, breast, 10.0),
+                size_mm=float(rng.uniform(5, 14)),
+                contrast=float(rng.uniform(0.03, 0.08)),
+                shape_seed=int(rng.integers(2**31)),
+            )
+        )
+    return replace(breast, lesion=lesion, benign_masses=tuple(benign))
+
+
+def _outlines(
+    shape_rng: np.random.Generator, rng: np.random.Generator, field_mm: tuple[float, float]
+) -> tuple[ViewGeometry, ViewGeometry]:
+    """CC and MLO outlines: drawn from ``shape_rng``, each value jittered a little by ``rng``."""
+    fh, fw = field_mm
+
+    def draw(lo: float, hi: float) -> float:
+        return float(shape_rng.uniform(lo, hi)) * (1 + 0.03 * float(rng.standard_normal()))
+
+    size = draw(0, 1)
+    a_cc = min(60 + 60 * size, 0.8 * fw)
+    total = min((110 + 90 * size) * draw(0.9, 1.1), 0.92 * fh)
+    b_up = total * draw(0.48, 0.56)
+    b_down = total - b_up
+    cy = float(np.clip(fh * draw(0.47, 0.53), b_up + 0.02 * fh, 0.98 * fh - b_down))
+    cc = ViewGeometry(a_cc, cy, b_up, b_down, draw(1.9, 2.5), draw(1.9, 2.5))
+
+    a_mlo = min(a_cc * draw(1.05, 1.2), 0.88 * fw)
+    cy_mlo = fh * draw(0.52, 0.62)
+    b_down_mlo = min(draw(0.28, 0.38) * fh, 0.97 * fh - cy_mlo)
+    w_top = draw(0.5, 0.75)
+    p_up = draw(1.25, 1.7)
+    b_up_mlo = cy_mlo / (1 - w_top**p_up) ** (1 / p_up)
+    pectoral = PectoralMuscle(
+        top_width_mm=w_top * a_mlo * draw(0.55, 0.85),
+        height_mm=min(fh * draw(0.3, 0.5), cy_mlo + 0.1 * fh),
+        curvature=draw(0.7, 1.0),
+    )
+    mlo = ViewGeometry(a_mlo, cy_mlo, b_up_mlo, b_down_mlo, p_up, draw(1.8, 2.4), pectoral)
+    return cc, mlo
+
+
+def _place(rng: np.random.Generator, breast: Breast, margin_mm: float) -> BreastPosition:
+    """A position inside the breast in both views, ``margin_mm`` from skin and muscle."""
+    a = breast.cc.nipple_depth_mm
+    for _ in range(200):
+        pos = BreastPosition(
+            nipple_distance_mm=float(rng.uniform(0.2, 0.85) * a),
+            cc_angle=float(rng.uniform(-0.9, 0.9)),
+            mlo_angle=float(rng.uniform(-0.9, 0.9)),
+        )
+        if breast.cc.contains(*breast.cc.point(pos, ViewPosition.CC), margin_mm) and (
+            breast.mlo.contains(*breast.mlo.point(pos, ViewPosition.MLO), margin_mm)
+        ):
+            return pos
+    return BreastPosition(0.5 * a, 0.0, 0.0)
+
+
+# --- texture ----------------------------------------------------------------------------
+
+
+def _frequencies(shape: tuple[int, int], stretch: float = 1.0) -> np.ndarray:
+    """Radial spatial frequency (cycles/pixel) on the half-spectrum grid of ``irfft2``."""
+    fy = np.fft.fftfreq(shape[0]).astype(np.float32)[:, None] * stretch
+    fx = np.fft.rfftfreq(shape[1]).astype(np.float32)[None, :]
+    return np.asarray(np.sqrt(fy**2 + fx**2))
+
+
+def _spectral_field(
+    rng: np.random.Generator, shape: tuple[int, int], amplitude: np.ndarray
+) -> np.ndarray:
+    """Gaussian random field with amplitude spectrum ``amplitude``, zero mean, unit variance.
+
+    White noise is drawn directly in the frequency domain (one inverse FFT, no forward one).
+    """
+    z = rng.standard_normal((2, *amplitude.shape), dtype=np.float32)
+    field = np.fft.irfft2((z[0] + 1j * z[1]) * amplitude, s=shape).astype(np.float32)
+    field -= field.mean()
+    field /= field.std() + 1e-12
+    return field
+
+
+def power_law_field(
+    rng: np.random.Generator, shape: tuple[int, int], beta: float = 3.0, stretch: float = 1.0
+) -> np.ndarray:
+    """Gaussian random field with power spectrum ~ 1/f^beta, zero mean, unit variance.
+
+    ``stretch`` > 1 shortens the spectrum along axis 0, giving structures elongated along
+    that axis (used for ducts radiating from the nipple).
+    """
+    f = _frequencies(shape, stretch)
+    f[0, 0] = 1.0
+    amp = f ** np.float32(-beta / 2)
+    amp[0, 0] = 0.0
+    return _spectral_field(rng, shape, amp)
+
+
+def upsample(
+    image: np.ndarray, factor: int, shape: tuple[int, int], *, from_right: bool = False
+) -> np.ndarray:
+    """Bilinear upsampling by an integer ``factor`` (pixel centres aligned), cropped to
+    ``shape``: from the right edge with ``from_right``, so that upsampling commutes with
+    mirroring. Strided writes per phase avoid the gathers a general resize would need."""
+    if factor == 1:
+        out = image
+    else:
+        h, w = image.shape
+        padded = np.pad(image, 1, mode="edge")
+        rows = np.empty((h * factor, w + 2), dtype=np.float32)
+        for j in range(factor):
+            o = (j + 0.5) / factor - 0.5
+            lo, wt = (0, 1 + o) if o < 0 else (1, o)
+            rows[j::factor] = padded[lo : lo + h] * (1 - wt) + padded[lo + 1 : lo + 1 + h] * wt
+        out = np.empty((h * factor, w * factor), dtype=np.float32)
+        for j in range(factor):
+            o = (j + 0.5) / factor - 0.5
+            lo, wt = (0, 1 + o) if o < 0 else (1, o)
+            out[:, j::factor] = rows[:, lo : lo + w] * (1 - wt) + rows[:, lo + 1 : lo + 1 + w] * wt
+    if from_right:
+        return out[: shape[0], out.shape[1] - shape[1] :]
+    return out[: shape[0], : shape[1]]
+
+
+def _sample(grid: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of ``grid`` at fractional (row u, column v), clamped."""
+    u = np.clip(u, 0, grid.shape[0] - 1.001)
+    v = np.clip(v, 0, grid.shape[1] - 1.001)
+    iu, iv = u.astype(np.intp), v.astype(np.intp)
+    fu, fv = (u - iu).astype(np.float32), (v - iv).astype(np.float32)
+    flat = grid.ravel()
+    idx = iu * grid.shape[1] + iv
+    top = flat.take(idx) * (1 - fv) + flat.take(idx + 1) * fv
+    bottom = flat.take(idx + grid.shape[1]) * (1 - fv) + flat.take(idx + grid.shape[1] + 1) * fv
+    return np.asarray(top * (1 - fu) + bottom * fu)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _fast_length(n: int) -> int:
+    """Smallest length >= n whose prime factors are 2, 3 and 5."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+def _texture_fields(
+    rng: np.random.Generator, shape: tuple[int, int], ws: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three fields from one white-noise spectrum: the 1/f^3 field that places dense
+    tissue, a 1/f^2.3 one for its inner detail, and a band-pass one peaking at a ~6 mm
+    period whose blobs are fat lobules and whose zero crossings form the ligament network.
+
+    Sharing the noise costs one random draw instead of three; the band-pass field still
+    varies independently of the large-scale placement, since it lives at other frequencies.
+    """
+    # FFT lengths with only small prime factors: a length like 394 = 2 * 197 is many times
+    # slower. The periodic field is cropped back to ``shape``.
+    padded = (_fast_length(shape[0]), _fast_length(shape[1]))
+    f = _frequencies(padded)
+    f[0, 0] = 1.0
+    z = rng.standard_normal((2, *f.shape), dtype=np.float32)
+    noise = z[0] + 1j * z[1]
+    fields = []
+    lobule = f * np.float32(6.0 / ws)
+    for amp in (f ** np.float32(-1.5), f ** np.float32(-1.15), lobule * np.exp(-0.5 * lobule**2)):
+        amp[0, 0] = 0.0
+        field = np.fft.irfft2(noise * amp, s=padded)[: shape[0], : shape[1]].astype(np.float32)
+        field -= field.mean()
+        field /= field.std() + 1e-12
+        fields.append(field)
+    return fields[0], fields[1], fields[2]
+
+
+# --- rendering --------------------------------------------------------------------------
+
+FAT = 0.28
+GLANDULAR = 0.68
+AIR = 0.02
+
+
+def render_view(
+    rng: np.random.Generator,
+    breast: Breast,
+    view: ViewPosition,
+    shape: tuple[int, int],
+    spacing_mm: float,
+    *,
+    chest_wall: ChestWall | None = None,
+) -> RenderedView:
+    """Pixels of one view of ``breast``: float32 in [0, 1], dense tissue bright.
+
+    ``chest_wall`` defaults to the hanging convention for the breast's laterality; the
+    returned box and nipple position are in the pixels as returned (stored orientation).
+    The lesion, if any, is drawn with randomness of its own, so the same ``rng`` state
+    renders the same image with and without it except over the lesion.
+
+    Raises
+    ------
+    ValueError
+        If ``view`` is not CC or MLO, or ``shape`` is not portrait.
+    """
+    geometry = breast.geometry(view)
+    rows, columns = shape
+    if rows < columns or columns < 16:
+        raise ValueError(f"shape must be portrait (rows >= columns >= 16), got {shape!r}")
+    if chest_wall is None:
+        chest_wall = display_chest_wall(breast.laterality)
+    tissue_rng, finding_rng, noise_rng = rng.spawn(3)
+
+    factor = max(1, int(WORK_SPACING_MM / spacing_mm + 0.7))
+    ws = spacing_mm * factor
+    wh, ww = -(-rows // factor), -(-columns // factor)
+    xs = ((np.arange(ww, dtype=np.float32) + 0.5) * ws)[None, :]
+    ys = ((np.arange(wh, dtype=np.float32) + 0.5) * ws)[:, None]
+    q, dist = geometry.normalized_radius(xs, ys)
+    pect_x = geometry.pectoral.edge_x(ys) if geometry.pectoral is not None else np.zeros_like(ys)
+    image, texture = _tissue(tissue_rng, breast, geometry, xs, ys, q, dist, pect_x, ws)
+
+    _draw_benign(finding_rng, image, breast, view, ws)
+    box_mm = None
+    if breast.lesion is not None:
+        lx, ly = geometry.point(breast.lesion.position, view)
+        box_mm = ls.draw_lesion(image, breast.lesion, lx, ly, ws)
+    mask = _finish(image, texture, breast, geometry, xs, ys, dist, pect_x, ws)
+
+    mirror = chest_wall is ChestWall.RIGHT
+    if mirror:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    full = upsample(image, factor, shape, from_right=mirror)
+    mask = mask > 0.5
+    if factor > 1:
+        mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
+    breast_mask = mask[:rows, mask.shape[1] - columns :] if mirror else mask[:rows, :columns]
+
+    def to_stored_x(x_mm: float) -> float:
+        x = x_mm / spacing_mm - 0.5
+        return columns - 1 - x if mirror else x
+
+    for x_mm, y_mm, diameter, peak, hollow in _calcifications(finding_rng, breast, geometry, view):
+        ls.add_stamp(
+            full,
+            ls.dot_stamp(
+                to_stored_x(x_mm), y_mm / spacing_mm - 0.5, diameter / spacing_mm, peak, hollow
+            ),
+        )
+    noise = noise_rng.standard_normal(shape, dtype=np.float32)
+    noise *= 0.004 + 0.012 * full
+    full += noise
+    np.clip(full, 0, 1, out=full)
+
+    box = None
+    if box_mm is not None:
+        box = Box(
+            max(int(math.floor(box_mm[0] / spacing_mm)), 0),
+            max(int(math.floor(box_mm[1] / spacing_mm)), 0),
+            min(int(math.ceil(box_mm[2] / spacing_mm)), columns),
+            min(int(math.ceil(box_mm[3] / spacing_mm)), rows),
+        )
+        box = box.mirrored(columns) if mirror else box
+    nipple = (to_stored_x(geometry.nipple_depth_mm), geometry.nipple_y_mm / spacing_mm - 0.5)
+    pixels = np.ascontiguousarray(full, dtype=np.float32)
+    return RenderedView(pixels, box, chest_wall, nipple, np.ascontiguousarray(breast_mask))
+
+
+def _tissue(
+    rng: np.random.Generator,
+    breast: Breast,
+    g: ViewGeometry,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    q: np.ndarray,
+    dist: np.ndarray,
+    pect_x: np.ndarray,
+    ws: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fat and fibroglandular tissue on the work grid (before skin, muscle and findings).
+
+    Dense tissue lies behind the nipple and toward the upper-outer side, spares a layer of
+    subcutaneous fat under the skin and of retroglandular fat in front of the chest wall,
+    and is streaked along ducts that converge on the nipple.
+    """
+    shape = dist.shape
+    iso, mid, lobules = _texture_fields(rng, shape, ws)
+    envelope = _smoothstep((dist - breast.subcutaneous_fat_mm) * 0.1)
+    envelope *= 0.35 + 0.65 * _smoothstep((0.95 - q) / 0.45)
+    # The retroglandular fat layer has an irregular front, not a line parallel to the wall,
+    # and is thinnest where tissue is densest.
+    retro = breast.retroglandular_fat_mm * np.clip(1 - 0.9 * iso, 0.1, 3)
+    retro += pect_x
+    envelope *= _smoothstep((xs - retro) / 8.0)
+    b = g.half_height_up_mm + g.half_height_down_mm
+    envelope *= 0.6 + 0.4 * np.exp(-(((ys - g.nipple_y_mm + 0.1 * b) / (0.4 * b)) ** 2))
+    polar = power_law_field(rng, (96, 384), 3.0, stretch=6.0)
+    dx, dy = g.nipple_depth_mm - xs, ys - g.nipple_y_mm
+    r = np.sqrt(dx**2 + dy**2)
+    phi = np.arctan2(dy, dx)
+    streak = _sample(
+        polar, r * (95.0 / (1.3 * g.nipple_depth_mm + 1)), (phi + np.pi) * (383 / (2 * np.pi))
+    )
+    envelope -= 1
+    envelope *= 2.5
+    score = envelope
+    score += 0.75 * iso
+    score += 0.55 * streak
+    sample = score[dist > 0][::7]
+    threshold = float(np.quantile(sample, 1 - breast.dense_fraction)) if sample.size else 0.0
+    score -= threshold
+    score *= -1 / 0.45
+    dense = 1 / (1 + np.exp(score))
+    # Fat lobules: soft rounded lucencies of a few millimetres within dense tissue, their
+    # borders (the field's zero crossings) the ligament network that shows in fat.
+    dense *= 1 - 0.35 * _smoothstep((lobules - 0.8) / 2.0)
+    network = np.exp(-((lobules * 5) ** 2))
+    network *= 1 - dense
+    network *= _smoothstep(dist / 6.0)
+    image = (GLANDULAR - FAT + 0.03 * iso + 0.06 * mid) * dense
+    image += FAT
+    image += 0.025 * network
+    image += 0.012 * lobules
+    return image.astype(np.float32), mid
+
+
+def _finish(
+    image: np.ndarray,
+    texture: np.ndarray,
+    breast: Breast,
+    g: ViewGeometry,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    dist: np.ndarray,
+    pect_x: np.ndarray,
+    ws: float,
+) -> np.ndarray:
+    """Add pectoral muscle, thinning toward the edge, skin line, nipple and air, in place.
+    Returns the breast mask (1 inside, anti-aliased edge)."""
+    if g.pectoral is not None:
+        muscle = _smoothstep((pect_x - xs) / 2.0 + 0.5)
+        depth = np.clip(1 - xs / np.maximum(pect_x, 1.0), 0, 1)
+        level = 0.48 + 0.1 * depth + 0.06 * np.clip(1 - ys / g.pectoral.height_mm, 0, 1)
+        level = level + 0.035 * texture
+        image[:] = image * (1 - muscle) + muscle * np.maximum(image, level)
+    image *= 1 - 0.45 * np.exp(-np.maximum(dist, 0) / 6.0)
+    s = breast.skin_mm
+    image += 0.12 * np.exp(-(((dist - 0.5 * s) / (0.6 * s)) ** 2))
+    mask = np.clip(dist / ws + 0.5, 0, 1)
+    rn = breast.nipple_radius_mm
+    dn = np.hypot(xs - g.nipple_depth_mm, ys - g.nipple_y_mm)
+    nipple = np.clip((rn - dn) / ws + 0.5, 0, 1) * (xs > g.nipple_depth_mm - rn)
+    both = np.maximum(mask, nipple)
+    image *= mask
+    image += 0.3 * np.clip(nipple - mask, 0, 1) + AIR * (1 - both)
+    return both.astype(np.float32)
+
+
+def _draw_benign(
+    rng: np.random.Generator, image: np.ndarray, breast: Breast, view: ViewPosition, ws: float
+) -> None:
+    """Benign masses, vessels and (MLO) axillary lymph nodes on the work grid."""
+    g = breast.geometry(view)
+    for mass in breast.benign_masses:
+        mx, my = g.point(mass.position, view)
+        ls.add_stamp(image, ls.benign_mass_stamp(mass, mx / ws - 0.5, my / ws - 0.5, ws))
+    vessels = []
+    for _ in range(int(rng.integers(2, 6))):
+        x0 = float(rng.uniform(2, 0.35 * g.nipple_depth_mm))
+        y0 = g.nipple_y_mm + float(rng.uniform(-0.7, 0.7)) * (
+            g.half_height_up_mm if rng.uniform() < 0.5 else g.half_height_down_mm
+        )
+        heading = math.atan2(g.nipple_y_mm - y0, g.nipple_depth_mm - x0) + rng.normal(0, 0.25)
+        length = float(rng.uniform(0.5, 1.0)) * math.hypot(
+            g.nipple_depth_mm - x0, g.nipple_y_mm - y0
+        )
+        pts = ls.vessel_polyline(rng, (x0 / ws - 0.5, y0 / ws - 0.5), heading, length / ws)
+        taper = np.sin(np.linspace(0.15, 1, len(pts)) * np.pi / 2) * np.linspace(1, 0.3, len(pts))
+        vessels.append((pts, float(rng.uniform(0.03, 0.07)) * taper))
+    stamp = ls.lines_stamp(vessels, float(rng.uniform(0.35, 0.6)) / ws)
+    if stamp is not None:
+        ls.add_stamp(image, stamp)
+    if g.pectoral is not None:
+        for _ in range(int(rng.integers(0, 3))):
+            y = float(rng.uniform(0.1, 0.55)) * g.pectoral.height_mm
+            x = float(g.pectoral.edge_x(np.array([y]))[0]) + float(rng.uniform(5, 15))
+            if g.contains(x, y, 5.0):
+                for s in ls.lymph_node_stamps(rng, x / ws - 0.5, y / ws - 0.5, ws):
+                    ls.add_stamp(image, s)
+
+
+def _calcifications(
+    rng: np.random.Generator, breast: Breast, g: ViewGeometry, view: ViewPosition
+) -> list[tuple[float, float, float, float, bool]]:
+    """Dots drawn at full resolution, as (x_mm, y_mm, diameter_mm, peak, hollow): the
+    lesion's cluster and a few benign scattered calcifications (larger, round, sometimes
+    with a lucent centre, far apart)."""
+    dots = []
+    lesion = breast.lesion
+    if lesion is not None and lesion.lesion_type is LesionType.CALCIFICATION_CLUSTER:
+        lx, ly = g.point(lesion.position, view)
+        for dx, dy, diameter, peak in ls.calcification_layout(lesion):
+            dots.append((lx + dx, ly + dy, diameter, peak, False))
+    for _ in range(int(rng.choice([0, 0, 1, 2, 3, 5, 8]))):
+        x = float(rng.uniform(0, g.nipple_depth_mm))
+        y = float(
+            rng.uniform(g.nipple_y_mm - g.half_height_up_mm, g.nipple_y_mm + g.half_height_down_mm)
+        )
+        diameter, peak = float(rng.uniform(0.7, 2.2)), float(rng.uniform(0.2, 0.45))
+        hollow = bool(rng.uniform() < 0.3)
+        if g.contains(x, y, 3.0):
+            dots.append((x, y, diameter, peak, hollow))
+    return dots
