@@ -44,7 +44,8 @@ for _ in range(repeat):
     times.append(time.perf_counter() - t)
     assert image.usable, image.reason
 peak = hwm_mb()
-print(json.dumps({"ms": 1000 * float(sorted(times)[len(times) // 2]), "shape": list(image.pixels.shape),
+print(json.dumps({"ms": 1000 * float(sorted(times)[len(times) // 2]),
+                  "shape": list(image.pixels.shape),
                   "peak_rss_mb": peak, "delta_rss_mb": peak - base}))
 """
 
@@ -118,9 +119,14 @@ def _variants(reference: Path, folder: Path) -> dict[str, Path]:
     save("JPEG 2000 Lossless", lambda ds: ds.compress(JPEG2000Lossless))
     save("JPEG 2000 (lossy, 20:1)", lambda ds: ds.compress(JPEG2000, j2k_cr=[20]))
     if shutil.which("dcmcjpeg"):
-        for name, flag in (("JPEG Lossless SV1 (dcmtk)", "+e1"), ("JPEG Extended 12-bit (dcmtk)", "+ee")):
+        for name, flag in (
+            ("JPEG Lossless SV1 (dcmtk)", "+e1"),
+            ("JPEG Extended 12-bit (dcmtk)", "+ee"),
+        ):
             path = folder / f"{len(out)}.dcm"
-            subprocess.run(["dcmcjpeg", flag, str(reference), str(path)], check=True, capture_output=True)
+            subprocess.run(
+                ["dcmcjpeg", flag, str(reference), str(path)], check=True, capture_output=True
+            )
             out[name] = path
     return out
 
@@ -134,11 +140,14 @@ def _measure(path: Path, target: tuple[int, int] | None, repeat: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=4736)
     parser.add_argument("--columns", type=int, default=2624)
     parser.add_argument("--target", type=int, nargs=2, default=(512, 256), metavar=("ROWS", "COLS"),
-                        help="the model's input size (default 512 256, the shipped model's sidecar)")
+                        help="the model's input size "
+                             "(default 512 256, the shipped model's sidecar)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -169,12 +178,13 @@ def main() -> None:
         return
     print(f"# decode benchmark: {meta['image']} -> model input {args.target[0]}x{args.target[1]}, "
           f"median of {args.repeat}, {meta['machine']}, Python {meta['python']}")
-    print(f"| transfer syntax | file MB | full ms | full peak RSS MB | model-res ms | decoded shape "
-          f"| model-res peak RSS MB | speedup |")
+    print("| transfer syntax | file MB | full ms | full peak RSS MB | model-res ms | decoded shape "
+          "| model-res peak RSS MB | speedup |")
     print("|---|---:|---:|---:|---:|---|---:|---:|")
     for r in rows:
-        print(f"| {r['transfer_syntax']} | {r['file_mb']:.1f} | {r['full_ms']:.0f} | {r['full_peak_rss_mb']:.0f} "
-              f"| {r['model_ms']:.0f} | {r['model_shape'][0]}x{r['model_shape'][1]} "
+        print(f"| {r['transfer_syntax']} | {r['file_mb']:.1f} | {r['full_ms']:.0f} "
+              f"| {r['full_peak_rss_mb']:.0f} | {r['model_ms']:.0f} "
+              f"| {r['model_shape'][0]}x{r['model_shape'][1]} "
               f"| {r['model_peak_rss_mb']:.0f} | {r['speedup']:.1f}x |")
 
 

@@ -15,7 +15,9 @@ FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.2.1"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def breast_pixels(rows: int = 96, columns: int = 64, *, chest_wall: str = "left", bits: int = 12) -> np.ndarray:
+def breast_pixels(
+    rows: int = 96, columns: int = 64, *, chest_wall: str = "left", bits: int = 12
+) -> np.ndarray:
     """A bright half-disc against one edge on a dark background (MONOCHROME2 values)."""
     y, x = np.mgrid[0:rows, 0:columns]
     cx = 0 if chest_wall == "left" else columns - 1

@@ -49,7 +49,9 @@ def _fail(exc: MammotriageError) -> None:
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the exams and truth.csv into.")],
     exams: Annotated[int, typer.Option("--exams", "-n", min=1, help="Number of exams.")] = 20,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed writes the same files.")
+    ] = 0,
     small: Annotated[bool, typer.Option("--small", help="Small images, for fast tests.")] = False,
     prevalence: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of exams with a cancer.")
@@ -89,7 +91,9 @@ def _image_record(image: Any) -> dict[str, Any]:
         "columns": image.columns,
         "bits_stored": image.bits_stored,
         "photometric_interpretation": image.photometric_interpretation,
-        "presentation_intent": image.presentation_intent.value if image.presentation_intent else None,
+        "presentation_intent": (
+            image.presentation_intent.value if image.presentation_intent else None
+        ),
         "flip_horizontal": image.flip_horizontal,
         "flip_vertical": image.flip_vertical,
         "orientation_source": image.orientation_source.value,
@@ -145,7 +149,10 @@ def inspect(
         return
 
     table = Table(title=f"{len(images)} files, {len(exams)} exams")
-    for column in ("file", "exam", "lat (source)", "view (source)", "usable / reason", "syntax", "size"):
+    headings = (
+        "file", "exam", "lat (source)", "view (source)", "usable / reason", "syntax", "size"
+    )
+    for column in headings:
         table.add_column(column, overflow="fold")
     for image in images:
         table.add_row(

@@ -37,9 +37,16 @@ def test_laterality_and_view_are_recovered_for_every_image(batch):
     images = [r for r in records if r["kind"] == "image"]
     assert len(images) == len(truth) == 4 * EXAMS
     wrong = [
-        (r["path"], r["laterality"], r["view"], truth[r["path"]].laterality.value, truth[r["path"]].view.value)
+        (
+            r["path"],
+            r["laterality"],
+            r["view"],
+            truth[r["path"]].laterality.value,
+            truth[r["path"]].view.value,
+        )
         for r in images
-        if (r["laterality"], r["view"]) != (truth[r["path"]].laterality.value, truth[r["path"]].view.value)
+        if (r["laterality"], r["view"])
+        != (truth[r["path"]].laterality.value, truth[r["path"]].view.value)
     ]
     assert wrong == []
     assert all(r["usable"] for r in images)

@@ -133,7 +133,10 @@ def _frame_laterality(ds: Dataset) -> Laterality:
 def infer_laterality(ds: Dataset, path: Path | None) -> tuple[Laterality, Source]:
     """ImageLaterality, else Laterality, else frame-level tags, else text; UNKNOWN otherwise
     (the reader then asks the pixels)."""
-    for keyword, source in (("ImageLaterality", Source.IMAGE_LATERALITY), ("Laterality", Source.LATERALITY)):
+    for keyword, source in (
+        ("ImageLaterality", Source.IMAGE_LATERALITY),
+        ("Laterality", Source.LATERALITY),
+    ):
         value = str(ds.get(keyword, "") or "").strip().upper()
         if value in ("L", "R"):
             return Laterality(value), source
@@ -151,7 +154,11 @@ def _view_from_position(value: str) -> ViewPosition:
     value = value.strip().upper().replace(" ", "")
     if value.endswith("ID") and value[:-2] in ViewPosition.__members__:
         value = value[:-2]  # "CCID", "MLOID": implant-displaced variants
-    if value[:1] in ("L", "R") and value[1:] in ViewPosition.__members__ and value not in ("LM", "LMO", "RL", "RM"):
+    if (
+        value[:1] in ("L", "R")
+        and value[1:] in ViewPosition.__members__
+        and value not in ("LM", "LMO", "RL", "RM")
+    ):
         value = value[1:]  # "LCC", "RMLO"
     try:
         return ViewPosition(value)
@@ -217,7 +224,9 @@ def view_modifiers(ds: Dataset) -> set[str]:
     return codes
 
 
-def orientation_from_tags(ds: Dataset, view: ViewPosition, laterality: Laterality) -> tuple[bool, bool] | None:
+def orientation_from_tags(
+    ds: Dataset, view: ViewPosition, laterality: Laterality
+) -> tuple[bool, bool] | None:
     """Flips to canonical (chest wall left, superior or lateral side up) from PatientOrientation.
 
     PatientOrientation (0020,0020) gives the patient direction of the rows and the columns

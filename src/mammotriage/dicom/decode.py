@@ -13,13 +13,14 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    HTJ2K,
     JPEG2000,
     UID,
-    HTJ2K,
     HTJ2KLossless,
     HTJ2KLosslessRPCL,
     JPEG2000Lossless,
@@ -29,6 +30,9 @@ from pydicom.uid import (
 
 from mammotriage.dicom.voi import mask_bits
 from mammotriage.errors import DicomReadError, MissingCodecError
+
+if TYPE_CHECKING:
+    from PIL.Jpeg2KImagePlugin import Jpeg2KImageFile
 
 J2K_SYNTAXES = frozenset({JPEG2000, JPEG2000Lossless, HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL})
 JPEG_SYNTAXES = frozenset(JPEGTransferSyntaxes) | frozenset(JPEGLSTransferSyntaxes)
@@ -258,7 +262,10 @@ def _decode_j2k_pillow(ds: Dataset, rows: int, columns: int, k: int) -> tuple[np
     if header.components != 1 or header.signed or header.precision > 16:
         raise _PillowUnsuitable
     k = min(k, header.levels)
-    im = PILImage.open(io.BytesIO(data))
+    # The codestream checked above opens as Pillow's JPEG 2000 plugin, whose ``reduce`` is a
+    # settable property (the resolution level to decode) shadowing ``Image.reduce()``; typed
+    # as a plain Image, mypy would see the method.
+    im = cast("Jpeg2KImageFile", PILImage.open(io.BytesIO(data)))
     im.reduce = k
     im.load()
     arr = np.asarray(im)
@@ -325,7 +332,9 @@ def decode_pixels(
         except DicomReadError:
             raise
         except Exception as exc:  # Pillow's errors are plain OSError/ValueError
-            raise DicomReadError(f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}") from exc
+            raise DicomReadError(
+                f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}"
+            ) from exc
     elif tsyntax in JPEG_SYNTAXES:
         _check_jpeg_frame(_first_frame_bytes(ds), tsyntax, rows, columns)
     else:

@@ -67,7 +67,10 @@ def _why(best: Image, others: list[Image]) -> str:
         best.presentation_intent is not PresentationIntentType.FOR_PROCESSING
     ):
         reasons.append("For Presentation chosen over For Processing")
-    if any(o.view in (ViewPosition.ML, ViewPosition.LM) for o in others) and best.view is ViewPosition.MLO:
+    if (
+        any(o.view in (ViewPosition.ML, ViewPosition.LM) for o in others)
+        and best.view is ViewPosition.MLO
+    ):
         reasons.append("MLO chosen over a lateral view")
     if any(o.implant_displaced for o in others) and not best.implant_displaced:
         reasons.append("standard view chosen over implant-displaced")
@@ -91,7 +94,13 @@ def build_exam(exam_id: str, source: str, images: list[Image]) -> Exam:
         if len(ranked) > 1:
             choices[slot] = _why(ranked[0], ranked[1:])
     ordered = tuple(sorted(images, key=lambda im: (str(im.path), im.sop_instance_uid or "")))
-    return Exam(exam_id=exam_id, exam_id_source=source, images=ordered, selected=selected, choices=choices)
+    return Exam(
+        exam_id=exam_id,
+        exam_id_source=source,
+        images=ordered,
+        selected=selected,
+        choices=choices,
+    )
 
 
 def group_exams(images: Iterable[Image]) -> list[Exam]:

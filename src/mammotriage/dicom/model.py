@@ -168,11 +168,13 @@ class Exam:
 
     @property
     def present(self) -> list[str]:
-        return [view_label(lat, v) for lat, v in STANDARD_VIEWS if view_label(lat, v) in self.selected]
+        labels = (view_label(lat, v) for lat, v in STANDARD_VIEWS)
+        return [label for label in labels if label in self.selected]
 
     @property
     def missing(self) -> list[str]:
-        return [view_label(lat, v) for lat, v in STANDARD_VIEWS if view_label(lat, v) not in self.selected]
+        labels = (view_label(lat, v) for lat, v in STANDARD_VIEWS)
+        return [label for label in labels if label not in self.selected]
 
     @property
     def duplicated(self) -> list[str]:

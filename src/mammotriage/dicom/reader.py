@@ -15,7 +15,6 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
 import pydicom
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
@@ -25,7 +24,7 @@ from pydicom.uid import UID
 
 from mammotriage.dicom import attributes as attrs
 from mammotriage.dicom.decode import DecodeLimits, decode_pixels, one_line
-from mammotriage.dicom.model import Image, Laterality, PresentationIntentType, Source, ViewPosition
+from mammotriage.dicom.model import Image, Laterality, PresentationIntentType, Source
 from mammotriage.dicom.voi import to_display, voi_params
 from mammotriage.errors import DicomReadError
 
@@ -35,6 +34,8 @@ _UID_CHARS = set("0123456789.")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _PROJECTION_MODALITIES = frozenset({"CR", "DX", "OT", "SC", ""})
+#: Default for :func:`read_image`: a frozen dataclass, so one shared instance is safe.
+_DEFAULT_LIMITS = DecodeLimits()
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
@@ -85,14 +86,18 @@ def screening_exclusion(ds: Dataset) -> str | None:
     body_part = (_text(ds, "BodyPartExamined") or "").upper()
     sop = _text(ds, "SOPClassUID") or ""
     texts = " ".join(
-        (_text(ds, k) or "") for k in ("SeriesDescription", "ProtocolName", "AcquisitionDeviceProcessingDescription")
+        (_text(ds, k) or "")
+        for k in ("SeriesDescription", "ProtocolName", "AcquisitionDeviceProcessingDescription")
     ).upper()
     image_type = " ".join(str(v) for v in (ds.get("ImageType") or [])).upper()
 
     # Screen-film digitisations, CR mammography and research-archive copies come as CR, DX,
     # OT or Secondary Capture with BodyPartExamined BREAST; CT, MR, US ... never are mammograms.
     if modality != "MG" and not (body_part == "BREAST" and modality in _PROJECTION_MODALITIES):
-        return f"not a mammogram (Modality {modality or 'missing'}, BodyPartExamined {body_part or 'missing'})"
+        return (
+            f"not a mammogram (Modality {modality or 'missing'}, "
+            f"BodyPartExamined {body_part or 'missing'})"
+        )
     if sop in attrs.SOP_TOMOSYNTHESIS:
         return "tomosynthesis volume or projection, not a 2D screening view"
     try:
@@ -100,10 +105,15 @@ def screening_exclusion(ds: Dataset) -> str | None:
     except (TypeError, ValueError):
         return f"invalid NumberOfFrames {str(ds.get('NumberOfFrames'))[:20]!r}"
     if number_of_frames > 1:
-        return f"multi-frame object ({number_of_frames} frames): tomosynthesis, not a 2D screening view"
+        return (
+            f"multi-frame object ({number_of_frames} frames): "
+            "tomosynthesis, not a 2D screening view"
+        )
     if "PixelData" not in ds:
         return "not an image (no pixel data)"
-    if sop and sop not in attrs.SOP_DIGITAL_MAMMOGRAPHY | attrs.SOP_SECONDARY_CAPTURE | attrs.SOP_OTHER_IMAGES:
+    if sop and sop not in (
+        attrs.SOP_DIGITAL_MAMMOGRAPHY | attrs.SOP_SECONDARY_CAPTURE | attrs.SOP_OTHER_IMAGES
+    ):
         return f"not a mammography image object (SOP Class {UID(sop).name})"
     modifiers = attrs.view_modifiers(ds)
     if modifiers & attrs.SPOT_COMPRESSION or "SPOT" in texts:
@@ -215,7 +225,9 @@ def _check_complete(ds: Dataset, fp: _BoundedFile) -> None:
 def _read_dataset(path: Path, limits: DecodeLimits) -> Dataset:
     size = path.stat().st_size
     if size > limits.max_file_bytes:
-        raise DicomReadError(f"file is {size} bytes, larger than the {limits.max_file_bytes} byte limit")
+        raise DicomReadError(
+            f"file is {size} bytes, larger than the {limits.max_file_bytes} byte limit"
+        )
     if size == 0:
         raise DicomReadError("empty file (0 bytes)")
     with path.open("rb") as raw:  # OSError (a directory, no permission) is the caller's
@@ -259,7 +271,7 @@ def read_image(
     *,
     target_shape: tuple[int, int] | None = None,
     load_pixels: bool = True,
-    limits: DecodeLimits = DecodeLimits(),
+    limits: DecodeLimits = _DEFAULT_LIMITS,
 ) -> Image:
     """Read one DICOM file as an :class:`Image`.
 
@@ -294,7 +306,8 @@ def read_image(
     except DicomReadError as exc:
         return Image(path=path, usable=False, reason=exc.reason, **_identity(ds))
     except (MemoryError, RecursionError) as exc:
-        return Image(path=path, usable=False, reason=f"file too large or deeply nested: {type(exc).__name__}")
+        reason = f"file too large or deeply nested: {type(exc).__name__}"
+        return Image(path=path, usable=False, reason=reason)
     except Exception as exc:  # a hostile file must never crash the worker
         log.warning("unexpected failure reading an image", extra={"error": type(exc).__name__})
         reason = f"unreadable: {type(exc).__name__}: {one_line(exc)}"
@@ -339,7 +352,9 @@ def _image_from_dataset(
     for keyword in ("SOPInstanceUID", "StudyInstanceUID"):
         value = _text(ds, keyword)
         if value is not None and not _valid_uid(value):
-            raise DicomReadError(f"invalid {keyword} {value[:70]!r} (PS3.5 9.1: digits and dots, <= 64 chars)")
+            raise DicomReadError(
+                f"invalid {keyword} {value[:70]!r} (PS3.5 9.1: digits and dots, <= 64 chars)"
+            )
     if ident["sop_instance_uid"] is None:
         raise DicomReadError("missing SOPInstanceUID")
 
@@ -357,7 +372,12 @@ def _image_from_dataset(
     )
     laterality, laterality_source = attrs.infer_laterality(ds, path)
     view, view_source = attrs.infer_view(ds, path)
-    base.update(laterality=laterality, laterality_source=laterality_source, view=view, view_source=view_source)
+    base.update(
+        laterality=laterality,
+        laterality_source=laterality_source,
+        view=view,
+        view_source=view_source,
+    )
 
     exclusion = screening_exclusion(ds)
     if exclusion is not None:

@@ -50,7 +50,7 @@ def _first_number(value: object) -> float | None:
         value, (str, bytes)
     ):
         try:
-            value = value[0]  # type: ignore[index]
+            value = value[0]
         except (IndexError, TypeError):
             return None
     try:
@@ -74,14 +74,18 @@ def voi_params(ds: Dataset, *, use_voi: bool = True) -> VoiParams:
     bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
     bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
     if not 1 <= bits_stored <= bits_allocated:
-        raise DicomReadError(f"BitsStored {bits_stored} does not fit BitsAllocated {bits_allocated}")
+        raise DicomReadError(
+            f"BitsStored {bits_stored} does not fit BitsAllocated {bits_allocated}"
+        )
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     slope = _first_number(ds.get("RescaleSlope")) or 1.0
     intercept = _first_number(ds.get("RescaleIntercept")) or 0.0
     shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
     invert = photometric == "MONOCHROME1" or shape == "INVERSE"
 
-    params = dict(bits_stored=bits_stored, signed=signed, slope=slope, intercept=intercept, invert=invert)
+    params = dict(
+        bits_stored=bits_stored, signed=signed, slope=slope, intercept=intercept, invert=invert
+    )
     if not use_voi:
         return VoiParams(**params)  # type: ignore[arg-type]
 
@@ -151,7 +155,9 @@ def to_display(stored: np.ndarray, p: VoiParams) -> np.ndarray:
     return out
 
 
-def _window(values: np.ndarray, center: float, width: float, function: VOILUTFunction) -> np.ndarray:
+def _window(
+    values: np.ndarray, center: float, width: float, function: VOILUTFunction
+) -> np.ndarray:
     """PS3.3 C.11.2.1.2 (LINEAR, LINEAR_EXACT) and C.11.2.1.3.1 (SIGMOID), output in [0, 1]."""
     if function is VOILUTFunction.SIGMOID:
         return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
@@ -159,4 +165,6 @@ def _window(values: np.ndarray, center: float, width: float, function: VOILUTFun
         return (values - (center - width / 2.0)) / width
     if width < 1:
         width = 1.0
-    return ((values - (center - 0.5)) / (width - 1.0) + 0.5) if width > 1 else (values >= center).astype(np.float32)
+    if width > 1:
+        return (values - (center - 0.5)) / (width - 1.0) + 0.5
+    return (values >= center).astype(np.float32)

@@ -22,10 +22,10 @@ from mammotriage.synth.phantom import (
     Density,
     RenderedView,
     display_chest_wall,
-    power_law_field,
     render_view,
     sample_breast,
 )
+from mammotriage.synth.texture import power_law_field
 from mammotriage.synth.vendors import (
     PROFILES,
     DetectorFormat,

@@ -46,7 +46,11 @@ def test_grouping_falls_back_to_accession_number_then_patient_and_date():
                   _img(L, MLO, study_instance_uid=None, patient_id="P9", study_date="20260202")]
     exams = group_exams(by_accession + by_patient)
     assert [len(e.images) for e in exams] == [2, 2, 1]
-    assert [e.exam_id_source for e in exams] == ["AccessionNumber", "PatientID+StudyDate", "PatientID+StudyDate"]
+    assert [e.exam_id_source for e in exams] == [
+        "AccessionNumber",
+        "PatientID+StudyDate",
+        "PatientID+StudyDate",
+    ]
 
 
 def test_patient_derived_exam_ids_do_not_contain_the_patient_id():

@@ -20,7 +20,10 @@ def _read(tmp_path, name="IMG0001.dcm", pixels=None, **attrs):
 
 def test_image_laterality_wins_over_series_laterality(tmp_path):
     image = _read(tmp_path, ImageLaterality="R", Laterality="L")
-    assert (image.laterality, image.laterality_source) == (Laterality.RIGHT, Source.IMAGE_LATERALITY)
+    assert (image.laterality, image.laterality_source) == (
+        Laterality.RIGHT,
+        Source.IMAGE_LATERALITY,
+    )
 
 
 def test_series_laterality_is_used_when_image_laterality_is_absent(tmp_path):
@@ -34,7 +37,10 @@ def test_frame_laterality_in_functional_groups_is_used(tmp_path):
     group = Dataset()
     group.FrameAnatomySequence = [anatomy]
     image = _read(tmp_path, ImageLaterality=None, SharedFunctionalGroupsSequence=[group])
-    assert (image.laterality, image.laterality_source) == (Laterality.RIGHT, Source.FUNCTIONAL_GROUPS)
+    assert (image.laterality, image.laterality_source) == (
+        Laterality.RIGHT,
+        Source.FUNCTIONAL_GROUPS,
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,8 +52,12 @@ def test_frame_laterality_in_functional_groups_is_used(tmp_path):
         ("PatientID", "Calc-Training_P_00005_LEFT_MLO", Source.PATIENT_ID, "L", "MLO"),
     ],
 )
-def test_laterality_and_view_from_text_when_no_tag_has_them(tmp_path, field, text, source, lat, view):
-    image = _read(tmp_path, ImageLaterality=None, ViewPosition=None, PatientOrientation=None, **{field: text})
+def test_laterality_and_view_from_text_when_no_tag_has_them(
+    tmp_path, field, text, source, lat, view
+):
+    image = _read(
+        tmp_path, ImageLaterality=None, ViewPosition=None, PatientOrientation=None, **{field: text}
+    )
     assert (image.laterality.value, image.laterality_source) == (lat, source)
     assert (image.view.value, image.view_source) == (view, source)
 
@@ -59,7 +69,9 @@ def test_laterality_and_view_from_the_file_name_as_last_text_source(tmp_path):
     assert (image.view, image.view_source) == (ViewPosition.MLO, Source.FILE_NAME)
 
 
-@pytest.mark.parametrize("chest_wall,expected", [("left", Laterality.LEFT), ("right", Laterality.RIGHT)])
+@pytest.mark.parametrize(
+    "chest_wall,expected", [("left", Laterality.LEFT), ("right", Laterality.RIGHT)]
+)
 def test_laterality_from_pixels_follows_the_display_convention(tmp_path, chest_wall, expected):
     image = _read(tmp_path, pixels=breast_pixels(chest_wall=chest_wall), ImageLaterality=None,
                   PatientOrientation=None)
@@ -80,7 +92,10 @@ def test_view_from_view_code_sequence_in_snomed_and_legacy_srt(tmp_path, code, s
 def test_view_from_acquisition_device_processing_description(tmp_path):
     image = _read(tmp_path, ViewPosition=None, PatientOrientation=None,
                   AcquisitionDeviceProcessingDescription="L MLO, Standard")
-    assert (image.view, image.view_source) == (ViewPosition.MLO, Source.DEVICE_PROCESSING_DESCRIPTION)
+    assert (image.view, image.view_source) == (
+        ViewPosition.MLO,
+        Source.DEVICE_PROCESSING_DESCRIPTION,
+    )
 
 
 def test_view_from_patient_orientation_column_direction(tmp_path):
@@ -151,8 +166,10 @@ def test_non_mammography_image_is_unusable_with_reason(tmp_path):
 def test_non_screening_views_are_unusable_with_reason(tmp_path, attrs, phrase):
     if attrs.get("ViewCodeSequence") in ("spot", "mag"):
         view = _code("399162004")
-        view.ViewModifierCodeSequence = [_code("399055006" if attrs["ViewCodeSequence"] == "spot" else "R-102D6",
-                                               "SCT" if attrs["ViewCodeSequence"] == "spot" else "SRT")]
+        spot = attrs["ViewCodeSequence"] == "spot"
+        view.ViewModifierCodeSequence = [
+            _code("399055006" if spot else "R-102D6", "SCT" if spot else "SRT")
+        ]
         attrs = {"ViewCodeSequence": [view]}
     image = _read(tmp_path, **attrs)
     assert not image.usable
@@ -167,7 +184,11 @@ def test_synthetic_2d_image_from_tomosynthesis_is_usable(tmp_path):
 
 @pytest.mark.parametrize(
     "attrs",
-    [{"ViewPosition": "CCID"}, {"SeriesDescription": "R CC implant displaced"}, {"ViewCodeSequence": "id"}],
+    [
+        {"ViewPosition": "CCID"},
+        {"SeriesDescription": "R CC implant displaced"},
+        {"ViewCodeSequence": "id"},
+    ],
 )
 def test_implant_displaced_views_are_usable_and_marked(tmp_path, attrs):
     if attrs.get("ViewCodeSequence") == "id":

@@ -47,7 +47,12 @@ def _pydicom_compress(src, dst, syntax, **kwargs):
 def _reencode(src, dst, syntax):
     ds = pydicom.dcmread(src)
     ds.file_meta.TransferSyntaxUID = syntax
-    ds.save_as(dst, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=True, enforce_file_format=True)
+    ds.save_as(
+        dst,
+        implicit_vr=syntax == ImplicitVRLittleEndian,
+        little_endian=True,
+        enforce_file_format=True,
+    )
     return dst
 
 
@@ -91,7 +96,9 @@ DCMTK = [
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("tool,args,syntax,tolerance", DCMTK, ids=["jpeg-lossless", "jpeg-extended"])
+@pytest.mark.parametrize(
+    "tool,args,syntax,tolerance", DCMTK, ids=["jpeg-lossless", "jpeg-extended"]
+)
 def test_jpeg_written_by_dcmtk_decodes(reference, tmp_path, tool, args, syntax, tolerance):
     assert shutil.which(tool), f"{tool} missing: make test installs dcmtk"
     src, expected = reference
@@ -118,7 +125,9 @@ def test_8bit_jpeg_baseline_written_by_dcmtk_decodes(tmp_path):
     assert float(np.abs(image.pixels - read_image(src).pixels).mean()) < 0.02
 
 
-def test_jpeg_2000_is_decoded_at_reduced_resolution_when_the_model_needs_a_quarter(reference, tmp_path):
+def test_jpeg_2000_is_decoded_at_reduced_resolution_when_the_model_needs_a_quarter(
+    reference, tmp_path
+):
     src, _ = reference
     full = read_image(src).pixels
     dst = _pydicom_compress(src, tmp_path / "x.dcm", JPEG2000Lossless)

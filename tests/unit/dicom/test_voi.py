@@ -61,7 +61,9 @@ def test_voi_lut_sequence_takes_precedence_over_window():
 
 def test_monochrome1_is_inverted_so_dense_tissue_is_bright():
     mono2 = voi_params(_ds(WindowCenter=2048, WindowWidth=4096))
-    mono1 = voi_params(_ds(PhotometricInterpretation="MONOCHROME1", WindowCenter=2048, WindowWidth=4096))
+    mono1 = voi_params(
+        _ds(PhotometricInterpretation="MONOCHROME1", WindowCenter=2048, WindowWidth=4096)
+    )
     values = np.array([[500, 3500]], dtype=np.uint16)
     np.testing.assert_allclose(to_display(values, mono1), 1 - to_display(values, mono2), atol=1e-6)
 
