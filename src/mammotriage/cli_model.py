@@ -1,0 +1,104 @@
+"""The ML engineer's commands: ``train``, ``validate``, ``export``.
+
+Registered on :data:`mammotriage.cli.app`. torch is imported inside ``train`` and
+``export`` only (and by ``validate`` only for a checkpoint), so the rest of the command
+line runs on an ONNX Runtime install.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mammotriage.cli import _fail, _progress, app, console
+from mammotriage.errors import MammotriageError
+
+
+def _progress_callback(progress, tasks: dict):  # type: ignore[no-untyped-def]
+    def update(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = progress.add_task(label, total=total)
+        progress.update(tasks[label], completed=done, total=total)
+
+    return update
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training recipe (configs/train-*.yaml).")],
+    data: Annotated[Path | None, typer.Option(help="Data root (overrides data.root).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="synthetic, rsna, vindr or cbis-ddsm (default: detect).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/NAME).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing last.pt.")] = False,
+) -> None:
+    """Train a model; resumes from OUT/last.pt when it exists."""
+    from mammotriage.model.config import load_train_config
+    from mammotriage.model.train import train as run_training
+
+    try:
+        recipe = load_train_config(config, root=data, kind=kind)
+        folder = out or Path("runs") / recipe.name
+        with _progress() as progress:
+            result = run_training(recipe, folder, resume=not fresh,
+                                  progress=_progress_callback(progress, {}))
+    except MammotriageError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"best validation AUC {result.best_auc:.3f} at epoch {result.best_epoch} "
+        f"({result.epochs_run} epochs{', stopped early' if result.stopped_early else ''}); "
+        f"checkpoint {result.out / 'best.pt'}, per-epoch metrics {result.out / 'metrics.csv'}"
+    )
+
+
+@app.command()
+def validate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A checkpoint (.pt) or an exported model (.onnx).")],
+    data: Annotated[Path, typer.Option(help="Data root to validate on (a hold-out set).")],
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json and plots.")],
+    kind: Annotated[str | None, typer.Option(help="Data layout (default: detect).")] = None,
+    n_boot: Annotated[int, typer.Option(min=100, help="Bootstrap resamples for the CIs.")] = 1000,
+) -> None:
+    """Image-, breast- and exam-level metrics with bootstrap CIs, by subgroup, with plots."""
+    from mammotriage.model.validate import validate as run_validation
+
+    try:
+        with _progress() as progress:
+            metrics = run_validation(model, data, out, kind=kind, n_boot=n_boot,
+                                     progress=_progress_callback(progress, {}))
+    except MammotriageError as exc:
+        _fail(exc)
+        return
+    for level in ("exam", "breast", "image"):
+        m = metrics[level]
+        lo, hi = m["auc_ci"]
+        console.print(f"{level:6s} AUC {m['auc']:.3f} (95% CI {lo:.3f}-{hi:.3f}), n={m['n']}, "
+                      f"positives={m['n_positive']}")
+    console.print(f"wrote {out / 'metrics.json'} and plots")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Training checkpoint (best.pt).")],
+    out: Annotated[Path, typer.Option(help="Where the model goes, e.g. models/NAME.onnx.")],
+    data: Annotated[Path | None, typer.Option(help="Training data root, if it moved.")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (quantised) variant.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 variant.")] = False,
+) -> None:
+    """Export to ONNX with verified parity (<= 1e-4) and write the sidecar."""
+    from mammotriage.model.release import export_checkpoint, sidecar_summary
+
+    try:
+        with _progress() as progress:
+            sidecar = export_checkpoint(checkpoint, out, data_root=data, int8=int8, fp16=fp16,
+                                        progress=_progress_callback(progress, {}))
+    except MammotriageError as exc:
+        _fail(exc)
+        return
+    console.print(sidecar_summary(sidecar))
+    console.print(json.dumps({"onnx": str(out), "sidecar": str(out.with_suffix('.json'))}))
