@@ -26,6 +26,15 @@ def _progress_callback(progress, tasks: dict):  # type: ignore[no-untyped-def]
     return update
 
 
+def _auc_text(auc: float | None, ci: list[float | None]) -> str:
+    """AUC with its CI; undefined (one class only) is said, not crashed on."""
+    if auc is None:
+        return "undefined (only one class present)"
+    lo, hi = ci
+    interval = f" (95% CI {lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else ""
+    return f"{auc:.3f}{interval}"
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Training recipe (configs/train-*.yaml).")],
@@ -76,8 +85,7 @@ def validate(
         return
     for level in ("exam", "breast", "image"):
         m = metrics[level]
-        lo, hi = m["auc_ci"]
-        console.print(f"{level:6s} AUC {m['auc']:.3f} (95% CI {lo:.3f}-{hi:.3f}), n={m['n']}, "
+        console.print(f"{level:6s} AUC {_auc_text(m['auc'], m['auc_ci'])}, n={m['n']}, "
                       f"positives={m['n_positive']}")
     console.print(f"wrote {out / 'metrics.json'} and plots")
 

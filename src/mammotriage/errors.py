@@ -26,3 +26,11 @@ class MissingCodecError(DicomReadError):
 
 class ConfigError(MammotriageError):
     """A configuration file or value is wrong."""
+
+
+class ExportError(MammotriageError):
+    """An exported model does not reproduce the network it was exported from.
+
+    Raised by :func:`mammotriage.model.export.export_onnx` after it has deleted the file, so
+    that no model whose ONNX Runtime outputs differ from PyTorch's can reach ``models/``.
+    """
