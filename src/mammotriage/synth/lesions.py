@@ -117,7 +117,7 @@ def sample_lesion(
     """Size and contrast of a lesion of the given type and subtlety.
 
     Subtlety scales both: a subtlety-1 mass is ~7 mm and barely denser than glandular
-    tissue, a subtlety-5 one ~20 mm and plainly visible in a fatty breast.
+    tissue (hard at screening resolution), a subtlety-5 one ~20 mm and plainly visible.
 
     Raises
     ------
@@ -129,13 +129,13 @@ def sample_lesion(
     t = (subtlety - 1) / 4.0
     jitter = float(rng.uniform(0.85, 1.15))
     if lesion_type is LesionType.CIRCUMSCRIBED_MASS:
-        size, contrast = rng.uniform(6, 9) + t * rng.uniform(6, 14), 0.07 + 0.2 * t
+        size, contrast = rng.uniform(6, 9) + t * rng.uniform(6, 14), 0.10 + 0.30 * t
     elif lesion_type is LesionType.SPICULATED_MASS:
-        size, contrast = rng.uniform(5, 8) + t * rng.uniform(4, 10), 0.1 + 0.22 * t
+        size, contrast = rng.uniform(5, 8) + t * rng.uniform(4, 10), 0.14 + 0.32 * t
     elif lesion_type is LesionType.CALCIFICATION_CLUSTER:
-        size, contrast = rng.uniform(4, 7) + t * rng.uniform(0, 5), 0.15 + 0.35 * t
+        size, contrast = rng.uniform(4, 7) + t * rng.uniform(0, 5), 0.25 + 0.5 * t
     else:
-        size, contrast = rng.uniform(14, 20) + t * rng.uniform(4, 16), 0.05 + 0.09 * t
+        size, contrast = rng.uniform(14, 20) + t * rng.uniform(4, 16), 0.08 + 0.16 * t
     return Lesion(
         lesion_type=lesion_type,
         subtlety=subtlety,
