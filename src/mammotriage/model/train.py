@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import random
 import time
@@ -30,6 +31,8 @@ from mammotriage.model.metrics import aggregate_scores, roc_auc
 from mammotriage.model.network import SuspicionNetwork, build_network
 from mammotriage.model.records import ImageRecord
 from mammotriage.model.torch_data import CachedImageDataset
+
+log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = (
     "epoch",
@@ -181,6 +184,14 @@ def train(
     train_idx, val_idx = _subset(prepared, splits["train"]), _subset(prepared, splits["val"])
     if not train_idx or not val_idx:
         raise ConfigError("the train or validation split holds no usable image")
+    # Without both classes the sampler cannot balance and the AUC that picks best.pt is
+    # undefined: say so now, not with a traceback or a run that never writes best.pt.
+    for name, indices in (("train", train_idx), ("validation", val_idx)):
+        if len(set(prepared.labels[indices].tolist())) < 2:
+            raise ConfigError(
+                f"the {name} split holds images of one class only (cancer and normal are "
+                "both needed): give more data with cancers, or change data.val_fraction"
+            )
     (out / "config.yaml").write_text(
         yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False)
     )
@@ -212,7 +223,12 @@ def train(
         state = _Checkpoint.load(last)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        # A run resumed with another number of epochs follows the new schedule from the
+        # step it reached (the old one would end, and refuse to step, at its own last step).
+        scheduler.load_state_dict(
+            state["scheduler"]
+            | {"total_steps": scheduler.total_steps, "_schedule_phases": scheduler._schedule_phases}
+        )
         start_epoch, best_auc, best_epoch, stale = (
             state["epoch"] + 1,
             state["best_auc"],
@@ -222,6 +238,8 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
+        # A crash between writing an epoch's row and its last.pt leaves a row to be redone.
+        _keep_metrics(out / "metrics.csv", start_epoch)
     elif (out / "metrics.csv").exists():
         (out / "metrics.csv").unlink()
 
@@ -288,6 +306,11 @@ def train(
             "seconds": time.perf_counter() - t0,
         }
         _append_metrics(out / "metrics.csv", row)
+        log.info(
+            "epoch %d/%d: train loss %.4f, val loss %.4f, val AUC image %.3f breast %.3f exam %.3f (%.0f s)",
+            row["epoch"], opt.epochs, row["train_loss"], val_loss, aucs["image"], aucs["breast"],
+            aucs["exam"], row["seconds"],
+        )
         score = aucs["exam"] if not math.isnan(aucs["exam"]) else aucs["image"]
         if score > best_auc:
             best_auc, best_epoch, stale = score, epoch + 1, 0
@@ -356,6 +379,18 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _keep_metrics(path: Path, epochs: int) -> None:
+    """Keep the header and the rows of the first ``epochs`` epochs of ``metrics.csv``."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [row for row in csv.DictReader(fh) if int(row["epoch"]) <= epochs]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _data_summary(

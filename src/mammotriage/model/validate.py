@@ -39,8 +39,24 @@ class ScoredSet:
         return [self.prepared.records[i] for i in self.indices]
 
 
+def _check_model_path(model_path: Path) -> None:
+    if not model_path.exists():
+        raise ConfigError(f"model {model_path} not found")
+    if model_path.suffix not in (".onnx", ".pt", ".pth"):
+        raise ConfigError(
+            f"model {model_path} must be a checkpoint (.pt) or an exported model (.onnx)"
+        )
+
+
 def model_params(model_path: Path) -> PreprocessParams:
-    """Preprocessing parameters of a checkpoint or an exported model."""
+    """Preprocessing parameters of a checkpoint or an exported model.
+
+    Raises
+    ------
+    ConfigError
+        If the model is missing or neither a checkpoint nor an exported model.
+    """
+    _check_model_path(model_path)
     if model_path.suffix == ".onnx":
         from mammotriage.sidecar import load_sidecar
 
@@ -51,26 +67,23 @@ def model_params(model_path: Path) -> PreprocessParams:
 
 
 def _scorer(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    if not model_path.exists():
-        raise ConfigError(f"model {model_path} not found")
+    _check_model_path(model_path)
     if model_path.suffix == ".onnx":
         from mammotriage.infer.session import OnnxModel
 
         onnx_model = OnnxModel(model_path)
         return lambda batch: onnx_model.predict(batch)[0]
-    if model_path.suffix in (".pt", ".pth"):
-        import torch
+    import torch
 
-        from mammotriage.model.train import load_model
+    from mammotriage.model.train import load_model
 
-        network = load_model(model_path)[0]
+    network = load_model(model_path)[0]
 
-        def run(batch: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return network(torch.from_numpy(batch))[0].numpy()
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return network(torch.from_numpy(batch))[0].numpy()
 
-        return run
-    raise ConfigError(f"model {model_path} must be a checkpoint (.pt) or an exported model (.onnx)")
+    return run
 
 
 def score_dataset(
@@ -132,6 +145,7 @@ def validate(
     n_boot: int = 1000,
     seed: int = 0,
     plots: bool = True,
+    workers: int = 2,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``data_root`` with ``model_path``; write ``metrics.json`` and plots into ``out_dir``."""
