@@ -30,7 +30,9 @@ console = Console(stderr=True)
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress at INFO level.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress at INFO level.")
+    ] = False,
 ) -> None:
     """Log to stderr: warnings by default, progress with --verbose (for batch jobs)."""
     import logging

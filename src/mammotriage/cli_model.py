@@ -8,16 +8,22 @@ line runs on an ONNX Runtime install.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mammotriage.cli import _fail, _progress, app, console
 from mammotriage.errors import MammotriageError
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
-def _progress_callback(progress, tasks: dict):  # type: ignore[no-untyped-def]
+
+def _progress_callback(
+    progress: Progress, tasks: dict[str, TaskID]
+) -> Callable[[str, int, int], None]:
     def update(label: str, done: int, total: int) -> None:
         if label not in tasks:
             tasks[label] = progress.add_task(label, total=total)
@@ -37,7 +43,9 @@ def _auc_text(auc: float | None, ci: list[float | None]) -> str:
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Training recipe (configs/train-*.yaml).")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Training recipe (configs/train-*.yaml).")
+    ],
     data: Annotated[Path | None, typer.Option(help="Data root (overrides data.root).")] = None,
     kind: Annotated[
         str | None, typer.Option(help="synthetic, rsna, vindr or cbis-ddsm (default: detect).")
@@ -67,7 +75,10 @@ def train(
 
 @app.command()
 def validate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="A checkpoint (.pt) or an exported model (.onnx).")],
+    model: Annotated[
+        Path,
+        typer.Option("--model", "-m", help="A checkpoint (.pt) or an exported model (.onnx)."),
+    ],
     data: Annotated[Path, typer.Option(help="Data root to validate on (a hold-out set).")],
     out: Annotated[Path, typer.Option(help="Folder for metrics.json and plots.")],
     kind: Annotated[str | None, typer.Option(help="Data layout (default: detect).")] = None,
@@ -92,10 +103,14 @@ def validate(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Training checkpoint (best.pt).")],
+    checkpoint: Annotated[
+        Path, typer.Option("--checkpoint", help="Training checkpoint (best.pt).")
+    ],
     out: Annotated[Path, typer.Option(help="Where the model goes, e.g. models/NAME.onnx.")],
     data: Annotated[Path | None, typer.Option(help="Training data root, if it moved.")] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Also write an INT8 (quantised) variant.")] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Also write an INT8 (quantised) variant.")
+    ] = False,
     fp16: Annotated[bool, typer.Option("--fp16", help="Also write an FP16 variant.")] = False,
 ) -> None:
     """Export to ONNX with verified parity (<= 1e-4) and write the sidecar."""

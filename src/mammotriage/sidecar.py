@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +53,7 @@ class Calibration(_Frozen):
     @field_validator("thresholds")
     @classmethod
     def _nine_ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(value) != 9 or any(b < a for a, b in zip(value, value[1:])):
+        if len(value) != 9 or any(b < a for a, b in pairwise(value)):
             raise ValueError(f"thresholds must be 9 ascending cut points, got {list(value)}")
         return value
 
@@ -130,7 +131,9 @@ def load_sidecar(onnx_path: Path, *, verify_hash: bool = True) -> Sidecar:
     try:
         sidecar = Sidecar.model_validate_json(path.read_text())
     except FileNotFoundError as exc:
-        raise ConfigError(f"model sidecar {path} is missing; export writes it beside the .onnx") from exc
+        raise ConfigError(
+            f"model sidecar {path} is missing; export writes it beside the .onnx"
+        ) from exc
     except ValidationError as exc:
         raise ConfigError(f"model sidecar {path} is invalid: {exc.errors()[0]['msg']}") from exc
     try:

@@ -27,29 +27,29 @@ class DataConfig(_Strict):
 
     root: Path | None = None
     kind: Literal["synthetic", "rsna", "vindr", "cbis-ddsm"] | None = None
-    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    test_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    val_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     cache_dir: Path | None = None
-    workers: int = Field(2, ge=1)
+    workers: int = Field(default=2, ge=1)
 
 
 class OptimConfig(_Strict):
     """Optimisation and stopping."""
 
-    epochs: int = Field(12, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    epochs: int = Field(default=12, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
     balance: Literal["sampler", "loss", "none"] = "sampler"
     map_supervision: float = Field(
-        1.0, ge=0, description="weight of the lesion-box loss on the suspicion map (0: off)"
+        default=1.0, ge=0, description="weight of the lesion-box loss on the suspicion map (0: off)"
     )
     augment: bool = True
     patience: int = Field(
-        4, ge=1, description="epochs without a better validation AUC before stopping"
+        default=4, ge=1, description="epochs without a better validation AUC before stopping"
     )
-    max_steps_per_epoch: int | None = Field(None, ge=1)
-    threads: int | None = Field(None, ge=1)
+    max_steps_per_epoch: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1)
 
 
 class TrainConfig(_Strict):

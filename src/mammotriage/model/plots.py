@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from mammotriage.model.evaluation import ScoredImages, reading_levels
 from mammotriage.model.metrics import (
     Aggregation,
-    ScoredImages,
     brier_score,
     expected_calibration_error,
-    reading_levels,
     reliability_curve,
     roc_auc,
     roc_curve,

@@ -129,7 +129,7 @@ def export_checkpoint(
         rng.choice(len(val_images), size=min(PARITY_IMAGES, len(val_images)), replace=False)
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    sidecar = export_onnx(
+    export_onnx(
         model,
         out,
         input_shape=(params.input_height, params.input_width),
@@ -167,7 +167,7 @@ def export_checkpoint(
             )
         )
     if variants:
-        sidecar = add_variants(out, variants)
+        add_variants(out, variants)
     return load_sidecar(out)
 
 
@@ -175,9 +175,11 @@ def sidecar_summary(sidecar: Sidecar) -> str:
     """One paragraph for the console."""
     parity = sidecar.parity
     lines = [
-        f"{sidecar.onnx_file}: sha256 {sidecar.sha256[:16]}..., input {sidecar.input_shape[0]}x{sidecar.input_shape[1]}",
+        f"{sidecar.onnx_file}: sha256 {sidecar.sha256[:16]}..., "
+        f"input {sidecar.input_shape[0]}x{sidecar.input_shape[1]}",
         f"parity: max |delta logit| {parity.get('max_abs_logit_delta', float('nan')):.2e}, "
-        f"map {parity.get('max_abs_map_delta', float('nan')):.2e} over {parity.get('inputs')} inputs",
+        f"map {parity.get('max_abs_map_delta', float('nan')):.2e} "
+        f"over {parity.get('inputs')} inputs",
         f"validation exam AUC {sidecar.validation.get('exam_auc', float('nan')):.3f} "
         f"({sidecar.validation.get('exams')} exams)",
     ]

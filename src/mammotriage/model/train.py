@@ -259,7 +259,10 @@ def train(
                 balanced_sample_weights([prepared.records[i] for i in train_idx])
             )
             sampler = WeightedRandomSampler(
-                weights, num_samples=len(train_idx), replacement=True, generator=generator
+                weights,  # type: ignore[arg-type]  # takes any tensor; annotated Sequence[float]
+                num_samples=len(train_idx),
+                replacement=True,
+                generator=generator,
             )
             loader = DataLoader(dataset, batch_size=opt.batch_size, sampler=sampler)
         else:
@@ -307,7 +310,8 @@ def train(
         }
         _append_metrics(out / "metrics.csv", row)
         log.info(
-            "epoch %d/%d: train loss %.4f, val loss %.4f, val AUC image %.3f breast %.3f exam %.3f (%.0f s)",
+            "epoch %d/%d: train loss %.4f, val loss %.4f, "
+            "val AUC image %.3f breast %.3f exam %.3f (%.0f s)",
             row["epoch"], opt.epochs, row["train_loss"], val_loss, aucs["image"], aucs["breast"],
             aucs["exam"], row["seconds"],
         )

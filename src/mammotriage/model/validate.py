@@ -19,7 +19,7 @@ import numpy as np
 from mammotriage.errors import ConfigError
 from mammotriage.model.cache import PreparedSet, prepare
 from mammotriage.model.datasets import load_dataset
-from mammotriage.model.metrics import ScoredImages, evaluate
+from mammotriage.model.evaluation import ScoredImages, evaluate
 from mammotriage.model.records import ImageRecord
 from mammotriage.preprocess import PreprocessParams
 
@@ -148,7 +148,7 @@ def validate(
     workers: int = 2,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Score ``data_root`` with ``model_path``; write ``metrics.json`` and plots into ``out_dir``."""
+    """Score ``data_root`` with ``model_path``; write ``metrics.json`` and plots in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     scored = score_dataset(
         model_path, data_root, kind=kind, cache_dir=out_dir / "cache", progress=progress
