@@ -56,7 +56,7 @@ def _progress() -> Progress:
 
 
 def _fail(exc: MammotriageError) -> None:
-    console.print(f"[red]error:[/red] {exc}")
+    console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -203,4 +203,8 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    # Run through the package module so that the commands registered by cli_model (on
+    # mammotriage.cli.app, not on this __main__ copy) are present.
+    from mammotriage.cli import app as _app
+
+    _app()

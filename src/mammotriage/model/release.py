@@ -17,11 +17,9 @@ import numpy as np
 import torch
 
 from mammotriage.errors import ConfigError
-from mammotriage.model.cache import prepare
-from mammotriage.model.datasets import load_dataset, split_by_patient
 from mammotriage.model.export import add_variants, export_onnx, quantize_int8, to_fp16
 from mammotriage.model.metrics import aggregate_scores, roc_auc
-from mammotriage.model.train import load_model, predict
+from mammotriage.model.train import load_model, predict, prepare_splits, split_indices
 from mammotriage.sidecar import Calibration, Outputs, Sidecar, load_sidecar
 
 PARITY_IMAGES = 16
@@ -81,27 +79,10 @@ def export_checkpoint(
     root = data_root or config.data.root
     if root is None or not Path(root).exists():
         raise ConfigError(f"the training data {root} is not there; pass --data to export")
-    records = load_dataset(Path(root), config.data.kind)
-    test = config.data.test_fraction
-    splits = split_by_patient(
-        records,
-        {
-            "train": 1 - config.data.val_fraction - test,
-            "val": config.data.val_fraction,
-            "test": test,
-        },
-        seed=config.seed,
+    _, splits, prepared = prepare_splits(
+        config, Path(root), config.data.cache_dir or checkpoint.parent / "cache", progress
     )
-    cache_dir = config.data.cache_dir or checkpoint.parent / "cache"
-    prepared = prepare(
-        records,
-        params,
-        cache_dir,
-        workers=config.data.workers,
-        progress=(lambda n, t: progress("preprocessing", n, t)) if progress else None,
-    )
-    wanted = {id(r) for r in splits["val"]}
-    val_idx = [i for i, r in enumerate(prepared.records) if id(r) in wanted and prepared.usable[i]]
+    val_idx = split_indices(prepared, splits["val"])
     if not val_idx:
         raise ConfigError("the validation split holds no usable image")
     val_images = np.asarray(prepared.images[val_idx], dtype=np.float32)

@@ -79,7 +79,31 @@ def map_targets(
     return target
 
 
-def _subset(prepared: PreparedSet, records: list[ImageRecord]) -> list[int]:
+def prepare_splits(
+    config: TrainConfig, root: Path, cache_dir: Path, progress: Progress | None = None
+) -> tuple[list[ImageRecord], dict[str, list[ImageRecord]], PreparedSet]:
+    """The records of ``root``, their patient-level splits and the preprocessed cache, as
+    training made them: export measures on the same validation split, never on training
+    images."""
+    records = load_dataset(root, config.data.kind)
+    test = config.data.test_fraction
+    fractions = {
+        "train": 1 - config.data.val_fraction - test,
+        "val": config.data.val_fraction,
+        "test": test,
+    }
+    splits = split_by_patient(records, fractions, seed=config.seed)
+    prepared = prepare(
+        records,
+        config.preprocess_params,
+        cache_dir,
+        workers=config.data.workers,
+        progress=(lambda n, total: progress("preprocessing", n, total)) if progress else None,
+    )
+    return records, splits, prepared
+
+
+def split_indices(prepared: PreparedSet, records: list[ImageRecord]) -> list[int]:
     wanted = {id(r) for r in records}
     return [i for i, r in enumerate(prepared.records) if id(r) in wanted and prepared.usable[i]]
 
@@ -161,27 +185,11 @@ def train(
     if config.data.root is None:
         raise ConfigError("no training data: give --data or data.root in the config")
 
-    records = load_dataset(config.data.root, config.data.kind)
-    test = config.data.test_fraction
-    splits = split_by_patient(
-        records,
-        {
-            "train": 1 - config.data.val_fraction - test,
-            "val": config.data.val_fraction,
-            "test": test,
-        },
-        seed=config.seed,
+    records, splits, prepared = prepare_splits(
+        config, config.data.root, config.data.cache_dir or out / "cache", progress
     )
-    params = config.preprocess_params
-    cache_dir = config.data.cache_dir or out / "cache"
-    prepared = prepare(
-        records,
-        params,
-        cache_dir,
-        workers=config.data.workers,
-        progress=(lambda n, total: progress("preprocessing", n, total)) if progress else None,
-    )
-    train_idx, val_idx = _subset(prepared, splits["train"]), _subset(prepared, splits["val"])
+    train_idx = split_indices(prepared, splits["train"])
+    val_idx = split_indices(prepared, splits["val"])
     if not train_idx or not val_idx:
         raise ConfigError("the train or validation split holds no usable image")
     # Without both classes the sampler cannot balance and the AUC that picks best.pt is
