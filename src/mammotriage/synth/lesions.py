@@ -129,13 +129,13 @@ def sample_lesion(
     t = (subtlety - 1) / 4.0
     jitter = float(rng.uniform(0.85, 1.15))
     if lesion_type is LesionType.CIRCUMSCRIBED_MASS:
-        size, contrast = rng.uniform(6, 9) + t * rng.uniform(6, 14), 0.10 + 0.30 * t
+        size, contrast = rng.uniform(6, 9) + t * rng.uniform(6, 14), 0.10 + 0.40 * t**0.6
     elif lesion_type is LesionType.SPICULATED_MASS:
-        size, contrast = rng.uniform(5, 8) + t * rng.uniform(4, 10), 0.14 + 0.32 * t
+        size, contrast = rng.uniform(5, 8) + t * rng.uniform(4, 10), 0.14 + 0.40 * t**0.6
     elif lesion_type is LesionType.CALCIFICATION_CLUSTER:
-        size, contrast = rng.uniform(4, 7) + t * rng.uniform(0, 5), 0.25 + 0.5 * t
+        size, contrast = rng.uniform(4, 7) + t * rng.uniform(2, 6), 0.25 + 0.6 * t**0.6
     else:
-        size, contrast = rng.uniform(14, 20) + t * rng.uniform(4, 16), 0.08 + 0.16 * t
+        size, contrast = rng.uniform(14, 20) + t * rng.uniform(4, 16), 0.12 + 0.35 * t**0.6
     return Lesion(
         lesion_type=lesion_type,
         subtlety=subtlety,
@@ -285,12 +285,13 @@ def mass_stamp(
 def calcification_layout(lesion: Lesion) -> np.ndarray:
     """Dots of a calcification cluster: ``(n, 4)`` rows of (dx_mm, dy_mm, diameter_mm, peak).
 
-    Pleomorphic dots, 5-20 of them, within a few millimetres; more and larger dots for
-    more obvious clusters. Derived from ``shape_seed`` so that both views agree.
+    Pleomorphic dots, 8-30 of them, within a few millimetres; more and larger dots for
+    more obvious clusters (obvious ones stay visible as a cluster at screening-model
+    resolution, ~0.7 mm per pixel; the most subtle do not). Derived from ``shape_seed`` so that both views agree.
     """
     rng = np.random.default_rng(lesion.shape_seed)
     t = (lesion.subtlety - 1) / 4.0
-    n = int(rng.integers(5, 10 + int(10 * t) + 1))
+    n = int(rng.integers(8, 14 + int(16 * t) + 1))
     radius = lesion.size_mm / 2
     # Clustered around a few seeds, as calcifications line up along a duct segment.
     angle = rng.uniform(0, math.pi)
@@ -298,7 +299,7 @@ def calcification_layout(lesion: Lesion) -> np.ndarray:
     across = rng.normal(0, 0.35, n) * radius
     dx = along * math.cos(angle) - across * math.sin(angle)
     dy = along * math.sin(angle) + across * math.cos(angle)
-    diameter = rng.uniform(0.15, 0.3 + 0.3 * t, n)
+    diameter = rng.uniform(0.3, 0.5 + 0.6 * t, n)
     peak = lesion.contrast * rng.uniform(0.6, 1.2, n)
     return np.stack([dx, dy, diameter, peak], axis=1)
 
