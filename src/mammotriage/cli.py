@@ -194,8 +194,9 @@ def inspect(
     Console().print(exams_table)
 
 
-# The model commands live in their own module; importing it registers them on `app`.
-from mammotriage import cli_model  # noqa: E402,F401
+# The model and site commands live in their own modules; importing them registers them on
+# `app`.
+from mammotriage import cli_infer, cli_model  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

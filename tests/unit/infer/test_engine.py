@@ -1,0 +1,197 @@
+"""Specification of :mod:`mammotriage.infer.engine`: files in, one scored exam per exam out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicom_builders import mg_dataset, write
+from infer_builders import double_unless_boom, tiny_model, view_pixels, write_exam, write_view
+from mammotriage.dicom import group_exams
+from mammotriage.infer.engine import ScoringEngine
+from mammotriage.sidecar import Aggregation
+
+# Blobs near the chest wall (left for L views, right for R views) of a 96 x 64 image.
+L_BLOB = ((4, 30, 34, 60), 1.0)
+R_BLOB = ((30, 30, 60, 60), 0.9)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def exams_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three four-view exams: a blob in L-CC, one in R-MLO, none."""
+    root = tmp_path_factory.mktemp("exams")
+    write_exam(root / "a", study="1.2.826.0.1.3680043.8.498.101", blobs={("L", "CC"): L_BLOB})
+    write_exam(root / "b", study="1.2.826.0.1.3680043.8.498.102", blobs={("R", "MLO"): R_BLOB})
+    write_exam(root / "c", study="1.2.826.0.1.3680043.8.498.103")
+    return root
+
+
+def by_id(exams):
+    return {e.exam_id: e for e in exams}
+
+
+def scores_of(exams) -> dict[str, list]:
+    return {e.exam_id: [e.score, *(im.score for im in e.images)] for e in exams}
+
+
+def test_every_exam_gets_a_score_category_and_breast_scores(model, exams_folder):
+    with ScoringEngine(model) as engine:
+        exams = by_id(engine.score_paths([exams_folder]))
+    assert len(exams) == 3
+    a = exams["1.2.826.0.1.3680043.8.498.101"]
+    assert not a.partial and len(a.images) == 4
+    assert a.breasts["L"] > a.breasts["R"]
+    assert a.score == pytest.approx(max(im.score for im in a.images))
+    assert a.category == 1 + sum(a.score > t for t in (10, 20, 30, 40, 50, 60, 70, 80, 90))
+    assert a.findings and a.findings[0].laterality.value == "L"
+    b = exams["1.2.826.0.1.3680043.8.498.102"]
+    assert b.breasts["R"] > b.breasts["L"]
+    assert a.model_name == "tiny-brightness" and len(a.model_sha256) == 64
+
+
+def test_batches_across_exams_score_as_one_image_at_a_time(model, exams_folder):
+    with ScoringEngine(model, batch_size=1, decode_workers=0) as one:
+        single = scores_of(one.score_paths([exams_folder]))
+    with ScoringEngine(model, batch_size=5, decode_workers=2) as five:
+        batched = scores_of(five.score_paths([exams_folder]))
+    assert batched.keys() == single.keys()
+    for exam_id, values in single.items():
+        assert batched[exam_id] == pytest.approx(values, abs=1e-4)
+
+
+def test_a_process_pool_scores_as_the_thread_pool_does(model, exams_folder):
+    with ScoringEngine(model, decode_workers=2, executor="thread") as threads:
+        expected = scores_of(threads.score_paths([exams_folder]))
+    with ScoringEngine(model, decode_workers=1, executor="process") as processes:
+        got = scores_of(processes.score_paths([exams_folder]))
+    assert got.keys() == expected.keys()
+    for exam_id, values in expected.items():
+        assert got[exam_id] == pytest.approx(values)
+
+
+def test_a_file_that_kills_a_decode_process_is_pinned_on_that_file_alone(model):
+    items = ["a", "b", "boom", "c", "d", "e"]
+    with ScoringEngine(model, decode_workers=2, executor="process") as engine:
+        results = list(
+            engine._ordered_map(double_unless_boom, items, lambda item: "crashed", depth=4)
+        )
+        # the restarted pool carries on for later work
+        assert list(engine._ordered_map(double_unless_boom, ["f"], str, depth=1)) == [("f", "ff")]
+    assert results == [
+        ("a", "aa"),
+        ("b", "bb"),
+        ("boom", "crashed"),
+        ("c", "cc"),
+        ("d", "dd"),
+        ("e", "ee"),
+    ]
+
+
+def test_unusable_files_are_listed_with_their_reason_never_raised(model, tmp_path):
+    study = "1.2.826.0.1.3680043.8.498.201"
+    write_exam(tmp_path, study=study, views=(("L", "CC"), ("L", "MLO"), ("R", "MLO")))
+    write(
+        mg_dataset(Modality="CT", BodyPartExamined="CHEST", StudyInstanceUID=study),
+        tmp_path / "ct.dcm",
+    )
+    (tmp_path / "garbage.dcm").write_bytes(b"not dicom at all" * 10)
+    with ScoringEngine(model) as engine:
+        exams = engine.score_paths([tmp_path])
+    exam = next(e for e in exams if e.exam_id == study)
+    record = json.loads(exam.to_json())
+    ct = next(im for im in record["images"] if im["path"].endswith("ct.dcm"))
+    assert ct["usable"] is False and "not a mammogram" in ct["reason"] and ct["score"] is None
+    assert exam.partial and exam.missing == ("R-CC",) and exam.score is not None
+    lone = next(e for e in exams if any(str(im.path).endswith("garbage.dcm") for im in e.images))
+    assert lone.score is None and lone.category is None
+    assert lone.images[0].usable is False and lone.images[0].reason
+    assert json.loads(lone.to_json())["score"] is None
+
+
+def test_a_file_that_fails_to_decode_after_its_header_was_read_is_an_unusable_image(
+    model, tmp_path
+):
+    study = "1.2.826.0.1.3680043.8.498.301"
+    write_exam(tmp_path, study=study)
+    with ScoringEngine(model) as engine:
+        images = engine.read_headers([tmp_path])
+        (tmp_path / "RMLO.dcm").unlink()
+        [exam] = engine.score_exams(group_exams(images))
+    gone = next(im for im in exam.images if im.path.name == "RMLO.dcm")
+    assert not gone.usable and "cannot read file" in gone.reason
+    assert exam.partial and exam.missing == ("R-MLO",) and exam.score is not None
+
+
+def test_a_duplicate_view_is_listed_as_not_scored_with_the_choice(model, tmp_path):
+    study = "1.2.826.0.1.3680043.8.498.401"
+    write_exam(tmp_path, study=study)
+    write_view(tmp_path / "LCC-old.dcm", "L", "CC", study=study, AcquisitionDateTime="20000101")
+    write_view(tmp_path / "LCC-new.dcm", "L", "CC", study=study, AcquisitionDateTime="20300101")
+    with ScoringEngine(model) as engine:
+        [exam] = engine.score_paths([tmp_path])
+    unscored = [im for im in exam.images if im.usable and im.score is None]
+    assert len(unscored) == 2 and len(exam.images) == 6
+    assert all("another image was chosen for L-CC" in im.reason for im in unscored)
+    assert not exam.partial
+
+
+def test_the_sidecar_decides_mean_aggregation(tmp_path, exams_folder):
+    mean = tiny_model(tmp_path / "mean", aggregation=Aggregation(breast="mean", exam="max"))
+    with ScoringEngine(mean) as engine:
+        exam = by_id(engine.score_paths([exams_folder]))["1.2.826.0.1.3680043.8.498.101"]
+    left = [im.score for im in exam.images if im.laterality.value == "L"]
+    assert exam.breasts["L"] == pytest.approx(sum(left) / 2)
+
+
+def test_exams_come_back_in_order_as_they_finish(model, exams_folder):
+    seen = []
+    with ScoringEngine(model, batch_size=3) as engine:
+        for exam in engine.iter_paths(
+            [exams_folder], progress=lambda label, done, total: seen.append((label, done))
+        ):
+            seen.append(exam.exam_id)
+    ids = [s for s in seen if isinstance(s, str)]
+    assert ids == sorted(ids)
+    # the first exam was handed back before the last image was scored
+    assert seen.index(ids[0]) < seen.index(("scoring", 12))
+
+
+def test_large_image_pixels_are_not_kept(model, tmp_path):
+    """Only tensors and transforms outlive preprocessing: the header pass keeps no pixels."""
+    write_view(
+        tmp_path / "big.dcm",
+        "R",
+        "CC",
+        study="1.2.826.0.1.3680043.8.498.501",
+        pixels=view_pixels("R", "CC", rows=1024, columns=512),
+    )
+    with ScoringEngine(model) as engine:
+        images = engine.read_headers([tmp_path])
+        assert images[0].pixels is None
+        [exam] = engine.score_exams(group_exams(images))
+    assert exam.score is not None
+
+
+def test_bad_arguments_are_refused_by_name(model):
+    with pytest.raises(ValueError, match="batch_size"):
+        ScoringEngine(model, batch_size=0)
+    with pytest.raises(ValueError, match="executor"):
+        ScoringEngine(model, executor="gpu")  # type: ignore[arg-type]
+
+
+def test_inference_modules_never_import_torch():
+    code = (
+        "import sys, mammotriage.infer, mammotriage.infer.engine, mammotriage.infer.calibrate, "
+        "mammotriage.cli_infer; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
