@@ -32,7 +32,9 @@ def _read_scores(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from exc
         if not isinstance(record, dict) or "exam_id" not in record:
-            raise ConfigError(f"{path}:{number}: no exam_id (expected `mammotriage score --json` output)")
+            raise ConfigError(
+                f"{path}:{number}: no exam_id (expected `mammotriage score --json` output)"
+            )
         exams.append(record)
     return exams
 
@@ -41,7 +43,9 @@ def _read_scores(path: Path) -> list[dict[str, Any]]:
 def queue(
     scores: Annotated[Path, typer.Argument(help="JSON lines from `mammotriage score --json`.")],
     policy: Annotated[Path, typer.Option(help="Triage policy (YAML).")] = DEFAULT_POLICY,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per queued exam.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per queued exam.")
+    ] = False,
 ) -> None:
     """Decide single / double reading and priority per exam and print the reading queue in order."""
     from mammotriage.triage import ExamForTriage, WorklistItem, decide, load_policy, order_worklist
@@ -63,23 +67,44 @@ def queue(
             continue
         findings = [f.get("score", 0) for f in record.get("findings") or []]
         exam = ExamForTriage(
-            exam_id=record["exam_id"], score=float(record["score"]), category=int(record["category"]),
+            exam_id=record["exam_id"],
+            score=float(record["score"]),
+            category=int(record["category"]),
             max_finding_score=float(max(findings)) if findings else None,
-            partial=bool(record.get("partial")), received_at=now,
+            partial=bool(record.get("partial")),
+            received_at=now,
         )
         items.append(WorklistItem(decide(rules, exam), exam))
     ordered = order_worklist(items, now, rules)
 
     if as_json:
         for record in unscored:
-            print(json.dumps({"exam_id": record["exam_id"], "mode": "double", "priority": False,
-                              "rule": "not scored by the model: human double reading",
-                              "policy_version": rules.version}))
+            print(
+                json.dumps(
+                    {
+                        "exam_id": record["exam_id"],
+                        "mode": "double",
+                        "priority": False,
+                        "rule": "not scored by the model: human double reading",
+                        "policy_version": rules.version,
+                    }
+                )
+            )
         for item in ordered:
             d = item.decision
-            print(json.dumps({"exam_id": d.exam_id, "mode": d.mode.value, "priority": d.priority,
-                              "category": item.exam.category, "score": item.exam.score, "rule": d.rule,
-                              "policy_version": d.policy_version}))
+            print(
+                json.dumps(
+                    {
+                        "exam_id": d.exam_id,
+                        "mode": d.mode.value,
+                        "priority": d.priority,
+                        "category": item.exam.category,
+                        "score": item.exam.score,
+                        "rule": d.rule,
+                        "policy_version": d.policy_version,
+                    }
+                )
+            )
         return
     table = Table(title=f"reading queue ({rules.version}): {len(records)} exams, in reading order")
     for column in ("#", "exam", "category", "score", "reading", "priority", "rule"):
@@ -87,18 +112,34 @@ def queue(
     position = 0
     for record in unscored:
         position += 1
-        table.add_row(str(position), record["exam_id"][-20:], "-", "-", "double", "",
-                      "not scored by the model: human double reading")
+        table.add_row(
+            str(position),
+            record["exam_id"][-20:],
+            "-",
+            "-",
+            "double",
+            "",
+            "not scored by the model: human double reading",
+        )
     for item in ordered:
         position += 1
         d = item.decision
-        table.add_row(str(position), d.exam_id[-20:], str(item.exam.category), f"{item.exam.score:.1f}",
-                      d.mode.value, "yes" if d.priority else "", d.rule)
+        table.add_row(
+            str(position),
+            d.exam_id[-20:],
+            str(item.exam.category),
+            f"{item.exam.score:.1f}",
+            d.mode.value,
+            "yes" if d.priority else "",
+            d.rule,
+        )
     Console().print(table)
     modes: dict[str, int] = {}
     for item in ordered:
         modes[item.decision.mode.value] = modes.get(item.decision.mode.value, 0) + 1
-    reads = sum({"single": 1, "double": 2}.get(m, 0) * n for m, n in modes.items()) + 2 * len(unscored)
+    reads = sum({"single": 1, "double": 2}.get(m, 0) * n for m, n in modes.items()) + 2 * len(
+        unscored
+    )
     console.print(
         f"reading modes: {modes}, not scored: {len(unscored)}; reads {reads} of {2 * len(records)} "
         f"under double reading of every exam ({reads / max(1, 2 * len(records)):.0%})"
