@@ -21,6 +21,7 @@ from mammotriage.preprocess import Transform
 
 Box = tuple[float, float, float, float]
 #: Probability (as 0-100) a cell must reach to be part of a finding.
+DEFAULT_BOX_INSET = 0.25
 DEFAULT_MIN_SCORE = 50.0
 #: Findings kept per image, most suspicious first.
 DEFAULT_TOP_K = 3
@@ -85,6 +86,7 @@ def find_regions(
     map_stride: int,
     *,
     min_score: float = DEFAULT_MIN_SCORE,
+    box_inset: float = DEFAULT_BOX_INSET,
     top_k: int = DEFAULT_TOP_K,
     original_shape: tuple[int, int] | None = None,
 ) -> list[Region]:
@@ -148,10 +150,13 @@ def find_regions(
     regions = []
     for label in np.unique(labels[labels > 0]):
         r, c = np.nonzero(labels == label)
-        x0 = max(float(c.min() * map_stride), float(transform.pad_left))
-        y0 = max(float(r.min() * map_stride), float(transform.pad_top))
-        x1 = min(float((c.max() + 1) * map_stride), float(image_x1))
-        y1 = min(float((r.max() + 1) * map_stride), float(image_y1))
+        # The map marks every cell a lesion touches, and a lesion touching a cell covers
+        # on average half of it at the region's edge: trim that much from each side.
+        inset = box_inset * map_stride
+        x0 = max(float(c.min() * map_stride) + inset, float(transform.pad_left))
+        y0 = max(float(r.min() * map_stride) + inset, float(transform.pad_top))
+        x1 = min(float((c.max() + 1) * map_stride) - inset, float(image_x1))
+        y1 = min(float((r.max() + 1) * map_stride) - inset, float(image_y1))
         if x1 <= x0 or y1 <= y0:
             continue
         box_input = (x0, y0, x1, y1)

@@ -64,10 +64,18 @@ def test_components_join_side_neighbours_but_not_diagonal_ones():
 def test_a_hot_region_becomes_one_box_of_its_cells_times_the_stride():
     suspicion = cold_map()
     suspicion[0, 2:4, 1:3] = HOT
-    [region] = find_regions(suspicion, identity(), STRIDE)
+    [region] = find_regions(suspicion, identity(), STRIDE, box_inset=0.0)
     assert region.box_input == (16.0, 32.0, 48.0, 64.0)
     assert region.box_original == region.box_input
     assert region.score == 95 and region.cells == 4
+
+
+def test_by_default_a_region_box_is_trimmed_by_a_quarter_cell_on_each_side():
+    suspicion = cold_map()
+    suspicion[0, 2:4, 1:3] = HOT
+    [region] = find_regions(suspicion, identity(), STRIDE)
+    quarter = STRIDE / 4
+    assert region.box_input == (16.0 + quarter, 32.0 + quarter, 48.0 - quarter, 64.0 - quarter)
 
 
 def test_regions_are_sorted_by_score_and_cut_to_top_k():
@@ -75,7 +83,7 @@ def test_regions_are_sorted_by_score_and_cut_to_top_k():
     suspicion[0, 0, 0] = 1.0
     suspicion[0, 3, 3] = 4.0
     suspicion[0, 6, 1] = 2.0
-    regions = find_regions(suspicion, identity(), STRIDE, top_k=2)
+    regions = find_regions(suspicion, identity(), STRIDE, top_k=2, box_inset=0.0)
     assert [r.score for r in regions] == [98, 88]
     assert regions[0].box_input == (48.0, 48.0, 64.0, 64.0)
 
@@ -103,7 +111,7 @@ def test_a_region_over_the_padding_only_is_no_finding():
     suspicion = cold_map()
     suspicion[0, 7, 3] = HOT  # input pixels x 48-64, y 112-128: padding
     suspicion[0, 6, 2] = 2.0  # x 32-48, y 96-112: half over the image
-    [region] = find_regions(suspicion, transform, STRIDE)
+    [region] = find_regions(suspicion, transform, STRIDE, box_inset=0.0)
     assert region.box_input == (32.0, 96.0, 40.0, 100.0)
 
 
@@ -122,7 +130,7 @@ def test_boxes_map_back_through_flip_and_decode_scale():
     )
     suspicion = cold_map()
     suspicion[0, 0, 0] = HOT  # input x 0-16 (chest wall, left after the flip), y 0-16
-    [region] = find_regions(suspicion, transform, STRIDE)
+    [region] = find_regions(suspicion, transform, STRIDE, box_inset=0.0)
     assert region.box_original == (96.0, 0.0, 128.0, 32.0)
 
 
