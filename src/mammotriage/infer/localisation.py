@@ -28,7 +28,8 @@ def top_finding_overlaps(
     exams: Iterable[ExamScore], truth: Iterable[_TruthRow], root: Path, *, threshold: float = 0.3
 ) -> list[tuple[_TruthRow, bool]]:
     """For every image with a true lesion box: does its highest-scoring finding (in original
-    pixels) overlap the box with an IoU of at least ``threshold``? An image without a finding is a miss."""
+    pixels) overlap the box with an IoU of at least ``threshold``? An image without a
+    finding is a miss."""
     top: dict[str, tuple[float, float, float, float]] = {}
     for exam in exams:
         for finding in sorted(exam.findings, key=lambda f: -f.score):

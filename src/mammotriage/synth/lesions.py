@@ -287,7 +287,8 @@ def calcification_layout(lesion: Lesion) -> np.ndarray:
 
     Pleomorphic dots, 8-30 of them, within a few millimetres; more and larger dots for
     more obvious clusters (obvious ones stay visible as a cluster at screening-model
-    resolution, ~0.7 mm per pixel; the most subtle do not). Derived from ``shape_seed`` so that both views agree.
+    resolution, ~0.7 mm per pixel; the most subtle do not). Derived from ``shape_seed`` so
+    that both views agree.
     """
     rng = np.random.default_rng(lesion.shape_seed)
     t = (lesion.subtlety - 1) / 4.0
