@@ -21,7 +21,8 @@ from mammotriage.preprocess import Transform
 
 Box = tuple[float, float, float, float]
 #: Probability (as 0-100) a cell must reach to be part of a finding.
-DEFAULT_BOX_INSET = 0.25
+DEFAULT_BOX_INSET = 0.0
+DEFAULT_PEAK_DROP: float | None = 2.0
 DEFAULT_MIN_SCORE = 50.0
 #: Findings kept per image, most suspicious first.
 DEFAULT_TOP_K = 3
@@ -87,6 +88,7 @@ def find_regions(
     *,
     min_score: float = DEFAULT_MIN_SCORE,
     box_inset: float = DEFAULT_BOX_INSET,
+    peak_drop: float | None = DEFAULT_PEAK_DROP,
     top_k: int = DEFAULT_TOP_K,
     original_shape: tuple[int, int] | None = None,
 ) -> list[Region]:
@@ -150,6 +152,13 @@ def find_regions(
     regions = []
     for label in np.unique(labels[labels > 0]):
         r, c = np.nonzero(labels == label)
+        peak = float(logits[r, c].max())
+        cells = int(r.size)
+        if peak_drop is not None:
+            # Confident maps saturate over every cell near a lesion; the box follows the
+            # cells within ``peak_drop`` logits of the region's peak, which trace the lesion.
+            near = logits[r, c] >= peak - peak_drop
+            r, c = r[near], c[near]
         # The map marks every cell a lesion touches, and a lesion touching a cell covers
         # on average half of it at the region's edge: trim that much from each side.
         inset = box_inset * map_stride
@@ -167,7 +176,6 @@ def find_regions(
             min(ox1, float(original_shape[1])),
             min(oy1, float(original_shape[0])),
         )
-        peak = float(logits[r, c].max())
-        regions.append((peak, Region(box_input, box_original, to_score(peak), int(r.size))))
+        regions.append((peak, Region(box_input, box_original, to_score(peak), cells)))
     regions.sort(key=lambda item: (-item[0], -item[1].cells))
     return [region for _, region in regions[:top_k]]

@@ -70,10 +70,21 @@ def test_a_hot_region_becomes_one_box_of_its_cells_times_the_stride():
     assert region.score == 95 and region.cells == 4
 
 
-def test_by_default_a_region_box_is_trimmed_by_a_quarter_cell_on_each_side():
+def test_box_follows_the_cells_near_the_peak_not_the_whole_hot_region():
+    suspicion = cold_map()
+    suspicion[0, 1:5, 0:4] = 1.0  # a broad region above the threshold (score 73)
+    suspicion[0, 2, 1] = 6.0  # its peak, more than 2 logits above the rest
+    [region] = find_regions(suspicion, identity(), STRIDE)
+    assert region.box_input == (16.0, 32.0, 32.0, 48.0)
+    assert region.cells == 16 and region.score == 100
+    [whole] = find_regions(suspicion, identity(), STRIDE, peak_drop=None)
+    assert whole.box_input == (0.0, 16.0, 64.0, 80.0)
+
+
+def test_box_inset_trims_each_side_by_a_fraction_of_a_cell():
     suspicion = cold_map()
     suspicion[0, 2:4, 1:3] = HOT
-    [region] = find_regions(suspicion, identity(), STRIDE)
+    [region] = find_regions(suspicion, identity(), STRIDE, box_inset=0.25)
     quarter = STRIDE / 4
     assert region.box_input == (16.0 + quarter, 32.0 + quarter, 48.0 - quarter, 64.0 - quarter)
 
