@@ -73,7 +73,7 @@ LESION_WEIGHTS = {
     LesionType.CALCIFICATION_CLUSTER: 0.3,
     LesionType.ARCHITECTURAL_DISTORTION: 0.15,
 }
-SUBTLETY_WEIGHTS = (0.1, 0.2, 0.3, 0.25, 0.15)
+SUBTLETY_WEIGHTS = (0.1, 0.15, 0.25, 0.25, 0.25)
 #: Screening views in the order most units acquire them; some go breast by breast.
 ACQUISITION_ORDERS: tuple[tuple[tuple[Laterality, ViewPosition], ...], ...] = (
     (
