@@ -40,3 +40,19 @@ def test_shipped_model_reaches_085_exam_auc_on_a_fresh_synthetic_holdout(tmp_pat
     generate(data, exams=60, seed=424242, small=True, prevalence=0.5, workers=2)
     metrics = validate(SHIPPED, data, tmp_path / "out", n_boot=200, plots=False)
     assert metrics["exam"]["auc"] >= 0.85, metrics["exam"]
+
+
+@pytest.mark.slow
+def test_top_finding_overlaps_the_true_lesion_on_most_cancer_images(tmp_path):
+    from mammotriage.infer.engine import ScoringEngine
+    from mammotriage.infer.localisation import top_finding_overlaps
+    from mammotriage.synth import read_truth
+
+    data = tmp_path / "localisation"
+    generate(data, exams=40, seed=2718, small=True, prevalence=0.5, workers=2)
+    with ScoringEngine(SHIPPED) as engine:
+        exams = engine.score_paths([data])
+    hits = top_finding_overlaps(exams, read_truth(data / "truth.csv"), data, threshold=0.3)
+    share = sum(hit for _, hit in hits) / len(hits)
+    assert len(hits) == 40  # 20 cancer exams x 2 views
+    assert share > 0.5, f"top finding IoU >= 0.3 on {share:.0%} of {len(hits)} cancer images"
