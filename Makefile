@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_decode.py
+	.venv/bin/mammotriage bench
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -7,7 +7,6 @@ imports torch, and the scoring modules are imported inside each command.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -19,6 +18,14 @@ from rich.console import Console
 from rich.table import Table
 
 from mammotriage.cli import _fail, _progress, app, console
+from mammotriage.cli_options import (
+    BatchOption,
+    ModelOption,
+    ThreadsOption,
+    WorkersOption,
+    _model_path,
+    _repository_root,
+)
 from mammotriage.errors import ConfigError, MammotriageError
 
 if TYPE_CHECKING:
@@ -26,36 +33,7 @@ if TYPE_CHECKING:
 
     from mammotriage.infer.scores import ExamScore
 
-#: The model trained here on synthetic phantoms and shipped in ``models/``.
-DEFAULT_MODEL_FILE = "mammotriage-synthetic-tiny.onnx"
-MODEL_ENV = "MAMMOTRIAGE_MODEL"
 DEFAULT_POLICY = Path("configs") / "triage.yaml"
-
-
-def _repository_root() -> Path:
-    """The checkout the package runs from (``src/mammotriage`` -> two levels up)."""
-    import mammotriage
-
-    return Path(mammotriage.__file__).resolve().parents[2]
-
-
-def default_model() -> Path:
-    """``$MAMMOTRIAGE_MODEL``, else ``models/mammotriage-synthetic-tiny.onnx`` of the checkout."""
-    named = os.environ.get(MODEL_ENV)
-    if named:
-        return Path(named)
-    return _repository_root() / "models" / DEFAULT_MODEL_FILE
-
-
-def _model_path(model: Path | None) -> Path:
-    path = model or default_model()
-    if not path.is_file():
-        how = "--model" if model else f"--model or ${MODEL_ENV}"
-        raise ConfigError(
-            f"model {path} not found; name an exported .onnx model with {how} "
-            "(mammotriage export writes one)"
-        )
-    return path
 
 
 def _callback(progress: Progress) -> Callable[[str, int, int], None]:
@@ -67,25 +45,6 @@ def _callback(progress: Progress) -> Callable[[str, int, int], None]:
         progress.update(tasks[label], completed=done, total=total)
 
     return update
-
-
-ModelOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help=f"ONNX model with its sidecar (default: ${MODEL_ENV}, "
-        f"else models/{DEFAULT_MODEL_FILE}).",
-    ),
-]
-BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Images per model run.")]
-ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")
-]
-WorkersOption = Annotated[
-    int,
-    typer.Option("--decode-workers", min=0, help="Threads decoding ahead of the model (0: none)."),
-]
 
 
 def _finding_text(exam: ExamScore) -> str:
