@@ -47,9 +47,12 @@ def decile_thresholds(scores: npt.ArrayLike) -> tuple[float, ...]:
     return tuple(float(t) for t in cuts)
 
 
-def calibration_from_scores(scores: Sequence[float], reference: str) -> Calibration:
+def calibration_from_scores(scores: npt.ArrayLike, reference: str) -> Calibration:
     """The calibration table for a reference population's exam scores."""
-    return Calibration(thresholds=decile_thresholds(scores), reference=reference, exams=len(scores))
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    return Calibration(
+        thresholds=decile_thresholds(values), reference=reference, exams=int(values.size)
+    )
 
 
 def calibrate(

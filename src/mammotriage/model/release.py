@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from mammotriage.errors import ConfigError
+from mammotriage.infer.calibrate import calibration_from_scores
 from mammotriage.model.export import add_variants, export_onnx, quantize_int8, to_fp16
 from mammotriage.model.metrics import aggregate_scores, roc_auc
 from mammotriage.model.train import load_model, predict, prepare_splits, split_indices
-from mammotriage.sidecar import Calibration, Outputs, Sidecar, load_sidecar
+from mammotriage.sidecar import Outputs, Sidecar, load_sidecar
 
 PARITY_IMAGES = 16
 
@@ -30,15 +31,6 @@ def exam_scores(exam_ids: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, n
     breasts, as the sidecar's aggregation says)."""
     keys, agg = aggregate_scores(exam_ids, logits, how="max")
     return keys, 100.0 / (1.0 + np.exp(-agg.astype(np.float64)))
-
-
-def decile_calibration(scores: np.ndarray, reference: str) -> Calibration:
-    """Nine cut points so that each category 1-10 holds ~10 % of the reference exams."""
-    thresholds = np.quantile(scores, np.linspace(0.1, 0.9, 9))
-    thresholds = np.maximum.accumulate(np.round(thresholds, 4))
-    return Calibration(
-        thresholds=tuple(float(t) for t in thresholds), reference=reference, exams=len(scores)
-    )
 
 
 def _onnx_logits(path: Path, images: np.ndarray) -> np.ndarray:
@@ -94,7 +86,7 @@ def export_checkpoint(
     logits = predict(model, prepared.images, val_idx)
     keys, scores = exam_scores(exam_ids, logits)
     _, exam_labels = aggregate_scores(exam_ids, labels.astype(np.float64), how="max")
-    calibration = decile_calibration(
+    calibration = calibration_from_scores(
         scores, f"validation split of the training data ({config.data.kind or 'auto'}: {root.name})"
     )
     validation = {
