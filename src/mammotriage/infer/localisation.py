@@ -33,6 +33,8 @@ def top_finding_overlaps(
     top: dict[str, tuple[float, float, float, float]] = {}
     for exam in exams:
         for finding in sorted(exam.findings, key=lambda f: -f.score):
+            if finding.path is None:
+                continue
             key = str(Path(finding.path).resolve())
             top.setdefault(key, finding.box_original)
     out = []
