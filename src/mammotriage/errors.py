@@ -34,3 +34,7 @@ class ExportError(MammotriageError):
     Raised by :func:`mammotriage.model.export.export_onnx` after it has deleted the file, so
     that no model whose ONNX Runtime outputs differ from PyTorch's can reach ``models/``.
     """
+
+
+class StoreError(MammotriageError):
+    """The worklist database failed or refused a write (locked, unreachable, a broken row)."""

@@ -1,0 +1,264 @@
+"""Tables of the worklist store: exams, their images and scores, readings, jobs and the audit log.
+
+SQLAlchemy 2 declarative models with typed ``Mapped[...]`` columns, portable between SQLite
+(one site, one worker) and PostgreSQL (several workers). The schema holds no patient name or
+patient ID: an exam is known by its StudyInstanceUID and an internal public UUID.
+
+Idempotency lives here, in unique constraints, not in the code that writes:
+
+- ``scores (exam_id, model_sha256)``: one score per exam and model; re-processing updates it;
+- ``jobs (source, study_instance_uid)``: a study is enqueued once per source;
+- ``assignments (exam_id)``: one reading assignment per exam;
+- ``exams (study_instance_uid)`` and ``images (sop_instance_uid)``.
+
+Coded values are stored as their enum's value (VARCHAR), not as native database enums, so
+that adding a value is a data change and not a type migration.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from mammotriage.dicom.model import Laterality, ViewPosition
+from mammotriage.triage.policy import ReadingMode, TriageRule
+
+#: Deterministic constraint names, so that migrations can name what they alter.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UID_LENGTH = 64  # DICOM UI value representation: at most 64 characters (PS3.5 6.2)
+
+
+class JobStatus(str, enum.Enum):
+    """Where a scoring job stands."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class ExamStatus(str, enum.Enum):
+    """What scoring made of an exam."""
+
+    RECEIVED = "received"
+    SCORED = "scored"
+    #: No image could be scored: the exam must be read by people, without an AI score.
+    UNSCORED = "unscored"
+
+
+class ReadingStatus(str, enum.Enum):
+    """Where the human reading of an exam stands."""
+
+    UNREAD = "unread"
+    IN_PROGRESS = "in-progress"
+    READ = "read"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; naive values are refused.
+
+    SQLite has no time zones and returns naive datetimes: this type gives back aware UTC
+    datetimes on every database, so that waiting times compare across sites.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"datetime must be timezone-aware, got {value!r}")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class ExamRow(Base):
+    __tablename__ = "exams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    study_instance_uid: Mapped[str] = mapped_column(String(UID_LENGTH), unique=True)
+    received_at: Mapped[datetime]
+    partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[ExamStatus] = mapped_column(
+        _enum(ExamStatus, "exam_status"), default=ExamStatus.RECEIVED
+    )
+
+    images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
+    scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
+    #: NULL for a file that could not be read far enough to know it (NULLs never collide).
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH), unique=True)
+    path: Mapped[str | None] = mapped_column(Text)
+    laterality: Mapped[Laterality] = mapped_column(_enum(Laterality, "laterality"))
+    view: Mapped[ViewPosition] = mapped_column(_enum(ViewPosition, "view_position"))
+    usable: Mapped[bool] = mapped_column(Boolean)
+    #: Why the image was not decoded or not scored; NULL when it was.
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    exam: Mapped[ExamRow] = relationship(back_populates="images")
+
+
+class ScoreRow(Base):
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("exam_id", "model_sha256", name="uq_scores_exam_model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(200))
+    #: 0-100; NULL when no image of the exam could be scored.
+    score: Mapped[float | None] = mapped_column(Float)
+    category: Mapped[int | None] = mapped_column(Integer)
+    breasts: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    exam: Mapped[ExamRow] = relationship(back_populates="scores")
+    findings: Mapped[list[FindingRow]] = relationship(back_populates="score_row")
+
+
+class FindingRow(Base):
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score_id: Mapped[int] = mapped_column(ForeignKey("scores.id", ondelete="CASCADE"), index=True)
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH))
+    #: Box in the ORIGINAL pixels of the stored image (pixel-edge coordinates).
+    x0: Mapped[float] = mapped_column(Float)
+    y0: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    score: Mapped[int] = mapped_column(Integer)
+
+    score_row: Mapped[ScoreRow] = relationship(back_populates="findings")
+
+
+class AssignmentRow(Base):
+    """The reading triage gave an exam: one per exam, updated when the exam is re-scored."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), unique=True)
+    #: The score the decision was made on (the latest saved); NULL for an unscored exam.
+    score_id: Mapped[int | None] = mapped_column(ForeignKey("scores.id", ondelete="SET NULL"))
+    mode: Mapped[ReadingMode] = mapped_column(_enum(ReadingMode, "reading_mode"))
+    priority: Mapped[bool] = mapped_column(Boolean)
+    category: Mapped[int | None] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(Text)
+    rule_code: Mapped[TriageRule] = mapped_column(_enum(TriageRule, "triage_rule"))
+    policy_version: Mapped[str] = mapped_column(String(100))
+    status: Mapped[ReadingStatus] = mapped_column(
+        _enum(ReadingStatus, "reading_status"), default=ReadingStatus.UNREAD
+    )
+
+
+class DecisionRow(Base):
+    """One reader's reading of an exam (double reading has two)."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignments.id", ondelete="CASCADE"), index=True
+    )
+    reader: Mapped[str] = mapped_column(String(200))
+    recall: Mapped[bool] = mapped_column(Boolean)
+    birads: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("source", "study_instance_uid", name="uq_jobs_source_study"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    study_instance_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    status: Mapped[JobStatus] = mapped_column(
+        _enum(JobStatus, "job_status"), default=JobStatus.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
+    #: The study was enqueued again while it was being scored: run it once more when done.
+    rescan: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    #: Not a foreign key: the log outlives the rows it speaks of.
+    exam_public_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    detail: Mapped[dict[str, Any]]

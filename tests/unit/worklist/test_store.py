@@ -1,0 +1,260 @@
+"""Worklist store on SQLite: schema, idempotent jobs and scores, claims, order, audit."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from mammotriage.dicom.model import Laterality, ViewPosition
+from mammotriage.infer.scores import ExamScore, Finding, ImageScore
+from mammotriage.triage import ExamForTriage, TriagePolicy, decide
+from mammotriage.worklist import JobStatus, Store
+from mammotriage.worklist.models import AuditRow, FindingRow, ImageRow, JobRow, ScoreRow
+
+NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
+POLICY = TriagePolicy(version="test-1", max_wait_days=5)
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(str(tmp_path / "worklist.db"))
+    store.migrate()
+    yield store
+    store.close()
+
+
+def exam_score(study: str, category: int, sha: str = SHA_A, finding: int = 30) -> ExamScore:
+    images = tuple(
+        ImageScore(
+            path=Path(f"/data/{study}/{lat.value}{view.value}.dcm"),
+            sop_instance_uid=f"{study}.{i}",
+            laterality=lat,
+            view=view,
+            usable=True,
+            reason=None,
+            probability=category / 10 - 0.05,
+        )
+        for i, (lat, view) in enumerate(
+            (lat, view)
+            for lat in (Laterality.LEFT, Laterality.RIGHT)
+            for view in (ViewPosition.CC, ViewPosition.MLO)
+        )
+    )
+    findings = (
+        Finding(
+            f"{study}.0", None, Laterality.LEFT, ViewPosition.CC, (1.0, 2.0, 30.0, 40.0), finding
+        ),
+    )
+    return ExamScore(
+        exam_id=study,
+        score=category * 10 - 5,
+        category=category,
+        partial=False,
+        breasts={"L": category * 10 - 5, "R": 1.0},
+        findings=findings,
+        images=images,
+        model_name="test-model",
+        model_sha256=sha,
+    )
+
+
+def save(store: Store, study: str, category: int, waited: timedelta, sha: str = SHA_A) -> uuid.UUID:
+    score = exam_score(study, category, sha)
+    triage_exam = ExamForTriage(
+        exam_id=study,
+        score=float(score.score or 0),
+        category=category,
+        max_finding_score=score.max_finding_score,
+        partial=False,
+        received_at=NOW - waited,
+    )
+    return store.save_exam_score(score, decide(POLICY, triage_exam), NOW - waited)
+
+
+def count(store: Store, model: type) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def test_migrate_creates_every_table(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {
+        "exams",
+        "images",
+        "scores",
+        "findings",
+        "assignments",
+        "decisions",
+        "jobs",
+        "audit_log",
+    } <= tables
+    assert "alembic_version" in tables
+
+
+def test_migrate_twice_is_a_no_op(store: Store) -> None:
+    store.migrate()
+
+
+def test_migration_matches_the_models(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from mammotriage.worklist.models import Base
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_uses_wal(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_schema_holds_no_patient_identifiers(store: Store) -> None:
+    inspector = inspect(store.engine)
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            assert "patient" not in column["name"].lower()
+
+
+def test_enqueue_is_idempotent(store: Store) -> None:
+    first = store.enqueue("folder", "1.2.3")
+    second = store.enqueue("folder", "1.2.3")
+    assert first == second
+    assert first.status is JobStatus.QUEUED
+    assert count(store, JobRow) == 1
+
+
+def test_enqueue_requeues_a_done_job(store: Store) -> None:
+    store.enqueue("folder", "1.2.3")
+    job = store.claim("w1")
+    assert job is not None
+    assert store.finish(job, ok=True).status is JobStatus.DONE
+    again = store.enqueue("folder", "1.2.3")
+    assert again.id == job.id
+    assert again.status is JobStatus.QUEUED
+
+
+def test_enqueue_while_running_runs_the_job_again(store: Store) -> None:
+    store.enqueue("folder", "1.2.3")
+    job = store.claim("w1")
+    assert job is not None
+    assert store.enqueue("folder", "1.2.3").status is JobStatus.RUNNING
+    assert store.finish(job, ok=True).status is JobStatus.QUEUED
+
+
+def test_claim_returns_each_job_once_then_none(store: Store) -> None:
+    ids = {store.enqueue("folder", f"1.2.{i}").id for i in range(3)}
+    claimed = [store.claim("w1") for _ in range(3)]
+    assert {job.id for job in claimed if job is not None} == ids
+    assert all(job is not None and job.status is JobStatus.RUNNING for job in claimed)
+    assert all(job is not None and job.claimed_by == "w1" and job.attempts == 1 for job in claimed)
+    assert store.claim("w1") is None
+
+
+def test_concurrent_claims_never_share_a_job(store: Store) -> None:
+    for i in range(40):
+        store.enqueue("folder", f"1.2.{i}")
+    got: dict[str, list[int]] = {}
+    start = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        mine: list[int] = []
+        start.wait()
+        while (job := store.claim(name)) is not None:
+            mine.append(job.id)
+        got[name] = mine
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [job_id for ids in got.values() for job_id in ids]
+    assert len(every) == 40
+    assert len(set(every)) == 40
+
+
+def test_stale_running_job_is_reclaimed(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "w.db"), claim_timeout=timedelta(minutes=10))
+    store.migrate()
+    store.enqueue("folder", "1.2.3")
+    first = store.claim("crashed", now=NOW)
+    assert first is not None
+    assert store.claim("w2", now=NOW + timedelta(minutes=5)) is None
+    again = store.claim("w2", now=NOW + timedelta(minutes=11))
+    assert again is not None
+    assert again.id == first.id
+    assert again.claimed_by == "w2"
+    assert again.attempts == 2
+    store.close()
+
+
+def test_finish_sets_status_and_error(store: Store) -> None:
+    store.enqueue("folder", "1.2.3")
+    store.enqueue("folder", "1.2.4")
+    ok, bad = store.claim("w1"), store.claim("w1")
+    assert ok is not None and bad is not None
+    assert store.finish(ok, ok=True).status is JobStatus.DONE
+    failed = store.finish(bad, ok=False, error="PACS unreachable")
+    assert failed.status is JobStatus.FAILED
+    assert failed.last_error == "PACS unreachable"
+    assert store.job(bad.id) == failed
+
+
+def test_save_exam_score_twice_updates_one_score(store: Store) -> None:
+    first = save(store, "1.2.3", 3, timedelta(hours=1))
+    second = save(store, "1.2.3", 8, timedelta(hours=1))
+    assert first == second
+    assert count(store, ScoreRow) == 1
+    assert count(store, ImageRow) == 4
+    assert count(store, FindingRow) == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(select(ScoreRow.category)).scalar_one() == 8
+
+
+def test_another_model_adds_a_second_score(store: Store) -> None:
+    save(store, "1.2.3", 3, timedelta(hours=1), sha=SHA_A)
+    save(store, "1.2.3", 4, timedelta(hours=1), sha=SHA_B)
+    assert count(store, ScoreRow) == 2
+    assert count(store, ImageRow) == 4
+
+
+def test_worklist_order_follows_priority_category_and_wait(store: Store) -> None:
+    ids = {
+        "routine-3-old": save(store, "1.1", 3, timedelta(days=2)),
+        "routine-3-new": save(store, "1.2", 3, timedelta(hours=1)),
+        "routine-7": save(store, "1.3", 7, timedelta(hours=1)),
+        "priority-10": save(store, "1.4", 10, timedelta(minutes=5)),
+        "overdue-1": save(store, "1.5", 1, timedelta(days=6)),
+    }
+    order = [entry.exam_public_id for entry in store.worklist(NOW, POLICY)]
+    expected = ["overdue-1", "priority-10", "routine-7", "routine-3-old", "routine-3-new"]
+    assert order == [ids[name] for name in expected]
+
+
+def test_worklist_returns_aware_received_at(store: Store) -> None:
+    save(store, "1.1", 3, timedelta(hours=1))
+    (entry,) = store.worklist(NOW, POLICY)
+    assert entry.received_at == NOW - timedelta(hours=1)
+    assert entry.decision.policy_version == "test-1"
+
+
+def test_audit_rows_are_written(store: Store) -> None:
+    public_id = save(store, "1.1", 3, timedelta(hours=1))
+    store.audit("reader-7", "open", public_id, {"view": "L-CC"})
+    store.audit("worker-1", "score", None)
+    assert count(store, AuditRow) == 2
+    with store.engine.connect() as conn:
+        row = conn.execute(select(AuditRow).where(AuditRow.actor == "reader-7")).one()
+    assert row.exam_public_id == public_id
+    assert row.detail == {"view": "L-CC"}
