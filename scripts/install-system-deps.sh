@@ -5,17 +5,22 @@
 set -euo pipefail
 target=${1:-test}
 
-# command -> Debian package
+# command (or an absolute path glob, for binaries off PATH) -> Debian package
 declare -A needs
 case "$target" in
-  test) needs=([dcmcjpeg]=dcmtk [storescu]=dcmtk) ;;
+  test) needs=([dcmcjpeg]=dcmtk [storescu]=dcmtk
+               ['/usr/lib/postgresql/*/bin/initdb']=postgresql) ;;
   demo) needs=() ;;
   *) echo "usage: $0 test|demo" >&2; exit 2 ;;
 esac
 
 missing=()
 for cmd in "${!needs[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+  if [[ $cmd == /* ]]; then
+    compgen -G "$cmd" >/dev/null || missing+=("${needs[$cmd]}")
+  else
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+  fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

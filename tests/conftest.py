@@ -4,7 +4,15 @@ real thing without paying for it more than once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,3 +107,135 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_run: CliRun) -> Cl
         app, ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--int8"]
     )
     return CliRun(result.exit_code, result.output, out)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _postgres_binaries() -> dict[str, str]:
+    """``initdb``, ``pg_ctl`` and ``pg_isready`` of the newest Debian PostgreSQL installed."""
+    for bindir in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        paths = {name: os.path.join(bindir, name) for name in ("initdb", "pg_ctl", "pg_isready")}
+        if all(os.access(path, os.X_OK) for path in paths.values()):
+            return paths
+    pytest.fail(
+        "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb, pg_ctl) not found: "
+        "`make test` installs them (Debian package postgresql, via "
+        "scripts/install-system-deps.sh test)",
+        pytrace=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server on a free loopback port, for the whole session.
+
+    Yields ``postgresql+psycopg://mt@127.0.0.1:PORT/mammotriage`` (trust auth, user ``mt``).
+    The server runs as the ``postgres`` system user when the tests run as root (PostgreSQL
+    refuses to run as root) and is stopped and its data removed at the end.
+    """
+    binaries = _postgres_binaries()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    # Under /tmp, not pytest's tmp_path: its parents are private to root and the socket path
+    # must stay short.
+    root = Path(tempfile.mkdtemp(prefix="mt-pg-"))
+    data, sockets = root / "data", root / "sock"
+    data.mkdir()
+    sockets.mkdir()
+    if as_root:
+        root.chmod(0o755)
+        for path in (root, data, sockets):
+            shutil.chown(path, "postgres", "postgres")
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        result = subprocess.run(
+            [*prefix, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            pytest.fail(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+    started = False
+    try:
+        run(
+            binaries["initdb"],
+            "-D",
+            str(data),
+            "--auth=trust",
+            "-U",
+            "mt",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(
+            binaries["pg_ctl"],
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        started = True
+        deadline = time.monotonic() + 30
+        while True:
+            ready = subprocess.run(
+                [binaries["pg_isready"], "-h", "127.0.0.1", "-p", str(port), "-U", "mt"],
+                capture_output=True,
+                check=False,
+            )
+            if ready.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"PostgreSQL on port {port} not ready after 30 s")
+            time.sleep(0.2)
+        _postgres_admin(port, "CREATE DATABASE mammotriage")
+        yield f"postgresql+psycopg://mt@127.0.0.1:{port}/mammotriage"
+    finally:
+        if started:
+            subprocess.run(
+                [*prefix, binaries["pg_ctl"], "-D", str(data), "-m", "fast", "-w", "stop"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _postgres_admin(port: int, sql: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) on the ``postgres`` db."""
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="mt", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty worklist database URL: a SQLite file, or a new database on the
+    session's PostgreSQL server (dropped after the test)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "worklist.db")
+        return
+    from sqlalchemy import make_url
+
+    server = make_url(request.getfixturevalue("postgres_url"))
+    name = f"t_{uuid.uuid4().hex}"
+    _postgres_admin(int(server.port or 5432), f'CREATE DATABASE "{name}"')
+    yield server.set(database=name).render_as_string(hide_password=False)
+    _postgres_admin(int(server.port or 5432), f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -1,4 +1,5 @@
-"""Worklist store on SQLite: schema, idempotent jobs and scores, claims, order, audit."""
+"""Worklist store on SQLite and PostgreSQL (``store_url`` in tests/conftest.py): schema,
+idempotent jobs and scores, claims, order, audit."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ SHA_B = "b" * 64
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(str(tmp_path / "worklist.db"))
+def store(store_url: str) -> Iterator[Store]:
+    store = Store(store_url)
     store.migrate()
     yield store
     store.close()
@@ -114,6 +115,7 @@ def test_migration_matches_the_models(store: Store) -> None:
     assert diff == []
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_sqlite_uses_wal(store: Store) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -184,8 +186,8 @@ def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     assert len(set(every)) == 40
 
 
-def test_stale_running_job_is_reclaimed(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "w.db"), claim_timeout=timedelta(minutes=10))
+def test_stale_running_job_is_reclaimed(store_url: str) -> None:
+    store = Store(store_url, claim_timeout=timedelta(minutes=10))
     store.migrate()
     store.enqueue("folder", "1.2.3")
     first = store.claim("crashed", now=NOW)
