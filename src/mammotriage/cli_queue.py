@@ -23,15 +23,12 @@ DEFAULT_POLICY = Path("configs/triage.yaml")
 
 
 def _read_scores(path: Path) -> list[dict[str, Any]]:
+    """The exam lines of a `mammotriage score --json` file (same reader as `simulate`)."""
+    from mammotriage.triage.simulate import read_score_lines
+
     exams = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from exc
-        if not isinstance(record, dict) or "exam_id" not in record:
+    for number, record in read_score_lines(path):
+        if "exam_id" not in record:
             raise ConfigError(
                 f"{path}:{number}: no exam_id (expected `mammotriage score --json` output)"
             )
@@ -49,6 +46,7 @@ def queue(
 ) -> None:
     """Decide single / double reading and priority per exam and print the reading queue in order."""
     from mammotriage.triage import ExamForTriage, WorklistItem, decide, load_policy, order_worklist
+    from mammotriage.triage.simulate import max_finding_score
 
     try:
         rules = load_policy(policy)
@@ -65,12 +63,12 @@ def queue(
     for record in records:
         if record.get("category") is None:
             continue
-        findings = [f.get("score", 0) for f in record.get("findings") or []]
+        top_finding = max_finding_score(record.get("findings"), f"{scores}: {record['exam_id']}")
         exam = ExamForTriage(
             exam_id=record["exam_id"],
             score=float(record["score"]),
             category=int(record["category"]),
-            max_finding_score=float(max(findings)) if findings else None,
+            max_finding_score=None if top_finding is None else float(top_finding),
             partial=bool(record.get("partial")),
             received_at=now,
         )

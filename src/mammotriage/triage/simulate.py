@@ -332,7 +332,7 @@ def load_sim_inputs(scores_jsonl: Path, truth_csv: Path) -> list[SimExam]:
     """
     truth = _read_truth(Path(truth_csv))
     exams = []
-    for line_no, record in _read_jsonl(Path(scores_jsonl)):
+    for line_no, record in read_score_lines(Path(scores_jsonl)):
         where = f"{scores_jsonl}:{line_no}"
         exam_id = record.get("exam_id")
         if not isinstance(exam_id, str) or not exam_id:
@@ -346,7 +346,7 @@ def load_sim_inputs(scores_jsonl: Path, truth_csv: Path) -> list[SimExam]:
                     exam_id=exam_id,
                     category=record["category"],
                     score=record["score"],
-                    max_finding_score=_max_finding_score(record.get("findings"), where),
+                    max_finding_score=max_finding_score(record.get("findings"), where),
                     cancer=truth.get(exam_id, False),
                     partial=record.get("partial", False),
                 )
@@ -363,7 +363,14 @@ def load_sim_inputs(scores_jsonl: Path, truth_csv: Path) -> list[SimExam]:
     return exams
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def read_score_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON-lines scores file.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or a line is not a JSON object.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
@@ -382,7 +389,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return records
 
 
-def _max_finding_score(findings: Any, where: str) -> float | None:
+def max_finding_score(findings: Any, where: str) -> float | None:
+    """Highest ``score`` among a scores line's ``findings``; None when there are none."""
     if findings is None:
         return None
     if not isinstance(findings, list):
