@@ -196,7 +196,7 @@ def inspect(
 
 # The model and site commands live in their own modules; importing them registers them on
 # `app`.
-from mammotriage import cli_bench, cli_infer, cli_model, cli_queue  # noqa: E402,F401
+from mammotriage import cli_bench, cli_infer, cli_model, cli_queue, cli_worker  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -38,3 +38,15 @@ class ExportError(MammotriageError):
 
 class StoreError(MammotriageError):
     """The worklist database failed or refused a write (locked, unreachable, a broken row)."""
+
+
+class SourceError(MammotriageError):
+    """A PACS or folder source refused a request for good (a study that is gone, a bad reply).
+
+    The worker records the reason on the job and does not retry it.
+    """
+
+
+class SourceUnavailableError(SourceError):
+    """A source is down, slow or out of space for now (connection refused, timeout, HTTP 5xx,
+    a full disk): the worker keeps the job queued and retries it with backoff."""

@@ -514,4 +514,5 @@ def _image_score(
         reason=reason,
         probability=probability,
         logit=logit,
+        modality=image.modality,
     )

@@ -48,6 +48,9 @@ class ImageScore:
     reason: str | None
     probability: float | None = None
     logit: float | None = None
+    #: The file's Modality (None when it could not be read): tells a mammography exam with
+    #: unusable images from a study that holds no mammogram at all.
+    modality: str | None = None
 
     @property
     def score(self) -> float | None:
@@ -124,6 +127,15 @@ class ExamScore:
     def max_finding_score(self) -> int | None:
         """What triage's safety net looks at; None when the exam has no finding."""
         return max((f.score for f in self.findings), default=None)
+
+    @property
+    def is_mammography(self) -> bool:
+        """At least one image is a mammogram (usable, or excluded for a mammography reason).
+
+        A study without one (CT, ultrasound, files that are not DICOM) has no place on a
+        mammography reading list.
+        """
+        return any(im.usable or im.modality == "MG" for im in self.images)
 
     @property
     def unusable_images(self) -> list[ImageScore]:

@@ -14,6 +14,7 @@ from mammotriage.triage.policy import (
     TriagePolicy,
     TriageRule,
     decide,
+    decide_unscored,
     load_policy,
     policy_from_dict,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "WorklistItem",
     "WorkloadPoint",
     "decide",
+    "decide_unscored",
     "is_overdue",
     "load_policy",
     "load_sim_inputs",

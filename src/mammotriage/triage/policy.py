@@ -60,6 +60,8 @@ class TriageRule(str, Enum):
     RULE_OUT = "rule-out"
     #: Rule-out applied by score and category, but the exam lacks views: one reader instead.
     PARTIAL_NOT_RULED_OUT = "partial-not-ruled-out"
+    #: No image of the exam could be scored: read as without AI.
+    NOT_SCORED = "not-scored"
 
 
 class _PolicyModel(BaseModel):
@@ -326,6 +328,23 @@ def decide(policy: TriagePolicy, exam: ExamForTriage) -> TriageDecision:
         rule=rule,
         policy_version=policy.version,
         rule_code=code,
+    )
+
+
+def decide_unscored(policy: TriagePolicy, exam_id: str, reason: str) -> TriageDecision:
+    """The reading of an exam the AI could not score: double reading, as without AI.
+
+    The AI knows nothing of such an exam, so it must not take a reader away from it; it is
+    not made priority either (the AI has no evidence for that). ``reason`` says why it was
+    not scored (e.g. "no usable mammography image") and goes into the rule text.
+    """
+    return TriageDecision(
+        exam_id=exam_id,
+        mode=ReadingMode.DOUBLE,
+        priority=False,
+        rule=f"not scored ({reason}): double reading, as without AI",
+        policy_version=policy.version,
+        rule_code=TriageRule.NOT_SCORED,
     )
 
 

@@ -1,7 +1,14 @@
 """Persistent worklist store (SQLAlchemy 2, Alembic): jobs, scored exams, readings, audit log."""
 
+from mammotriage.worklist.jobs import Job
 from mammotriage.worklist.models import ExamStatus, JobStatus, ReadingStatus
-from mammotriage.worklist.store import DEFAULT_CLAIM_TIMEOUT, Job, Store, WorklistEntry
+from mammotriage.worklist.store import (
+    DEFAULT_CLAIM_TIMEOUT,
+    Store,
+    StoredExam,
+    StoredImage,
+    WorklistEntry,
+)
 
 __all__ = [
     "DEFAULT_CLAIM_TIMEOUT",
@@ -10,5 +17,7 @@ __all__ = [
     "JobStatus",
     "ReadingStatus",
     "Store",
+    "StoredExam",
+    "StoredImage",
     "WorklistEntry",
 ]

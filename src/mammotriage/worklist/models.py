@@ -71,6 +71,9 @@ class ExamStatus(str, enum.Enum):
     SCORED = "scored"
     #: No image could be scored: the exam must be read by people, without an AI score.
     UNSCORED = "unscored"
+    #: Nothing in it is a mammogram (another modality, files that are not DICOM): recorded
+    #: with each file's reason, kept off the reading lists.
+    REJECTED = "rejected"
 
 
 class ReadingStatus(str, enum.Enum):
@@ -138,6 +141,9 @@ class ExamRow(Base):
     status: Mapped[ExamStatus] = mapped_column(
         _enum(ExamStatus, "exam_status"), default=ExamStatus.RECEIVED
     )
+    #: The DICOM SR sent back for the latest score, and where it went (for humans).
+    report_sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH))
+    report_location: Mapped[str | None] = mapped_column(Text)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
     scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")
@@ -250,6 +256,21 @@ class JobRow(Base):
     #: The study was enqueued again while it was being scored: run it once more when done.
     rescan: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: What the source said the study's content was when it was last queued; the same study
+    #: offered again with the same fingerprint is not scored again.
+    fingerprint: Mapped[str | None] = mapped_column(String(200))
+    #: A retried job waits until then (backoff); NULL: at once.
+    available_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class SourceCursorRow(Base):
+    """Where a source's change feed was last read to (Orthanc's ``/changes`` sequence, ...)."""
+
+    __tablename__ = "source_cursors"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditRow(Base):

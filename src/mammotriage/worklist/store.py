@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import (
     Engine,
-    and_,
     create_engine,
     delete,
     event,
@@ -46,6 +45,7 @@ from mammotriage.errors import ConfigError, StoreError
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage.policy import ExamForTriage, ReadingMode, TriageDecision, TriagePolicy
 from mammotriage.triage.queue import OrderKey, QueueTier, order_key
+from mammotriage.worklist.jobs import Job, JobQueue
 from mammotriage.worklist.models import (
     AssignmentRow,
     AuditRow,
@@ -54,8 +54,6 @@ from mammotriage.worklist.models import (
     ExamStatus,
     FindingRow,
     ImageRow,
-    JobRow,
-    JobStatus,
     ReadingStatus,
     ScoreRow,
     utcnow,
@@ -65,20 +63,6 @@ from mammotriage.worklist.models import (
 DEFAULT_CLAIM_TIMEOUT = timedelta(minutes=30)
 #: How long a SQLite writer waits for the lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-
-@dataclass(frozen=True)
-class Job:
-    """One scoring job as it stood when the store returned it (a record, not a live row)."""
-
-    id: int
-    source: str
-    study_instance_uid: str
-    status: JobStatus
-    attempts: int
-    last_error: str | None
-    claimed_by: str | None
-    claimed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -94,6 +78,34 @@ class WorklistEntry:
     decision: TriageDecision
     reading_status: ReadingStatus
     order: OrderKey
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    sop_instance_uid: str | None
+    path: str | None
+    usable: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StoredExam:
+    """An exam as stored: what the worker made of it (a record, not a live row)."""
+
+    public_id: uuid.UUID
+    study_instance_uid: str
+    status: ExamStatus
+    received_at: datetime
+    partial: bool
+    score: float | None
+    category: int | None
+    model_sha256: str | None
+    mode: ReadingMode | None
+    priority: bool | None
+    rule: str | None
+    report_sop_instance_uid: str | None
+    report_location: str | None
+    images: tuple[StoredImage, ...]
 
 
 def database_url(url: str) -> URL:
@@ -114,7 +126,7 @@ def database_url(url: str) -> URL:
         raise ConfigError(f"worklist database URL {url!r} is not valid: {exc}") from exc
 
 
-class Store:
+class Store(JobQueue):
     """Persistent worklist: jobs, exams, scores, reading assignments and the audit log.
 
     Parameters
@@ -192,113 +204,10 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"worklist migration failed: {exc}") from exc
 
-    # -- jobs -----------------------------------------------------------------------------
-
-    def enqueue(self, source: str, study_instance_uid: str) -> Job:
-        """Queue a study for scoring; idempotent on ``(source, study_instance_uid)``.
-
-        A second enqueue returns the existing job. A DONE job is queued again (the study grew
-        after it was scored: score it again); a RUNNING job is marked to run once more when it
-        finishes, as the worker may have listed the study's images before the new ones came.
-        QUEUED and FAILED jobs are returned as they are (retrying a failure is the worker's
-        retry policy's call).
-        """
-        if not source or not study_instance_uid:
-            raise ConfigError(
-                f"source and study_instance_uid must be non-empty, "
-                f"got {source!r}, {study_instance_uid!r}"
-            )
-        key = and_(JobRow.source == source, JobRow.study_instance_uid == study_instance_uid)
-        with self._session() as session:
-            session.execute(
-                self._insert(JobRow)
-                .values(source=source, study_instance_uid=study_instance_uid)
-                .on_conflict_do_nothing(index_elements=["source", "study_instance_uid"])
-            )
-            session.execute(
-                update(JobRow)
-                .where(key, JobRow.status == JobStatus.DONE)
-                .values(
-                    status=JobStatus.QUEUED,
-                    attempts=0,
-                    last_error=None,
-                    claimed_by=None,
-                    claimed_at=None,
-                )
-            )
-            session.execute(
-                update(JobRow).where(key, JobRow.status == JobStatus.RUNNING).values(rescan=True)
-            )
-            row = session.execute(select(JobRow).where(key)).scalar_one()
-            return _job(row)
-
-    def claim(self, worker_id: str, *, now: datetime | None = None) -> Job | None:
-        """Take the oldest QUEUED job (or an abandoned RUNNING one) for ``worker_id``.
-
-        Returns None when there is nothing to do. The claim increments ``attempts``.
-        """
-        now = utcnow() if now is None else now
-        stale = now - self.claim_timeout
-        candidate = (
-            select(JobRow.id)
-            .where(
-                or_(
-                    JobRow.status == JobStatus.QUEUED,
-                    and_(JobRow.status == JobStatus.RUNNING, JobRow.claimed_at < stale),
-                )
-            )
-            .order_by(JobRow.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        statement = (
-            update(JobRow)
-            .where(JobRow.id == candidate)
-            .values(
-                status=JobStatus.RUNNING,
-                attempts=JobRow.attempts + 1,
-                claimed_by=worker_id,
-                claimed_at=now,
-                rescan=False,
-            )
-            .returning(*JobRow.__table__.c)
-            .execution_options(synchronize_session=False)
-        )
-        with self._session() as session:
-            row = session.execute(statement).mappings().one_or_none()
-            return None if row is None else _job_from_mapping(row)
-
-    def finish(self, job: Job, ok: bool, error: str | None = None) -> Job:
-        """Record how a claimed job ended: DONE when ``ok``, else FAILED with ``error``.
-
-        A job enqueued again while it ran (``rescan``) goes back to QUEUED instead of DONE.
-        """
-        with self._session() as session:
-            row = session.get(JobRow, job.id)
-            if row is None:
-                raise StoreError(f"job {job.id} does not exist")
-            if ok:
-                row.status = JobStatus.QUEUED if row.rescan else JobStatus.DONE
-                row.last_error = None
-            else:
-                row.status = JobStatus.FAILED
-                row.last_error = error
-            row.rescan = False
-            row.claimed_by = None
-            row.claimed_at = None
-            session.flush()
-            return _job(row)
-
-    def job(self, job_id: int) -> Job | None:
-        with self._session() as session:
-            row = session.get(JobRow, job_id)
-            return None if row is None else _job(row)
-
     # -- exams and scores -----------------------------------------------------------------
 
     def save_exam_score(
-        self, exam_score: ExamScore, decision: TriageDecision, received_at: datetime
+        self, exam_score: ExamScore, decision: TriageDecision | None, received_at: datetime
     ) -> uuid.UUID:
         """Store an exam's score, images, findings and reading assignment; returns its public id.
 
@@ -306,6 +215,9 @@ class Store:
         constraint: saving the same study and model again updates the score row (its findings
         replaced), another model adds a second score row. The assignment follows the latest
         save; its reading status is kept, so a reading in progress is not reset.
+
+        ``decision`` None means the study holds no mammogram: it is stored REJECTED with its
+        images and their reasons, without a score or a place on the reading lists.
 
         Raises
         ------
@@ -315,7 +227,10 @@ class Store:
         if not isinstance(received_at, datetime) or received_at.utcoffset() is None:
             raise ConfigError(f"received_at must be a timezone-aware datetime, got {received_at!r}")
         now = utcnow()
-        status = ExamStatus.SCORED if exam_score.scored else ExamStatus.UNSCORED
+        if decision is None:
+            status = ExamStatus.REJECTED
+        else:
+            status = ExamStatus.SCORED if exam_score.scored else ExamStatus.UNSCORED
         with self._session() as session:
             exam_values = {
                 "study_instance_uid": exam_score.exam_id,
@@ -333,6 +248,9 @@ class Store:
                 .returning(ExamRow.id, ExamRow.public_id)
             ).one()
             self._save_images(session, exam_id, exam_score)
+            if decision is None:
+                session.execute(delete(AssignmentRow).where(AssignmentRow.exam_id == exam_id))
+                return uuid.UUID(str(public_id))
             score_values = {
                 "model_name": exam_score.model_name,
                 "score": exam_score.score,
@@ -411,6 +329,54 @@ class Store:
                 )
             session.execute(statement)
 
+    def save_report(self, study_instance_uid: str, sop_instance_uid: str, location: str) -> None:
+        """Record the SR sent back for an exam's latest score, and where it went."""
+        with self._session() as session:
+            result = session.execute(
+                update(ExamRow)
+                .where(ExamRow.study_instance_uid == study_instance_uid)
+                .values(report_sop_instance_uid=sop_instance_uid, report_location=location)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                raise StoreError("cannot record a report for an exam that is not stored")
+
+    def exams(self) -> list[StoredExam]:
+        """Every stored exam with its status, latest score and report (for status pages)."""
+        query = (
+            select(ExamRow, AssignmentRow, ScoreRow)
+            .outerjoin(AssignmentRow, AssignmentRow.exam_id == ExamRow.id)
+            .outerjoin(ScoreRow, ScoreRow.id == AssignmentRow.score_id)
+            .order_by(ExamRow.id)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+            images = session.execute(select(ImageRow).order_by(ImageRow.id)).scalars().all()
+        by_exam: dict[int, list[StoredImage]] = {}
+        for image in images:
+            by_exam.setdefault(image.exam_id, []).append(
+                StoredImage(image.sop_instance_uid, image.path, image.usable, image.reason)
+            )
+        return [
+            StoredExam(
+                public_id=exam.public_id,
+                study_instance_uid=exam.study_instance_uid,
+                status=exam.status,
+                received_at=exam.received_at,
+                partial=exam.partial,
+                score=None if score is None else score.score,
+                category=None if score is None else score.category,
+                model_sha256=None if score is None else score.model_sha256,
+                mode=None if assignment is None else assignment.mode,
+                priority=None if assignment is None else assignment.priority,
+                rule=None if assignment is None else assignment.rule,
+                report_sop_instance_uid=exam.report_sop_instance_uid,
+                report_location=exam.report_location,
+                images=tuple(by_exam.get(exam.id, ())),
+            )
+            for exam, assignment, score in rows
+        ]
+
     # -- worklist -------------------------------------------------------------------------
 
     def worklist(self, now: datetime, policy: TriagePolicy) -> list[WorklistEntry]:
@@ -484,32 +450,6 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _job(row: JobRow) -> Job:
-    return Job(
-        id=row.id,
-        source=row.source,
-        study_instance_uid=row.study_instance_uid,
-        status=row.status,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        claimed_by=row.claimed_by,
-        claimed_at=row.claimed_at,
-    )
-
-
-def _job_from_mapping(row: Any) -> Job:
-    return Job(
-        id=row["id"],
-        source=row["source"],
-        study_instance_uid=row["study_instance_uid"],
-        status=JobStatus(row["status"]),
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        claimed_by=row["claimed_by"],
-        claimed_at=row["claimed_at"],
-    )
-
-
 def _entry(
     exam: ExamRow,
     assignment: AssignmentRow,
@@ -568,4 +508,12 @@ def _unscored_order(
     return OrderKey(tier, 0, received_at, exam_id)
 
 
-__all__ = ["DEFAULT_CLAIM_TIMEOUT", "Job", "Store", "WorklistEntry", "database_url"]
+__all__ = [
+    "DEFAULT_CLAIM_TIMEOUT",
+    "Job",
+    "Store",
+    "StoredExam",
+    "StoredImage",
+    "WorklistEntry",
+    "database_url",
+]

@@ -234,3 +234,14 @@ def test_exam_with_invalid_value_is_refused_naming_the_field(field: str, value: 
     }
     with pytest.raises(ConfigError, match=field):
         ExamForTriage(**{**fields, field: value})
+
+
+def test_unscored_exam_gets_double_reading_without_priority() -> None:
+    from mammotriage.triage import TriageRule, decide_unscored
+
+    decision = decide_unscored(TriagePolicy(version="v9"), "exam-1", "no usable image")
+    assert decision.mode is ReadingMode.DOUBLE
+    assert decision.priority is False
+    assert decision.rule_code is TriageRule.NOT_SCORED
+    assert "no usable image" in decision.rule
+    assert decision.policy_version == "v9"

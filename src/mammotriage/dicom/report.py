@@ -1,0 +1,448 @@
+"""The AI result as a DICOM Structured Report that a PACS files into the exam's own study.
+
+The report is a TID 1500 Measurement Report (PS3.16 A.35.1) in a Comprehensive SR
+(PS3.3 A.35.3): Comprehensive SR is the oldest SR class that carries numeric measurements
+together with 2D SCOORD regions on referenced images, so it is the one most PACS and viewers
+accept; Comprehensive 3D SR adds only SCOORD3D, which a projection mammogram has no use for.
+The tree (highdicom builds and checks every level)::
+
+    Imaging Measurement Report (TID 1500)
+    ├─ Language, Observer Type = Device (TID 1002/1004: "mammotriage", model name)
+    ├─ Procedure Reported = SCT 71651007 "Mammography"
+    └─ Imaging Measurements
+       ├─ Measurement Group (TID 1501) tracking id "exam"; Finding Site = Breast;
+       │    Algorithm Identification (TID 4019, parameters: model sha256);
+       │    Score (0-100), Triage category (1-10), Triage reading (coded, optional)
+       ├─ Measurement Group (TID 1501) per scored breast; Finding Site = Left/Right breast; Score
+       └─ Planar ROI group (TID 1410) per finding; Image Region = closed 5-point POLYLINE
+            on its source image (SCOORD, pixel-edge coordinates); Finding Site; Score
+
+The SOP and Series Instance UIDs derive from the study, the model hash, the source images and
+the content, so re-sending a report after a crash gives the PACS the same instance (it
+replaces or ignores it) while a late view or a new model gives a new one.
+
+TID 4000 (Mammography CAD SR, PS3.3 A.35.5) is not built, on purpose. highdicom has no
+template for it, and a correct one needs what this pipeline does not produce: TID 4001's CAD
+Processing and Findings Summary must state, per image, which CAD algorithms ran and failed;
+each finding is a TID 4004 Single Image Finding typed from CID 6014 (mass, calcification
+cluster, ...), with a "Certainty of Finding" and rendering intent, composite features
+(TID 4005) that pair findings across views, and the detection/analysis performed items of
+TID 4016/4017. Our model gives a score map and boxes with a score, not a finding type, a
+certainty in the Mammography CAD sense, or cross-view pairing, so a TID 4000 document would
+have to invent values that viewers then show as CAD marks. Hand-building it with raw content
+items would also lose highdicom's checks. TID 1500 states exactly what we know.
+
+Patient data: the report copies the patient and study modules from the source images (that
+is what places it in the study) and nothing here logs any of it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+from pydicom.valuerep import DA, DT, TM
+
+from mammotriage.dicom.report_content import (
+    BREAST,
+    BREAST_BY_LATERALITY,
+    PRIVATE_SCHEME,
+    PRIVATE_SCHEME_NAME,
+    PROCEDURE_MAMMOGRAPHY,
+    SCORE,
+    TRIAGE_CATEGORY,
+    TRIAGE_READING,
+    UNIT_NONE,
+    UNIT_SCORE,
+    AlgorithmIdentity,
+    ReportContent,
+    ReportFinding,
+    reading_code,
+)
+
+__all__ = [
+    "INSTANCE_NUMBER",
+    "MANUFACTURER",
+    "SERIES_DESCRIPTION",
+    "SERIES_NUMBER",
+    "AlgorithmIdentity",
+    "ReportContent",
+    "ReportFinding",
+    "build_measurement_report",
+    "report_uids",
+    "write_report",
+]
+
+MANUFACTURER = "mammotriage"
+SERIES_DESCRIPTION = "mammotriage AI triage report"
+#: Fixed so that the report series sorts after the modality's series in a viewer, and a
+#: re-sent report keeps its place.
+SERIES_NUMBER = 9901
+INSTANCE_NUMBER = 1
+
+# Attributes of the Patient and General Study modules that highdicom reads from the first
+# source image; all are Type 2, so an empty value is valid where a modality left one out.
+_TYPE2_PATIENT_STUDY = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+)
+_REQUIRED_SOURCE = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+
+
+def _check_sources(source_images: Sequence[Dataset]) -> dict[str, Dataset]:
+    if len(source_images) == 0:
+        raise ValueError("source_images must hold at least one image header, got none")
+    by_uid: dict[str, Dataset] = {}
+    for index, image in enumerate(source_images):
+        missing = [k for k in _REQUIRED_SOURCE if not image.get(k)]
+        if missing:
+            raise ValueError(f"source_images[{index}] lacks {', '.join(missing)}")
+        uid = str(image.SOPInstanceUID)
+        if uid in by_uid:
+            raise ValueError(f"source_images[{index}] repeats SOPInstanceUID {uid}")
+        by_uid[uid] = image
+    studies = sorted({str(image.StudyInstanceUID) for image in source_images})
+    if len(studies) > 1:
+        raise ValueError(
+            f"source_images must all belong to one study, got {len(studies)} "
+            f"StudyInstanceUIDs: {', '.join(studies)}"
+        )
+    return by_uid
+
+
+def _check_finding(index: int, finding: ReportFinding, image: Dataset | None) -> None:
+    if image is None:
+        raise ValueError(
+            f"findings[{index}] references SOPInstanceUID {finding.sop_instance_uid}, "
+            "which is not among source_images"
+        )
+    header_laterality = image.get("ImageLaterality") or image.get("Laterality")
+    if header_laterality in ("L", "R") and header_laterality != finding.laterality:
+        raise ValueError(
+            f"findings[{index}] has laterality {finding.laterality!r} but its image "
+            f"{finding.sop_instance_uid} says {header_laterality!r}"
+        )
+    rows, columns = image.get("Rows"), image.get("Columns")
+    x0, y0, x1, y1 = finding.box
+    if rows is not None and columns is not None and (x1 > columns or y1 > rows):
+        raise ValueError(
+            f"findings[{index}] box {finding.box!r} reaches outside its image "
+            f"({columns} columns x {rows} rows)"
+        )
+
+
+def report_uids(
+    content: ReportContent, source_images: Sequence[Dataset], algorithm: AlgorithmIdentity
+) -> tuple[str, str]:
+    """(SeriesInstanceUID, SOPInstanceUID) of the report for this exam, model and result.
+
+    Both are hashes (pydicom ``generate_uid`` with entropy sources) of the study, the model,
+    the sorted source SOP Instance UIDs and the whole content, so the same input always
+    gives the same UIDs and any change gives new ones (PS3.5 Section 9 and B.2).
+
+    Raises
+    ------
+    ValueError
+        If ``source_images`` is empty, spans more than one study, lacks a UID or repeats one.
+    """
+    _check_sources(source_images)
+    fingerprint = _fingerprint(content, source_images, algorithm)
+    return _derived_uid(fingerprint, "series"), _derived_uid(fingerprint, "instance")
+
+
+def _fingerprint(
+    content: ReportContent, source_images: Sequence[Dataset], algorithm: AlgorithmIdentity
+) -> str:
+    facts = {
+        "study": sorted({str(image.StudyInstanceUID) for image in source_images}),
+        "sources": sorted(str(image.SOPInstanceUID) for image in source_images),
+        "algorithm": [algorithm.name, algorithm.version, algorithm.sha256],
+        "exam_score": content.exam_score,
+        "category": content.category,
+        "breasts": dict(content.breasts),
+        "findings": [
+            [f.sop_instance_uid, f.laterality, f.view, list(f.box), f.score]
+            for f in content.findings
+        ],
+        "reading": content.reading,
+        "partial": content.partial,
+    }
+    return json.dumps(facts, sort_keys=True, separators=(",", ":"))
+
+
+def _derived_uid(fingerprint: str, purpose: str) -> str:
+    return str(generate_uid(entropy_srcs=[f"mammotriage-sr-{purpose}", fingerprint]))
+
+
+def _observation_context(algorithm: AlgorithmIdentity) -> hd.sr.ObservationContext:
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        # One UID per model: the same model is the same observing device in every report.
+        uid=str(generate_uid(entropy_srcs=["mammotriage-device", algorithm.sha256])),
+        name=MANUFACTURER,
+        manufacturer_name=MANUFACTURER,
+        model_name=algorithm.name,
+    )
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.cid270.Device, observer_identifying_attributes=device
+        )
+    )
+
+
+def _algorithm_id(algorithm: AlgorithmIdentity) -> hd.sr.AlgorithmIdentification:
+    return hd.sr.AlgorithmIdentification(
+        name=algorithm.name,
+        version=algorithm.version,
+        parameters=[f"model_sha256={algorithm.sha256}"],
+        manufacturer=MANUFACTURER,
+    )
+
+
+def _score(value: float) -> hd.sr.Measurement:
+    return hd.sr.Measurement(name=SCORE, value=value, unit=UNIT_SCORE)
+
+
+def _exam_group(
+    content: ReportContent, algorithm_id: hd.sr.AlgorithmIdentification, fingerprint: str
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    measurements = [
+        _score(content.exam_score),
+        hd.sr.Measurement(name=TRIAGE_CATEGORY, value=content.category, unit=UNIT_NONE),
+    ]
+    evaluations = []
+    if content.reading is not None:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(name=TRIAGE_READING, value=reading_code(content.reading))
+        )
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_derived_uid(fingerprint, "exam"), identifier="exam"
+        ),
+        algorithm_id=algorithm_id,
+        finding_sites=[hd.sr.FindingSite(BREAST)],
+        measurements=measurements,
+        qualitative_evaluations=evaluations or None,
+    )
+
+
+def _breast_group(
+    laterality: str,
+    score: float,
+    algorithm_id: hd.sr.AlgorithmIdentification,
+    fingerprint: str,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_derived_uid(fingerprint, f"breast-{laterality}"),
+            identifier=f"breast {laterality}",
+        ),
+        algorithm_id=algorithm_id,
+        finding_sites=[hd.sr.FindingSite(BREAST_BY_LATERALITY[laterality])],
+        measurements=[_score(score)],
+    )
+
+
+def rectangle(box: tuple[float, float, float, float]) -> np.ndarray:
+    """The closed 5-point polyline (column, row) of a pixel-edge box, clockwise from top-left.
+
+    SCOORD 2D has no RECTANGLE graphic type (PS3.3 C.18.6.1.2), so a box is a POLYLINE whose
+    last point repeats the first, which PS3.3 defines as a closed polygon.
+    """
+    x0, y0, x1, y1 = box
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float32)
+
+
+def _finding_group(
+    number: int,
+    finding: ReportFinding,
+    image: Dataset,
+    algorithm_id: hd.sr.AlgorithmIdentification,
+    fingerprint: str,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    region = hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=rectangle(finding.box),
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=str(image.SOPClassUID),
+            referenced_sop_instance_uid=str(image.SOPInstanceUID),
+        ),
+    )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=_derived_uid(fingerprint, f"finding-{number}"),
+            identifier=f"finding {number} {finding.laterality} {finding.view}",
+        ),
+        referenced_region=region,
+        algorithm_id=algorithm_id,
+        finding_sites=[hd.sr.FindingSite(BREAST_BY_LATERALITY[finding.laterality])],
+        measurements=[_score(finding.score)],
+    )
+
+
+def _study_header(image: Dataset) -> Dataset:
+    """A shallow copy of the first source header with empty Type 2 values filled in.
+
+    highdicom reads these attributes unconditionally; a modality that left a Type 2
+    attribute out must not stop the report, and the caller's header stays untouched.
+    """
+    header = Dataset()
+    header.update(image)
+    for keyword in _TYPE2_PATIENT_STUDY:
+        if keyword not in header:
+            setattr(header, keyword, "")
+    return header
+
+
+def build_measurement_report(
+    content: ReportContent,
+    source_images: Sequence[Dataset],
+    algorithm: AlgorithmIdentity,
+    *,
+    institution_name: str | None = None,
+    institutional_department_name: str | None = None,
+    content_datetime: datetime.datetime | None = None,
+) -> hd.sr.ComprehensiveSR:
+    """Build the exam's TID 1500 Measurement Report as a Comprehensive SR.
+
+    Parameters
+    ----------
+    content:
+        The exam result to report.
+    source_images:
+        Headers (pixel data not needed) of every image the exam was scored from; all must
+        belong to one study. They become the SR's evidence, and the first one supplies the
+        patient and study modules, so the SR lands in the same study.
+    algorithm:
+        The model that produced ``content``.
+    institution_name, institutional_department_name:
+        Optional General Equipment attributes of the site that runs mammotriage.
+    content_datetime:
+        Content, Series and Instance Creation Date/Time of the report; now when ``None``.
+        Give it to make the whole dataset, not only its UIDs, reproducible.
+
+    Returns
+    -------
+    highdicom.sr.ComprehensiveSR
+        The report, Completion Flag PARTIAL for a partial exam, Preliminary and Unverified
+        (no radiologist has signed it).
+
+    Raises
+    ------
+    ValueError
+        If ``source_images`` is empty, spans more than one study, lacks a UID or repeats an
+        image, or if a finding references an image not among them, contradicts the image's
+        laterality or reaches outside its pixel matrix.
+    """
+    by_uid = _check_sources(source_images)
+    for index, finding in enumerate(content.findings):
+        _check_finding(index, finding, by_uid.get(finding.sop_instance_uid))
+
+    fingerprint = _fingerprint(content, source_images, algorithm)
+    series_instance_uid = _derived_uid(fingerprint, "series")
+    sop_instance_uid = _derived_uid(fingerprint, "instance")
+    algorithm_id = _algorithm_id(algorithm)
+
+    groups: list[
+        hd.sr.MeasurementsAndQualitativeEvaluations
+        | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+    ] = [_exam_group(content, algorithm_id, fingerprint)]
+    for laterality, score in content.breasts.items():
+        if score is not None:
+            groups.append(_breast_group(laterality, score, algorithm_id, fingerprint))
+    for number, finding in enumerate(content.findings, start=1):
+        image = by_uid[finding.sop_instance_uid]
+        groups.append(_finding_group(number, finding, image, algorithm_id, fingerprint))
+
+    report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(algorithm),
+        procedure_reported=PROCEDURE_MAMMOGRAPHY,
+        imaging_measurements=groups,
+    )
+    when = content_datetime or datetime.datetime.now()
+    evidence = [_study_header(source_images[0]), *source_images[1:]]
+    sr = hd.sr.ComprehensiveSR(
+        evidence=evidence,
+        content=report[0],
+        series_instance_uid=series_instance_uid,
+        series_number=SERIES_NUMBER,
+        sop_instance_uid=sop_instance_uid,
+        instance_number=INSTANCE_NUMBER,
+        manufacturer=MANUFACTURER,
+        is_complete=not content.partial,
+        institution_name=institution_name,
+        institutional_department_name=institutional_department_name,
+        performed_procedure_codes=[PROCEDURE_MAMMOGRAPHY],
+        series_description=SERIES_DESCRIPTION,
+        manufacturer_model_name=algorithm.name,
+        software_versions=algorithm.version,
+        content_date=when.date(),
+        content_time=when.time(),
+        series_date=when.date(),
+        series_time=when.time(),
+        coding_schemes=[
+            CodingSchemeIdentificationItem(
+                designator=PRIVATE_SCHEME,
+                name=PRIVATE_SCHEME_NAME,
+                responsible_organization=MANUFACTURER,
+            )
+        ],
+    )
+    # highdicom stamps Instance Creation and its own Contributing Equipment item with the
+    # wall clock; the report's time replaces both, so that the same input gives the same bytes.
+    sr.InstanceCreationDate = DA(when.date())
+    sr.InstanceCreationTime = TM(when.time())
+    for equipment in sr.get("ContributingEquipmentSequence", []):
+        equipment.ContributionDateTime = DT(when)
+    if content.partial:
+        sr.CompletionFlagDescription = "exam lacks a standard view"
+    return sr
+
+
+def write_report(dataset: Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write the report as a DICOM Part 10 file, atomically, and return its path.
+
+    The bytes go to a temporary file in the target's own directory, are fsynced, and the
+    file is renamed over ``path`` (``os.replace`` is atomic on one file system), so a crash
+    leaves either the old file or the whole new one, never a truncated report for a sender
+    to pick up.
+    """
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            dataset.save_as(handle, enforce_file_format=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+    return target
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename itself is durable only once the directory entry is on disk (POSIX).
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

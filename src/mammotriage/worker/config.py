@@ -1,0 +1,191 @@
+"""The worker's settings: one typed object, read from ``configs/worker.yaml`` and the environment.
+
+Environment variables override the file: ``MAMMOTRIAGE_WORKER_<FIELD>``, nested fields joined
+by ``__`` (``MAMMOTRIAGE_WORKER_SOURCE__PASSWORD``, ``MAMMOTRIAGE_WORKER_DATABASE``), so that
+passwords need not be written into the file.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mammotriage.errors import ConfigError
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FolderSourceSettings(_Block):
+    """New files in a directory tree; a study is complete after ``quiet_seconds`` of quiet."""
+
+    kind: Literal["folder"] = "folder"
+    path: Path
+    quiet_seconds: float = Field(default=10.0, ge=0)
+    #: Where the SRs are written (``<reports>/<study>/``); never inside ``path``.
+    reports: Path | None = None
+
+
+class OrthancSourceSettings(_Block):
+    """Orthanc's REST API: ``/changes`` for StableStudy, instances fetched and SRs posted back."""
+
+    kind: Literal["orthanc"] = "orthanc"
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class DicomWebSourceSettings(_Block):
+    """Any DICOMweb PACS: QIDO-RS for new MG studies, WADO-RS to fetch, STOW-RS to store."""
+
+    kind: Literal["dicomweb"] = "dicomweb"
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    lookback_days: int = Field(default=2, ge=0)
+    quiet_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class WriteBackSettings(_Block):
+    """The AE the SRs are sent to with C-STORE (the PACS)."""
+
+    ae_title: str = Field(min_length=1, max_length=16)
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class CStoreSourceSettings(_Block):
+    """Our own C-STORE SCP: modalities and PACS push to us; files land in ``incoming``."""
+
+    kind: Literal["cstore"] = "cstore"
+    incoming: Path
+    ae_title: str = Field(default="MAMMOTRIAGE", min_length=1, max_length=16)
+    host: str = "127.0.0.1"
+    port: int = Field(default=11112, ge=1, le=65535)
+    #: Calling AE titles accepted; empty: any.
+    allowed_calling_aets: tuple[str, ...] = ()
+    quiet_seconds: float = Field(default=10.0, ge=0)
+    write_back: WriteBackSettings | None = None
+    #: Where the SRs are written when there is no ``write_back``.
+    reports: Path | None = None
+
+
+SourceSettings = Annotated[
+    FolderSourceSettings | OrthancSourceSettings | DicomWebSourceSettings | CStoreSourceSettings,
+    Field(discriminator="kind"),
+]
+
+
+class RetrySettings(_Block):
+    """Backoff for what may pass (PACS down, disk full): base * 2**(attempt-1), capped."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    base_seconds: float = Field(default=5.0, gt=0)
+    max_seconds: float = Field(default=900.0, gt=0)
+
+    def delay(self, attempts: int) -> timedelta | None:
+        """The wait before the next try after ``attempts`` tries; None: give up."""
+        if attempts >= self.max_attempts:
+            return None
+        return timedelta(seconds=min(self.max_seconds, self.base_seconds * 2 ** (attempts - 1)))
+
+
+class MetricsSettings(_Block):
+    #: Serve Prometheus metrics on this port (loopback unless ``host`` says otherwise).
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+    #: Also write them to this file after each job (node_exporter's textfile collector).
+    textfile: Path | None = None
+
+
+class WorkerSettings(BaseSettings):
+    """Everything one worker process needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAMMOTRIAGE_WORKER_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    #: The worker's name in the store: unique per worker process (claims are released
+    #: under it when it restarts after a crash).
+    name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    #: SQLite file path or database URL.
+    database: str = "var/mammotriage.sqlite"
+    model: Path = Path("models/mammotriage-synthetic-tiny.onnx")
+    policy: Path = Path("configs/triage.yaml")
+    #: Scratch space for fetched studies and reports (one folder per job, removed after).
+    work_dir: Path = Path("var/work")
+    poll_seconds: float = Field(default=5.0, gt=0)
+    #: Send a DICOM SR per scored exam back to the source.
+    write_reports: bool = True
+    source: SourceSettings
+    retry: RetrySettings = RetrySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    #: ONNX Runtime: execution providers by name (None: best available) and threads.
+    providers: tuple[str, ...] | None = None
+    threads: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    log_format: Literal["json", "text"] = "json"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (passed as init values by load_worker_settings).
+        return env_settings, init_settings
+
+
+def load_worker_settings(path: Path | None, **overrides: Any) -> WorkerSettings:
+    """Read the worker's settings from a YAML file (and the environment).
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not YAML, or a value is wrong (the message names it).
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read worker config {path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"worker config {path} must be a mapping of settings")
+        raw = dict(loaded or {})
+    raw.update(overrides)
+    try:
+        return WorkerSettings(**raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"worker config {path or '(defaults)'}: {problems}") from exc
+
+
+__all__ = [
+    "CStoreSourceSettings",
+    "DicomWebSourceSettings",
+    "FolderSourceSettings",
+    "MetricsSettings",
+    "OrthancSourceSettings",
+    "RetrySettings",
+    "SourceSettings",
+    "WorkerSettings",
+    "WriteBackSettings",
+    "load_worker_settings",
+]

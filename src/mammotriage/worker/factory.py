@@ -1,0 +1,127 @@
+"""Build a worker from its settings: source, store, scoring engine, policy, reports, metrics.
+
+Source classes are imported only for the kind configured (the C-STORE SCP pulls in
+pynetdicom, the PACS sources httpx).
+"""
+
+from __future__ import annotations
+
+from mammotriage.infer.engine import ScoringEngine
+from mammotriage.triage import load_policy
+from mammotriage.worker.config import (
+    CStoreSourceSettings,
+    DicomWebSourceSettings,
+    FolderSourceSettings,
+    OrthancSourceSettings,
+    SourceSettings,
+    WorkerSettings,
+)
+from mammotriage.worker.loop import Worker
+from mammotriage.worker.metrics import WorkerMetrics
+from mammotriage.worker.report import ReportWriter
+from mammotriage.worker.source import Source
+from mammotriage.worklist import Store
+
+
+def build_source(settings: SourceSettings) -> Source:
+    """The source the settings describe, ready to poll (a C-STORE SCP is listening)."""
+    if isinstance(settings, FolderSourceSettings):
+        from mammotriage.worker.sources.folder import FolderSource
+
+        settings.path.mkdir(parents=True, exist_ok=True)
+        return FolderSource(
+            settings.path, quiet_seconds=settings.quiet_seconds, reports_dir=settings.reports
+        )
+    if isinstance(settings, OrthancSourceSettings):
+        from mammotriage.worker.sources.orthanc import OrthancSource
+
+        return OrthancSource(
+            settings.url,
+            username=settings.username,
+            password=None if settings.password is None else settings.password.get_secret_value(),
+            timeout=settings.timeout_seconds,
+        )
+    if isinstance(settings, DicomWebSourceSettings):
+        from mammotriage.worker.sources.dicomweb import DicomWebSource
+
+        return DicomWebSource(
+            settings.url,
+            username=settings.username,
+            password=None if settings.password is None else settings.password.get_secret_value(),
+            token=None if settings.token is None else settings.token.get_secret_value(),
+            lookback_days=settings.lookback_days,
+            quiet_seconds=settings.quiet_seconds,
+            timeout=settings.timeout_seconds,
+        )
+    if isinstance(settings, CStoreSourceSettings):
+        from mammotriage.worker.sources.cstore import CStoreSource, WriteBack
+
+        settings.incoming.mkdir(parents=True, exist_ok=True)
+        write_back = (
+            None
+            if settings.write_back is None
+            else WriteBack(
+                settings.write_back.ae_title,
+                settings.write_back.host,
+                settings.write_back.port,
+                calling_ae_title=settings.ae_title,
+            )
+        )
+        return CStoreSource(
+            settings.incoming,
+            quiet_seconds=settings.quiet_seconds,
+            write_back=write_back,
+            ae_title=settings.ae_title,
+            host=settings.host,
+            port=settings.port,
+            allowed_calling_aets=set(settings.allowed_calling_aets) or None,
+            reports_dir=settings.reports,
+        )
+    raise AssertionError(f"unknown source settings {settings!r}")  # pydantic rules this out
+
+
+def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> Worker:
+    """A worker with everything the settings name, its store migrated to the newest schema.
+
+    Raises
+    ------
+    ConfigError
+        If the model, policy, database URL or source settings are wrong.
+    StoreError
+        If the database cannot be reached or migrated.
+    """
+    policy = load_policy(settings.policy)
+    engine = ScoringEngine(
+        settings.model,
+        batch_size=settings.batch_size,
+        providers=settings.providers,
+        threads=settings.threads,
+    )
+    store = Store(settings.database)
+    store.migrate()
+    metrics = WorkerMetrics()
+    reports = ReportWriter(engine.sidecar.name) if settings.write_reports else None
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    after_job = None
+    if settings.metrics.textfile is not None:
+        textfile = settings.metrics.textfile
+
+        def after_job() -> None:
+            metrics.write(textfile)
+
+    return Worker(
+        name=settings.name,
+        source=source if source is not None else build_source(settings.source),
+        store=store,
+        engine=engine,
+        policy=policy,
+        work_dir=settings.work_dir,
+        retry=settings.retry,
+        reports=reports,
+        metrics=metrics,
+        poll_seconds=settings.poll_seconds,
+        after_job=after_job,
+    )
+
+
+__all__ = ["build_source", "build_worker"]

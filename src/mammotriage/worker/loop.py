@@ -1,0 +1,325 @@
+"""The batch loop: poll the source, claim a job, read, score, decide, store, write back, done.
+
+Exactly-once rests on the store, not on this loop: a study is one job
+(``UNIQUE(source, study)``), an exam one row (``UNIQUE(study)``), a score one row per model
+(``UNIQUE(exam, model sha256)``), and the SR's SOPInstanceUID is derived from what it
+reports, so a PACS keeps one copy however often it is sent. A worker killed at any moment
+leaves at most its one job RUNNING; it releases it when it starts again (or another worker
+takes it over after the claim timeout), and processing it again overwrites the same rows.
+
+What can go wrong, and what happens:
+
+- the source is down or slow, the disk is full: the job goes back to the queue with backoff
+  (:class:`~mammotriage.worker.config.RetrySettings`) and fails for good after the last try;
+- the study is gone, or holds no mammogram: recorded with the reason, never retried;
+- an image cannot be read: the exam is stored with that image's reason, scored on the rest;
+- the database is locked or gone: the loop logs it, waits and tries again; the job it held
+  stays RUNNING until released.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from mammotriage.errors import (
+    MammotriageError,
+    SourceError,
+    SourceUnavailableError,
+    StoreError,
+)
+from mammotriage.infer.engine import ScoringEngine
+from mammotriage.infer.scores import ExamScore
+from mammotriage.triage import (
+    ExamForTriage,
+    TriageDecision,
+    TriagePolicy,
+    decide,
+    decide_unscored,
+)
+from mammotriage.worker.config import RetrySettings
+from mammotriage.worker.metrics import WorkerMetrics
+from mammotriage.worker.report import ReportWriter
+from mammotriage.worker.source import Source
+from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
+from mammotriage.worklist.models import utcnow
+
+log = logging.getLogger("mammotriage.worker")
+_T = TypeVar("_T")
+
+#: errno values of a full or read-only disk: passing faults, retried like a PACS outage.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+@dataclass
+class RunSummary:
+    """What one ``run`` did (counts; printed by ``mammotriage worker``)."""
+
+    jobs: int = 0
+    scored: int = 0
+    unscored: int = 0
+    rejected: int = 0
+    retried: int = 0
+    failed: int = 0
+    reports: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """One worker process: a source, a store, a scoring engine and a policy.
+
+    Parameters
+    ----------
+    name
+        This worker's name in the store (claims are held and released under it).
+    source, store, engine, policy
+        Where studies come from, where results go, how they are scored and triaged.
+    work_dir
+        Scratch space: one folder per job, removed when the job ends.
+    retry
+        Backoff for passing faults.
+    reports
+        Builds the SR of a scored exam; None: no write-back.
+    metrics
+        Counters updated as jobs end.
+    poll_seconds
+        Wait between polls when there is nothing to do.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        source: Source,
+        store: Store,
+        engine: ScoringEngine,
+        policy: TriagePolicy,
+        work_dir: Path,
+        retry: RetrySettings,
+        reports: ReportWriter | None,
+        metrics: WorkerMetrics | None = None,
+        poll_seconds: float = 5.0,
+        after_job: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.store = store
+        self.engine = engine
+        self.policy = policy
+        self.work_dir = Path(work_dir)
+        self.retry = retry
+        self.reports = reports
+        self.metrics = metrics or WorkerMetrics()
+        self.poll_seconds = poll_seconds
+        self.after_job = after_job
+        self._waiting = 0
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, *, once: bool = False) -> RunSummary:
+        """Poll and process until ``stop`` is set (or, with ``once``, until nothing is left).
+
+        ``once`` waits for studies still inside their quiet period and for jobs in backoff,
+        then returns; without it the loop runs until ``stop``.
+        """
+        summary = RunSummary()
+        released = self._store_call(lambda: self.store.release_claims(self.name), stop)
+        if released:
+            log.info(
+                "released jobs left by a previous run",
+                extra={"event": "released", "jobs": released},
+            )
+        while not stop.is_set():
+            self._poll(stop)
+            while not stop.is_set():
+                job = self._store_call(lambda: self.store.claim(self.name), stop)
+                if job is None:
+                    break
+                self.process(job, summary)
+            self._update_queue_metrics()
+            if once and self._nothing_left():
+                break
+            stop.wait(self.poll_seconds)
+        return summary
+
+    def _poll(self, stop: threading.Event) -> None:
+        try:
+            cursor = self.store.cursor(self.source.name)
+            polled = self.source.poll(cursor)
+            for arrival in polled.arrivals:
+                self.store.enqueue(self.source.name, arrival.study_key, arrival.fingerprint)
+            if polled.cursor is not None and polled.cursor != cursor:
+                self.store.save_cursor(self.source.name, polled.cursor)
+            self._waiting = polled.waiting
+            if polled.arrivals:
+                log.info(
+                    "studies arrived",
+                    extra={"event": "arrived", "studies": len(polled.arrivals)},
+                )
+        except SourceError as exc:
+            log.warning("source poll failed: %s", exc, extra={"event": "poll-failed"})
+        except StoreError as exc:
+            log.error("worklist database unavailable: %s", exc, extra={"event": "store-down"})
+            stop.wait(self.poll_seconds)
+
+    def _nothing_left(self) -> bool:
+        counts = self._store_call(self.store.job_counts, threading.Event())
+        if counts is None:
+            return False
+        pending = counts[JobStatus.QUEUED] + counts[JobStatus.RUNNING]
+        return pending == 0 and self._waiting == 0
+
+    def _store_call(self, call: Callable[[], _T], stop: threading.Event) -> _T | None:
+        """A store call whose failure (database locked, gone) is logged, not raised."""
+        try:
+            return call()
+        except StoreError as exc:
+            log.error("worklist database unavailable: %s", exc, extra={"event": "store-down"})
+            stop.wait(self.poll_seconds)
+            return None
+
+    def _update_queue_metrics(self) -> None:
+        counts = self._store_call(self.store.job_counts, threading.Event())
+        if counts is not None:
+            self.metrics.set_queue(counts)
+
+    # -- one job --------------------------------------------------------------------------
+
+    def process(self, job: Job, summary: RunSummary | None = None) -> None:
+        """Fetch, score, store and report one claimed job; its status is set whatever happens."""
+        summary = summary if summary is not None else RunSummary()
+        summary.jobs += 1
+        started = time.monotonic()
+        scratch = self.work_dir / f"job-{job.id}"
+        context: dict[str, object] = {"job_id": job.id, "attempt": job.attempts}
+        try:
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            paths = self.source.fetch(job.study_instance_uid, scratch / "study")
+            exam_scores = self.engine.score_paths(paths)
+            if not exam_scores:
+                raise SourceError("the study has no files")
+            for exam_score in exam_scores:
+                self._store_exam(job, exam_score, scratch, summary, context)
+            self.store.finish(job, ok=True)
+        except SourceUnavailableError as exc:
+            self._retry_or_fail(job, str(exc), summary, context)
+        except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:
+                self._retry_or_fail(job, f"disk full or unwritable: {exc}", summary, context)
+            else:
+                self._fail(job, f"file error: {exc}", summary, context)
+        except StoreError:
+            raise  # the loop's caller decides; the job stays RUNNING and is released later
+        except MammotriageError as exc:
+            self._fail(job, str(exc), summary, context)
+        except Exception as exc:  # a bug must not stop the worker; the job records it
+            log.exception("internal error", extra={"event": "internal-error", **context})
+            self.metrics.failures.labels(kind="error").inc()
+            self._fail(job, f"internal error: {type(exc).__name__}: {exc}", summary, context)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            self.metrics.job_seconds.observe(time.monotonic() - started)
+            if self.after_job is not None:
+                self.after_job()
+
+    def _store_exam(
+        self,
+        job: Job,
+        exam_score: ExamScore,
+        scratch: Path,
+        summary: RunSummary,
+        context: dict[str, object],
+    ) -> None:
+        received_at = job.created_at or utcnow()
+        decision = self._decide(exam_score, received_at)
+        public_id = self.store.save_exam_score(exam_score, decision, received_at)
+        status = (
+            ExamStatus.REJECTED
+            if decision is None
+            else ExamStatus.SCORED
+            if exam_score.scored
+            else ExamStatus.UNSCORED
+        )
+        fields = {**context, "exam_id": str(public_id), "status": status.value}
+        if exam_score.category is not None:
+            fields["category"] = exam_score.category
+        if decision is not None:
+            fields["reading"] = decision.mode.value
+            fields["priority"] = decision.priority
+        self.store.audit(
+            f"worker:{self.name}",
+            "exam-scored",
+            public_id,
+            {k: v for k, v in fields.items() if k != "exam_id"}
+            | {"model_sha256": exam_score.model_sha256},
+        )
+        self.metrics.exams.labels(status=status.value).inc()
+        if status is ExamStatus.SCORED:
+            summary.scored += 1
+            self.metrics.categories.labels(category=str(exam_score.category)).inc()
+        elif status is ExamStatus.UNSCORED:
+            summary.unscored += 1
+        else:
+            summary.rejected += 1
+        if job.created_at is not None:
+            self.metrics.arrival_to_worklist.observe(
+                max(0.0, (utcnow() - job.created_at).total_seconds())
+            )
+        log.info("exam stored", extra={"event": "exam-stored", **fields})
+        if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
+            report = self.reports.write(exam_score, decision, scratch / "report")
+            location = self.source.store_reports(job.study_instance_uid, [report.path])
+            self.store.save_report(exam_score.exam_id, report.sop_instance_uid, location)
+            self.metrics.reports.inc()
+            summary.reports.append(location)
+            log.info("report stored", extra={"event": "report-stored", **fields})
+
+    def _decide(self, exam_score: ExamScore, received_at: datetime) -> TriageDecision | None:
+        if not exam_score.is_mammography:
+            return None
+        if exam_score.score is None or exam_score.category is None:
+            reasons = sorted({im.reason for im in exam_score.images if im.reason})
+            why = "no image could be scored" + (f": {reasons[0]}" if reasons else "")
+            return decide_unscored(self.policy, exam_score.exam_id, why)
+        exam = ExamForTriage(
+            exam_id=exam_score.exam_id,
+            score=exam_score.score,
+            category=exam_score.category,
+            max_finding_score=exam_score.max_finding_score,
+            partial=exam_score.partial,
+            received_at=received_at,
+        )
+        return decide(self.policy, exam)
+
+    def _retry_or_fail(
+        self, job: Job, error: str, summary: RunSummary, context: dict[str, object]
+    ) -> None:
+        delay = self.retry.delay(job.attempts)
+        if delay is None:
+            self._fail(job, f"gave up after {job.attempts} attempts: {error}", summary, context)
+            return
+        self.store.retry(job, error, delay=delay)
+        summary.retried += 1
+        self.metrics.failures.labels(kind="retry").inc()
+        log.warning(
+            "job will be retried: %s",
+            error,
+            extra={"event": "retry", "delay_seconds": delay.total_seconds(), **context},
+        )
+
+    def _fail(self, job: Job, error: str, summary: RunSummary, context: dict[str, object]) -> None:
+        self.store.finish(job, ok=False, error=error)
+        summary.failed += 1
+        self.metrics.failures.labels(kind="failed").inc()
+        log.warning("job failed: %s", error, extra={"event": "failed", **context})
+
+
+__all__ = ["RunSummary", "Worker"]

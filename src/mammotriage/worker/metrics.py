@@ -1,0 +1,94 @@
+"""Prometheus metrics of one worker: what it scored, how fast, what failed, what waits.
+
+Each worker has its own registry (no module-level global): served on a loopback port and/or
+written to a text file for node_exporter's textfile collector.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import start_http_server
+
+from mammotriage.worklist import JobStatus
+
+_LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class WorkerMetrics:
+    """The worker's counters, histograms and gauges, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.exams = Counter(
+            "mammotriage_exams_total",
+            "Exams stored by the worker, by outcome (scored, unscored, rejected).",
+            ["status"],
+            registry=self.registry,
+        )
+        self.categories = Counter(
+            "mammotriage_exams_by_category_total",
+            "Scored exams per category 1-10 (rate() over time gives each category's share).",
+            ["category"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "mammotriage_job_failures_total",
+            "Jobs that did not end scored: retry (will be tried again), failed (given up), "
+            "error (a fault of mammotriage itself).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reports = Counter(
+            "mammotriage_reports_sent_total",
+            "DICOM SRs sent back to the source.",
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "mammotriage_job_seconds",
+            "Time to process one job: fetch, score, store, write back.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.arrival_to_worklist = Histogram(
+            "mammotriage_arrival_to_worklist_seconds",
+            "From the study's arrival (queued) to its exam on the worklist.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue = Gauge(
+            "mammotriage_jobs",
+            "Jobs in the store by status (queue depth: QUEUED).",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def set_queue(self, counts: dict[JobStatus, int]) -> None:
+        for status, n in counts.items():
+            self.queue.labels(status=status.value).set(n)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``host:port`` (0: a free port); returns the port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    def write(self, path: Path) -> None:
+        """Write the metrics to ``path`` atomically (the textfile collector reads it any time)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(self.text())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+__all__ = ["WorkerMetrics"]

@@ -1,0 +1,97 @@
+"""From a scored exam to the DICOM SR sent back to the PACS (:mod:`mammotriage.dicom.report`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from mammotriage import __version__
+from mammotriage.dicom.report import build_measurement_report, write_report
+from mammotriage.dicom.report_content import AlgorithmIdentity, ReportContent, ReportFinding
+from mammotriage.errors import SourceError
+from mammotriage.infer.scores import ExamScore
+from mammotriage.triage import ReadingMode, TriageDecision
+
+_READING = {
+    ReadingMode.SINGLE: "single reading",
+    ReadingMode.DOUBLE: "double reading",
+    ReadingMode.RULE_OUT: "no human reader",
+}
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    path: Path
+    sop_instance_uid: str
+
+
+class ReportWriter:
+    """Writes the TID 1500 measurement report of a scored exam into a folder.
+
+    Parameters
+    ----------
+    model_name
+        The model's name (from its sidecar), reported as the algorithm name.
+    institution_name
+        Optional, written into the SR's equipment module.
+    """
+
+    def __init__(self, model_name: str, *, institution_name: str | None = None) -> None:
+        self.model_name = model_name
+        self.institution_name = institution_name
+
+    def write(
+        self, exam_score: ExamScore, decision: TriageDecision, out_dir: Path
+    ) -> WrittenReport:
+        """The SR of ``exam_score`` (which must be scored), written under ``out_dir``.
+
+        Its evidence is the images that were scored; findings point at their images.
+
+        Raises
+        ------
+        SourceError
+            If an image the exam was scored from can no longer be read (it was removed).
+        """
+        if exam_score.score is None or exam_score.category is None:
+            raise ValueError("only a scored exam has a report")
+        scored = [im for im in exam_score.images if im.probability is not None and im.path]
+        headers = []
+        for image in scored:
+            assert image.path is not None  # filtered above
+            try:
+                headers.append(dcmread(image.path, stop_before_pixels=True))
+            except (OSError, InvalidDicomError) as exc:
+                raise SourceError(f"cannot re-read a scored image for the report: {exc}") from exc
+        sources = {h.SOPInstanceUID for h in headers}
+        findings = tuple(
+            ReportFinding(
+                sop_instance_uid=str(f.sop_instance_uid),
+                laterality=f.laterality.value,
+                view=f.view.value,
+                box=tuple(float(v) for v in f.box_original),  # type: ignore[arg-type]
+                score=int(f.score),
+            )
+            for f in exam_score.findings
+            if f.sop_instance_uid in sources
+        )
+        content = ReportContent(
+            exam_score=float(exam_score.score),
+            category=int(exam_score.category),
+            breasts={k: v for k, v in exam_score.breasts.items() if k in ("L", "R")},
+            findings=findings,
+            reading=_READING.get(decision.mode),
+            partial=exam_score.partial,
+        )
+        algorithm = AlgorithmIdentity(self.model_name, __version__, exam_score.model_sha256)
+        report = build_measurement_report(
+            content, headers, algorithm, institution_name=self.institution_name
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = write_report(report, out_dir / f"{report.SOPInstanceUID}.dcm")
+        return WrittenReport(path, str(report.SOPInstanceUID))
+
+
+__all__ = ["ReportWriter", "WrittenReport"]
