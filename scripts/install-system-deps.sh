@@ -9,7 +9,9 @@ target=${1:-test}
 declare -A needs
 case "$target" in
   test) needs=([dcmcjpeg]=dcmtk [storescu]=dcmtk
-               ['/usr/lib/postgresql/*/bin/initdb']=postgresql) ;;
+               ['/usr/lib/postgresql/*/bin/initdb']=postgresql
+               ['/usr/sbin/Orthanc']=orthanc
+               ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so']=orthanc-dicomweb) ;;
   demo) needs=() ;;
   *) echo "usage: $0 test|demo" >&2; exit 2 ;;
 esac
@@ -30,6 +32,11 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's orthanc package starts its own service (port 8042/4242) where policy-rc.d allows
+  # it; the tests start their own Orthanc on free ports and want the system one stopped.
+  if [[ " ${missing[*]} " == *" orthanc"* ]]; then
+    service orthanc stop >/dev/null 2>&1 || true
+  fi
   exit 0
 fi
 echo "missing system packages for 'make $target': ${missing[*]}" >&2

@@ -21,6 +21,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from fixtures_orthanc import orthanc, orthanc_factory  # noqa: F401
+
 #: The tiny recipe: train-default.yaml's shape at 128 x 64, two epochs, one thread (more
 #: threads on a small shared machine are many times slower at this size).
 TINY_RECIPE: dict[str, Any] = {

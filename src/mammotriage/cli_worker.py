@@ -96,7 +96,9 @@ def _print_queues(the_worker: object, out: Console) -> None:
     now = datetime.now(timezone.utc)
     entries = the_worker.store.worklist(now, the_worker.policy)
     queues = {
-        "read first (priority, overdue)": [e for e in entries if e.order.tier <= QueueTier.PRIORITY],
+        "read first (priority, overdue)": [
+            e for e in entries if e.order.tier <= QueueTier.PRIORITY
+        ],
         "double reading": [
             e
             for e in entries

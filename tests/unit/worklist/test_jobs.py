@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from test_store import exam_score
 
 from mammotriage.errors import StoreError
 from mammotriage.triage import ExamForTriage, TriagePolicy, decide
 from mammotriage.worklist import ExamStatus, JobStatus, Store
-from test_store import exam_score
 
 NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
 POLICY = TriagePolicy(version="test-1", max_wait_days=5)

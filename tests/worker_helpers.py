@@ -1,0 +1,64 @@
+"""Shared pieces of the worker tests: settings on a temp folder, a worker built from them,
+and what the store holds afterwards."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from mammotriage.worker.config import WorkerSettings
+from mammotriage.worker.factory import build_worker
+from mammotriage.worker.loop import RunSummary, Worker
+from mammotriage.worklist import Store
+from mammotriage.worklist.models import ExamRow, ImageRow, ScoreRow
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "models" / "mammotriage-synthetic-tiny.onnx"
+POLICY = REPO / "configs" / "triage.yaml"
+
+
+def folder_settings(root: Path, **overrides: Any) -> WorkerSettings:
+    """Settings for a folder source under ``root`` (incoming/, reports/, db.sqlite, work/)."""
+    (root / "incoming").mkdir(parents=True, exist_ok=True)
+    values: dict[str, Any] = {
+        "name": "test-worker",
+        "database": str(root / "db.sqlite"),
+        "model": MODEL,
+        "policy": POLICY,
+        "work_dir": root / "work",
+        "poll_seconds": 0.05,
+        "source": {
+            "kind": "folder",
+            "path": root / "incoming",
+            "quiet_seconds": 0.0,
+            "reports": root / "reports",
+        },
+        "retry": {"max_attempts": 3, "base_seconds": 0.01, "max_seconds": 0.05},
+        "log_format": "text",
+    }
+    values.update(overrides)
+    return WorkerSettings(**values)
+
+
+def run_once(worker: Worker) -> RunSummary:
+    return worker.run(threading.Event(), once=True)
+
+
+def build(settings: WorkerSettings, **kwargs: Any) -> Worker:
+    return build_worker(settings, **kwargs)
+
+
+def count(store: Store, entity: Any) -> int:
+    with store.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(entity)).scalar_one())
+
+
+def table_counts(store: Store) -> dict[str, int]:
+    return {
+        "exams": count(store, ExamRow),
+        "scores": count(store, ScoreRow),
+        "images": count(store, ImageRow),
+    }
