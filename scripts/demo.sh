@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on embedded defaults. Writes a synthetic screening batch
-# (phantoms, not patients), shows what `mammotriage inspect` reads in it, scores it with the
-# shipped demonstration model (trained on synthetic phantoms only: not for clinical use) and
-# prints the reading queue that the Capital Region of Denmark policy makes of it.
+# `make demo`: the main job on embedded defaults, nothing external to start. Writes a
+# synthetic screening batch (phantoms, not patients) into a folder, runs the batch worker on
+# it once (folder source, SQLite store, the shipped demonstration model: trained on synthetic
+# phantoms only, not for clinical use), prints the reading queues it made and where the DICOM
+# SRs were written.
 set -euo pipefail
 out=${1:-demo-out}
 bin=.venv/bin/mammotriage
 export COLUMNS=${COLUMNS:-160}
 rm -rf "$out"
 mkdir -p "$out"
-echo "== 1. writing a synthetic screening batch (full-size phantoms, six vendor profiles) to $out/exams"
-"$bin" synth "$out/exams" --exams 8 --seed 7 --prevalence 0.25
+echo "== 1. a synthetic screening batch (full-size phantoms, six vendor profiles) arrives in $out/incoming"
+"$bin" synth "$out/incoming" --exams 8 --seed 7 --prevalence 0.25
+mv "$out/incoming/truth.csv" "$out/truth.csv"
 echo
 echo "== 2. what mammotriage reads in it"
-"$bin" inspect "$out/exams"
-"$bin" inspect "$out/exams" --json > "$out/inspect.jsonl"
+"$bin" inspect "$out/incoming"
 echo
-echo "== 3. scores from models/mammotriage-synthetic-tiny.onnx (synthetic-only demonstration model)"
-"$bin" score "$out/exams" --json > "$out/scores.jsonl"
-"$bin" score "$out/exams"
+cat > "$out/worker.yaml" <<YAML
+# The demo's worker: folder source, SQLite store (see configs/worker.yaml for every option).
+database: $out/worklist.sqlite
+model: models/mammotriage-synthetic-tiny.onnx
+policy: configs/triage.yaml
+work_dir: $out/work
+poll_seconds: 0.5
+source:
+  kind: folder
+  path: $out/incoming
+  quiet_seconds: 1
+  reports: $out/reports
+metrics:
+  textfile: $out/metrics.prom
+log_format: json
+YAML
+echo "== 3. the batch worker: score, triage (configs/triage.yaml: categories 1-5 single, 6-10 double, 10 priority), store, write SRs"
+"$bin" worker --config "$out/worker.yaml" --once --show-queues 2> "$out/worker.log"
 echo
-echo "== 4. the reading queue (configs/triage.yaml: categories 1-5 single, 6-10 double, 10 priority)"
-"$bin" queue "$out/scores.jsonl"
-echo
-echo "files: $out/inspect.jsonl, $out/scores.jsonl; ground truth: $out/exams/truth.csv"
+echo "files: worker log (JSON lines, internal ids only) $out/worker.log; worklist $out/worklist.sqlite;"
+echo "       metrics $out/metrics.prom; ground truth $out/truth.csv"
+echo "       SRs (DICOM TID 1500, one per exam): $(find "$out/reports" -name '*.dcm' | wc -l) files under $out/reports/"
