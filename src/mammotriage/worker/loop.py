@@ -130,21 +130,36 @@ class Worker:
         then returns; without it the loop runs until ``stop``.
         """
         summary = RunSummary()
-        released = self._store_call(lambda: self.store.release_claims(self.name), stop)
-        if released:
-            log.info(
-                "released jobs left by a previous run",
-                extra={"event": "released", "jobs": released},
-            )
+        release_pending = True  # a previous run of this name may have died holding a job
         while not stop.is_set():
+            if release_pending:
+                released = self._store_call(lambda: self.store.release_claims(self.name), stop)
+                if released is not None:
+                    release_pending = False
+                if released:
+                    log.info(
+                        "released jobs left by a previous run",
+                        extra={"event": "released", "jobs": released},
+                    )
             self._poll(stop)
             while not stop.is_set():
                 job = self._store_call(lambda: self.store.claim(self.name), stop)
                 if job is None:
                     break
-                self.process(job, summary)
+                try:
+                    self.process(job, summary)
+                except StoreError as exc:
+                    # The job stays RUNNING under our name; released once the database is back.
+                    log.error(
+                        "worklist database unavailable: %s",
+                        exc,
+                        extra={"event": "store-down", "job_id": job.id},
+                    )
+                    release_pending = True
+                    stop.wait(self.poll_seconds)
+                    break
             self._update_queue_metrics()
-            if once and self._nothing_left():
+            if once and not release_pending and self._nothing_left():
                 break
             stop.wait(self.poll_seconds)
         return summary

@@ -137,6 +137,9 @@ class Store(JobQueue):
     claim_timeout
         A RUNNING job claimed longer ago than this is assumed abandoned (a crashed worker)
         and may be claimed again.
+    sqlite_busy_timeout
+        How long a SQLite writer waits for another's lock before the call fails with a
+        :class:`StoreError` ("database is locked").
 
     Raises
     ------
@@ -144,7 +147,13 @@ class Store(JobQueue):
         If the URL is not valid or ``claim_timeout`` is not positive.
     """
 
-    def __init__(self, url: str, *, claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
+        sqlite_busy_timeout: timedelta = timedelta(milliseconds=SQLITE_BUSY_TIMEOUT_MS),
+    ) -> None:
         if not isinstance(claim_timeout, timedelta) or claim_timeout <= timedelta(0):
             raise ConfigError(f"claim_timeout must be a positive timedelta, got {claim_timeout!r}")
         self.url = database_url(url)
@@ -154,7 +163,7 @@ class Store(JobQueue):
         except (ArgumentError, ImportError) as exc:
             raise ConfigError(f"cannot open worklist database {self.url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, int(sqlite_busy_timeout.total_seconds() * 1000))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -428,7 +437,7 @@ class Store(JobQueue):
             )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     """WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction.
 
     ``BEGIN IMMEDIATE`` takes the write lock at the start, so that two transactions never
@@ -440,7 +449,7 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()

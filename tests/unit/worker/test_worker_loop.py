@@ -370,3 +370,65 @@ def test_the_shipped_worker_config_is_valid():
     settings = load_worker_settings(Path(__file__).resolve().parents[3] / "configs/worker.yaml")
     assert settings.source.kind == "folder"
     assert settings.metrics.host == "127.0.0.1"
+
+
+class LockingSource:
+    """Fetches from a folder, and on the first fetch has another process-like connection take
+    SQLite's write lock for ``hold`` seconds: a real "database is locked" mid-job."""
+
+    def __init__(self, inner, database: Path, hold: float) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.database = database
+        self.hold = hold
+        self.locked = threading.Event()
+        self.fetches = 0
+
+    def _hold_lock(self) -> None:
+        import sqlite3
+
+        connection = sqlite3.connect(self.database, isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")
+        self.locked.set()
+        threading.Event().wait(self.hold)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    def poll(self, cursor):
+        return self.inner.poll(cursor)
+
+    def fetch(self, study_key, into):
+        self.fetches += 1
+        if self.fetches == 1:
+            threading.Thread(target=self._hold_lock, daemon=True).start()
+            self.locked.wait(5)
+        return self.inner.fetch(study_key, into)
+
+    def store_reports(self, study_key, reports):
+        return self.inner.store_reports(study_key, reports)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_locked_database_mid_job_is_waited_out_and_the_exam_scored_once(
+    tmp_path, tiny_synthetic, caplog
+):
+    from datetime import timedelta
+
+    from mammotriage.worker.factory import build_source
+    from mammotriage.worklist import Store
+
+    settings = folder_settings(tmp_path, poll_seconds=0.2)
+    copy_exams(tiny_synthetic, settings.source.path, 1)
+    source = LockingSource(build_source(settings.source), tmp_path / "db.sqlite", hold=1.0)
+    worker = build(settings, source=source)
+    worker.store = Store(settings.database, sqlite_busy_timeout=timedelta(milliseconds=100))
+    with caplog.at_level("ERROR", logger="mammotriage.worker"):
+        summary = run_once(worker)
+    assert any("database is locked" in r.getMessage() for r in caplog.records)
+    (job,) = worker.store.jobs()
+    assert job.status is JobStatus.DONE
+    assert job.attempts == 2  # the interrupted try, then the one that stored it
+    assert table_counts(worker.store)["scores"] == 1
+    assert summary.scored == 1
