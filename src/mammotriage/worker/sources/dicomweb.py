@@ -8,7 +8,7 @@ cursor (compact JSON), pruned to the studies the lookback window still returns.
 Our own reports go back into the study and change its count. So that this does not score
 the exam again (and write another report, forever), a study whose count settled is then
 counted series by series without the series we wrote
-(:func:`~mammotriage.worker.sources.orthanc.is_own_report`), and that count is the
+(:func:`~mammotriage.worker.sources.http.is_own_report`), and that count is the
 fingerprint: a late view changes it, our report does not.
 """
 
@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from email.message import Message
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 import pydicom
 
 from mammotriage.errors import SourceError
 from mammotriage.worker.source import Arrival, Poll
-from mammotriage.worker.sources.orthanc import (
+from mammotriage.worker.sources.http import (
     Clock,
     PacsHttp,
     disk_error,
@@ -38,8 +36,12 @@ from mammotriage.worker.sources.orthanc import (
     split_credentials,
     utc_now,
 )
+from mammotriage.worker.sources.multipart import encode_parts, multipart_boundary, write_parts
 
 logger = logging.getLogger(__name__)
+
+#: The multipart writer's former name here, still imported by tests.
+_write_parts = write_parts
 
 DICOM_JSON = "application/dicom+json"
 #: WADO-RS: the instances as stored (``transfer-syntax=*``, PS3.18 §8.7.3.5.2); without it
@@ -285,13 +287,13 @@ class DicomWebSource:
                     continue  # no "transfer-syntax=*" here: ask for the default syntax
                 if reply is None or reply.status_code == 204:
                     raise SourceError(f"study {study_key} no longer in {self._http.what}")
-                boundary = _boundary(reply.headers.get("content-type", ""))
+                boundary = multipart_boundary(reply.headers.get("content-type", ""))
                 if boundary is None:
                     raise SourceError(
                         f"{self._http.what} answered WADO-RS {path} with "
                         f"{reply.headers.get('content-type')!r}, not multipart/related"
                     )
-                files = _write_parts(reply.iter_bytes(1 << 20), boundary, into, self._http.what)
+                files = write_parts(reply.iter_bytes(1 << 20), boundary, into, self._http.what)
             return [file for file in files if not _is_own_report_file(file)]
         raise SourceError(f"{self._http.what} refused WADO-RS {path} in every transfer syntax")
 
@@ -308,21 +310,12 @@ class DicomWebSource:
         if not reports:
             return f"DICOMweb {self.base_url} study {study_key} (no reports)"
         boundary = uuid.uuid4().hex
-        body = bytearray()
-        for report in reports:
-            try:
-                content = Path(report).read_bytes()
-            except OSError as exc:
-                raise SourceError(f"cannot read report {report}: {exc.strerror or exc}") from exc
-            body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-            body += content
-            body += b"\r\n"
-        body += f"--{boundary}--\r\n".encode()
+        body = encode_parts(_read_reports(reports), boundary)
         reply = self._http.request(
             "POST",
             f"/studies/{study_key}",
             allow=(409,),
-            content=bytes(body),
+            content=body,
             headers={
                 "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
                 "Accept": DICOM_JSON,
@@ -394,130 +387,13 @@ def _stow_failures(reply: Any) -> list[int]:
     return reasons
 
 
-# -- multipart/related --------------------------------------------------------------------
-
-
-def _boundary(content_type: str) -> str | None:
-    """The boundary parameter of a ``multipart/...`` Content-Type (RFC 2046 §5.1.1)."""
-    header = Message()
-    header["Content-Type"] = content_type
-    if header.get_content_maintype() != "multipart":
-        return None
-    boundary = header.get_param("boundary")
-    return boundary if isinstance(boundary, str) and boundary else None
-
-
-def _write_parts(chunks: Iterable[bytes], boundary: str, into: Path, what: str) -> list[Path]:
-    """Write each body part of a streamed multipart body to ``into/<n>.dcm``.
-
-    The body is never held whole in memory: what cannot yet be told from a delimiter is
-    written out as it comes (RFC 2046 §5.1.1: a delimiter is CRLF, ``--``, the boundary).
-    """
-    splitter = _PartSplitter(boundary.encode("ascii", "replace"), into)
-    try:
-        for chunk in chunks:
-            splitter.feed(chunk)
-        return splitter.finish(what)
-    except OSError as exc:
-        splitter.abort()
-        raise disk_error(exc, into) from exc
-    except BaseException:
-        splitter.abort()
-        raise
-
-
-class _PartSplitter:
-    """A push parser for multipart bodies that writes each part to its own file."""
-
-    _MAX_HEADERS = 64 * 1024
-
-    def __init__(self, boundary: bytes, into: Path) -> None:
-        self._delimiter = b"\r\n--" + boundary
-        # The first delimiter has no CRLF before it; pretend it had.
-        self._buffer = b"\r\n"
-        self._state = "preamble"  # preamble -> delimiter -> headers -> body -> ... -> end
-        self._into = into
-        self._out: BinaryIO | None = None
-        self._partial: Path | None = None
-        self._written: list[Path] = []
-
-    def feed(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        while self._step():
-            pass
-
-    def _step(self) -> bool:
-        """Advance as far as the buffer allows; ``False`` when more bytes are needed."""
-        buffer, delimiter = self._buffer, self._delimiter
-        if self._state in ("preamble", "body"):
-            at = buffer.find(delimiter)
-            if at < 0:
-                keep = len(delimiter) - 1
-                if self._state == "body" and len(buffer) > keep:
-                    self._write(buffer[:-keep])
-                self._buffer = buffer[-keep:] if len(buffer) > keep else buffer
-                return False
-            if self._state == "body":
-                self._write(buffer[:at])
-                self._close_part()
-            self._buffer, self._state = buffer[at:], "delimiter"
-            return True
-        if self._state == "delimiter":
-            rest = buffer[len(delimiter) :]
-            if rest.startswith(b"--"):
-                self._buffer, self._state = b"", "end"
-                return False
-            line_end = rest.find(b"\r\n")
-            if line_end < 0:
-                return False
-            self._buffer, self._state = rest[line_end + 2 :], "headers"
-            return True
-        if self._state == "headers":
-            if buffer.startswith(b"\r\n"):  # a part with no headers
-                self._buffer = buffer[2:]
-            else:
-                end = buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buffer) > self._MAX_HEADERS:
-                        raise SourceError("multipart part headers longer than 64 KiB")
-                    return False
-                self._buffer = buffer[end + 4 :]
-            self._open_part()
-            self._state = "body"
-            return True
-        self._buffer = b""  # the epilogue is ignored
-        return False
-
-    def _open_part(self) -> None:
-        target = self._into / f"{len(self._written) + 1}.dcm"
-        self._partial = target.with_name(target.name + ".part")
-        self._out = self._partial.open("wb")
-
-    def _write(self, data: bytes) -> None:
-        if self._out is not None and data:
-            self._out.write(data)
-
-    def _close_part(self) -> None:
-        if self._out is None or self._partial is None:
-            return
-        self._out.close()
-        target = self._partial.with_name(self._partial.name.removesuffix(".part"))
-        os.replace(self._partial, target)
-        self._written.append(target)
-        self._out = self._partial = None
-
-    def finish(self, what: str) -> list[Path]:
-        if self._state != "end":
-            self.abort()
-            raise SourceError(f"{what} sent a WADO-RS reply that ends before its last part")
-        return list(self._written)
-
-    def abort(self) -> None:
-        if self._out is not None:
-            self._out.close()
-        if self._partial is not None:
-            self._partial.unlink(missing_ok=True)
-        self._out = self._partial = None
+def _read_reports(reports: Sequence[Path]) -> Iterator[bytes]:
+    """Each report's bytes, in order, read as the STOW-RS body is built."""
+    for report in reports:
+        try:
+            yield Path(report).read_bytes()
+        except OSError as exc:
+            raise SourceError(f"cannot read report {report}: {exc.strerror or exc}") from exc
 
 
 def _is_own_report_file(path: Path) -> bool:
