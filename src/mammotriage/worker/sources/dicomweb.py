@@ -178,7 +178,9 @@ class DicomWebSource:
             {"v": _CURSOR_VERSION, "s": {uid: seen.to_json() for uid, seen in state.items()}},
             separators=(",", ":"),
         )
-        return Poll(tuple(arrivals), cursor=new_cursor)
+        # Studies whose instance count has not been judged yet are still settling.
+        waiting = sum(1 for seen in state.values() if seen.judged_count != seen.count)
+        return Poll(tuple(arrivals), cursor=new_cursor, waiting=waiting)
 
     def _parse_cursor(self, cursor: str | None) -> dict[str, _Seen]:
         if cursor is None:
