@@ -50,3 +50,19 @@ class SourceError(MammotriageError):
 class SourceUnavailableError(SourceError):
     """A source is down, slow or out of space for now (connection refused, timeout, HTTP 5xx,
     a full disk): the worker keeps the job queued and retries it with backoff."""
+
+
+class ReadingError(MammotriageError):
+    """A reading action the worklist refuses; the API turns each subclass into its status."""
+
+
+class NotFoundError(ReadingError):
+    """No such exam (or user) — or none the caller may know of."""
+
+
+class ConflictError(ReadingError):
+    """The exam's state does not allow it: claimed by another reader, already decided, read."""
+
+
+class ForbiddenError(ReadingError):
+    """The caller may not do this to this exam (e.g. open another reader's claimed exam)."""

@@ -1,7 +1,7 @@
 """Persistent worklist store (SQLAlchemy 2, Alembic): jobs, scored exams, readings, audit log."""
 
 from mammotriage.worklist.jobs import Job
-from mammotriage.worklist.models import ExamStatus, JobStatus, ReadingStatus
+from mammotriage.worklist.models import ExamStatus, JobStatus, ReadingStatus, Role
 from mammotriage.worklist.store import (
     DEFAULT_CLAIM_TIMEOUT,
     Store,
@@ -16,6 +16,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "ReadingStatus",
+    "Role",
     "Store",
     "StoredExam",
     "StoredImage",

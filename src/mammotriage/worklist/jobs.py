@@ -65,9 +65,7 @@ class JobQueue:
             )
         key = and_(JobRow.source == source, JobRow.study_instance_uid == study_instance_uid)
         changed = (
-            JobRow.fingerprint.is_distinct_from(fingerprint)
-            if fingerprint is not None
-            else true()
+            JobRow.fingerprint.is_distinct_from(fingerprint) if fingerprint is not None else true()
         )
         with self._session() as session:
             session.execute(

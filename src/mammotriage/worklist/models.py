@@ -81,7 +81,20 @@ class ReadingStatus(str, enum.Enum):
 
     UNREAD = "unread"
     IN_PROGRESS = "in-progress"
+    #: Double reading ended in disagreement: the exam waits for a consensus reading.
+    CONSENSUS = "consensus"
     READ = "read"
+
+
+class Role(str, enum.Enum):
+    """What a user of the reading service may do."""
+
+    #: Reads exams: worklist, claim, decide.
+    RADIOLOGIST = "radiologist"
+    #: Runs the service: queue statistics, readers, policy; reads no exam.
+    ADMIN = "admin"
+    #: Another program (RIS, monitoring): reads the worklist and metrics with a bearer token.
+    SERVICE = "service"
 
 
 def utcnow() -> datetime:
@@ -162,6 +175,11 @@ class ImageRow(Base):
     usable: Mapped[bool] = mapped_column(Boolean)
     #: Why the image was not decoded or not scored; NULL when it was.
     reason: Mapped[str | None] = mapped_column(Text)
+    #: The stored image's size, to draw findings (original pixels) on its thumbnail.
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    #: PNG rendered from the DICOM at viewing size by the worker (a path), NULL if none.
+    thumbnail: Mapped[str | None] = mapped_column(Text)
 
     exam: Mapped[ExamRow] = relationship(back_populates="images")
 
@@ -222,9 +240,14 @@ class AssignmentRow(Base):
 
 
 class DecisionRow(Base):
-    """One reader's reading of an exam (double reading has two)."""
+    """One reader's reading of an exam (double reading has two, consensus one more)."""
 
     __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint(
+            "assignment_id", "reader", "consensus", name="uq_decisions_assignment_reader"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(
@@ -235,6 +258,50 @@ class DecisionRow(Base):
     birads: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The decision of the consensus reading that followed a disagreement.
+    consensus: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ClaimRow(Base):
+    """A reader has an exam open. Claims expire: an abandoned one frees the exam again."""
+
+    __tablename__ = "reading_claims"
+    __table_args__ = (
+        UniqueConstraint("assignment_id", "reader", name="uq_reading_claims_assignment_reader"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignments.id", ondelete="CASCADE"), index=True
+    )
+    reader: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UserRow(Base):
+    """A local user of the reading service (password hashed with argon2)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TokenRow(Base):
+    """A bearer token of a user; only its SHA-256 is stored (shown once when created)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobRow(Base):

@@ -58,6 +58,8 @@ from mammotriage.worklist.models import (
     ScoreRow,
     utcnow,
 )
+from mammotriage.worklist.readings import ReadingDesk
+from mammotriage.worklist.users import UserDirectory
 
 #: How long a RUNNING job may go without finishing before another worker may take it over.
 DEFAULT_CLAIM_TIMEOUT = timedelta(minutes=30)
@@ -126,7 +128,7 @@ def database_url(url: str) -> URL:
         raise ConfigError(f"worklist database URL {url!r} is not valid: {exc}") from exc
 
 
-class Store(JobQueue):
+class Store(JobQueue, ReadingDesk, UserDirectory):
     """Persistent worklist: jobs, exams, scores, reading assignments and the audit log.
 
     Parameters

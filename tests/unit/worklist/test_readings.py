@@ -1,0 +1,198 @@
+"""Reading rules of the store on SQLite and PostgreSQL: queues per reader, claims, blinded
+double reading, consensus, expiry, users and tokens."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from test_store import exam_score
+
+from mammotriage.errors import ConfigError, ConflictError, ForbiddenError, NotFoundError
+from mammotriage.triage import ExamForTriage, ReadingMode, TriagePolicy, decide
+from mammotriage.worklist import ReadingStatus, Store
+from mammotriage.worklist.models import Role
+
+NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
+POLICY = TriagePolicy(version="test-1", max_wait_days=5)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    store = Store(store_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def add_exam(store: Store, study: str, category: int, received: datetime = NOW):
+    score = exam_score(study, category)
+    triage = ExamForTriage(study, score.score or 0.0, category, 30, False, received)
+    return store.save_exam_score(score, decide(POLICY, triage), received)
+
+
+def test_queue_is_in_policy_order_and_shows_the_rule(store: Store) -> None:
+    low = add_exam(store, "1.1", 2)
+    high = add_exam(store, "1.2", 10, NOW + timedelta(minutes=5))
+    mid = add_exam(store, "1.3", 7)
+    page = store.reader_queue("anna", NOW + timedelta(hours=1), POLICY)
+    assert [i.exam_id for i in page.items] == [high, mid, low]
+    assert page.items[0].priority and page.items[0].mode is ReadingMode.DOUBLE
+    assert page.items[2].rule.startswith("category 2 <= 5")
+    assert page.total == 3
+    assert page.oldest_waiting == timedelta(hours=1)
+
+
+def test_queue_filters_and_pages(store: Store) -> None:
+    for i, category in enumerate((1, 3, 6, 8, 10)):
+        add_exam(store, f"2.{i}", category)
+    later = NOW + timedelta(minutes=1)
+    assert store.reader_queue("anna", later, POLICY, queue="single").total == 2
+    assert store.reader_queue("anna", later, POLICY, queue="double").total == 3
+    assert store.reader_queue("anna", later, POLICY, queue="priority").total == 1
+    page = store.reader_queue("anna", later, POLICY, offset=1, limit=2)
+    assert (len(page.items), page.total) == (2, 5)
+
+
+def test_single_reading_one_reader_at_a_time_then_read(store: Store) -> None:
+    exam = add_exam(store, "3.1", 2)
+    store.claim_reading(exam, "anna", NOW)
+    with pytest.raises(ConflictError, match="claimed by another reader"):
+        store.claim_reading(exam, "ben", NOW)
+    assert store.reader_queue("ben", NOW, POLICY).total == 0
+    assert store.reader_queue("anna", NOW, POLICY, queue="mine").total == 1
+    outcome = store.record_decision(exam, "anna", recall=False, now=NOW)
+    assert outcome.status is ReadingStatus.READ
+    assert store.reader_queue("anna", NOW, POLICY).total == 0
+
+
+def test_double_reading_is_blinded_until_both_decided(store: Store) -> None:
+    exam = add_exam(store, "4.1", 8)
+    store.claim_reading(exam, "anna", NOW)
+    store.record_decision(exam, "anna", recall=True, birads=4, note="mass L", now=NOW)
+    with pytest.raises(ConflictError, match="read this exam already"):
+        store.claim_reading(exam, "anna", NOW)
+    store.claim_reading(exam, "ben", NOW)
+    seen_by_ben = store.exam_detail(exam, "ben", NOW)
+    assert seen_by_ben.decisions == ()
+    outcome = store.record_decision(exam, "ben", recall=True, now=NOW)
+    assert outcome.status is ReadingStatus.READ
+    after = store.exam_detail(exam, "ben", NOW)
+    assert {(d.reader, d.note) for d in after.decisions} == {("anna", "mass L"), ("ben", None)}
+
+
+def test_disagreement_goes_to_consensus_and_one_more_decision_ends_it(store: Store) -> None:
+    exam = add_exam(store, "5.1", 7)
+    for reader, recall in (("anna", True), ("ben", False)):
+        store.claim_reading(exam, reader, NOW)
+        last = store.record_decision(exam, reader, recall=recall, now=NOW)
+    assert last.status is ReadingStatus.CONSENSUS
+    (item,) = store.reader_queue("carl", NOW, POLICY, queue="consensus").items
+    assert item.exam_id == exam
+    store.claim_reading(exam, "carl", NOW)
+    with pytest.raises(ConflictError, match="consensus"):
+        store.claim_reading(exam, "anna", NOW)
+    shown = store.exam_detail(exam, "carl", NOW)
+    assert {d.reader for d in shown.decisions} == {"anna", "ben"}  # consensus sees both
+    done = store.record_decision(exam, "carl", recall=True, now=NOW)
+    assert done.status is ReadingStatus.READ
+    final = store.exam_detail(exam, "carl", NOW)
+    assert [d.consensus for d in final.decisions] == [False, False, True]
+
+
+def test_two_readers_may_hold_a_double_reading_exam_but_not_a_third(store: Store) -> None:
+    exam = add_exam(store, "6.1", 9)
+    store.claim_reading(exam, "anna", NOW)
+    store.claim_reading(exam, "ben", NOW)
+    with pytest.raises(ConflictError):
+        store.claim_reading(exam, "carl", NOW)
+
+
+def test_an_abandoned_claim_expires(store: Store) -> None:
+    exam = add_exam(store, "7.1", 2)
+    expires = store.claim_reading(exam, "anna", NOW)
+    assert expires == NOW + store.reading_claim_timeout
+    store.claim_reading(exam, "ben", expires + timedelta(seconds=1))
+    with pytest.raises(ConflictError, match="claim the exam"):
+        store.record_decision(exam, "anna", recall=False, now=expires + timedelta(seconds=2))
+
+
+def test_release_puts_the_exam_back_unread(store: Store) -> None:
+    exam = add_exam(store, "8.1", 2)
+    store.claim_reading(exam, "anna", NOW)
+    store.release_reading(exam, "anna", NOW)
+    (item,) = store.reader_queue("ben", NOW, POLICY).items
+    assert item.status is ReadingStatus.UNREAD
+
+
+def test_opening_an_exam_needs_a_claim_and_not_another_readers(store: Store) -> None:
+    exam = add_exam(store, "9.1", 3)
+    with pytest.raises(ForbiddenError, match="claim the exam"):
+        store.exam_detail(exam, "anna", NOW)
+    store.claim_reading(exam, "anna", NOW)
+    with pytest.raises(ForbiddenError, match="another reader"):
+        store.exam_detail(exam, "ben", NOW)
+    detail = store.exam_detail(exam, "anna", NOW)
+    assert detail.category == 3 and len(detail.images) == 4 and len(detail.findings) == 1
+    assert detail.claim_expires_at is not None
+
+
+def test_unknown_exam_is_not_found(store: Store) -> None:
+    import uuid
+
+    with pytest.raises(NotFoundError):
+        store.claim_reading(uuid.uuid4(), "anna", NOW)
+
+
+def test_racing_readers_get_one_claim_of_a_single_reading_exam(store: Store) -> None:
+    exam = add_exam(store, "10.1", 1)
+    winners, losers = [], []
+    barrier = threading.Barrier(4)
+
+    def race(reader: str) -> None:
+        barrier.wait()
+        try:
+            store.claim_reading(exam, reader, NOW)
+            winners.append(reader)
+        except ConflictError:
+            losers.append(reader)
+
+    threads = [threading.Thread(target=race, args=(f"r{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1 and len(losers) == 3
+
+
+def test_bad_birads_is_refused(store: Store) -> None:
+    exam = add_exam(store, "11.1", 1)
+    store.claim_reading(exam, "anna", NOW)
+    with pytest.raises(ValueError, match="BI-RADS"):
+        store.record_decision(exam, "anna", recall=False, birads=9, now=NOW)
+
+
+def test_stats_count_bands_queues_and_throughput(store: Store) -> None:
+    for i, category in enumerate((1, 1, 6, 10)):
+        add_exam(store, f"12.{i}", category, NOW - timedelta(hours=i))
+    stats = store.queue_stats(NOW, POLICY)
+    assert stats["waiting"] == 4
+    assert stats["by_category"]["1"] == 2 and stats["by_category"]["10"] == 1
+    assert stats["by_queue"]["double"] == 2 and stats["by_queue"]["priority"] == 1
+    assert stats["waiting_seconds"]["max"] == 3 * 3600
+
+
+def test_users_and_tokens(store: Store) -> None:
+    store.add_user("anna", Role.RADIOLOGIST, "argon2-hash")
+    with pytest.raises(ConflictError, match="exists"):
+        store.add_user("anna", Role.ADMIN, None)
+    with pytest.raises(ConfigError):
+        store.add_user("Anna Smith", Role.ADMIN, None)
+    store.add_user("ris", Role.SERVICE, None)
+    store.add_token("ris", "f" * 64, "RIS feed")
+    user = store.user_for_token("f" * 64)
+    assert user is not None and user.username == "ris" and user.role is Role.SERVICE
+    assert store.user_for_token("0" * 64) is None
+    assert [u.username for u in store.users()] == ["anna", "ris"]
