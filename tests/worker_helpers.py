@@ -29,6 +29,7 @@ def folder_settings(root: Path, **overrides: Any) -> WorkerSettings:
         "model": MODEL,
         "policy": POLICY,
         "work_dir": root / "work",
+        "thumbnails_dir": root / "thumbnails",
         "poll_seconds": 0.05,
         "source": {
             "kind": "folder",

@@ -127,6 +127,9 @@ class WorkerSettings(BaseSettings):
     poll_seconds: float = Field(default=5.0, gt=0)
     #: Send a DICOM SR per scored exam back to the source.
     write_reports: bool = True
+    #: PNG thumbnails of the views for the reading service (which must see this folder);
+    #: null: none.
+    thumbnails_dir: Path | None = Path("var/thumbnails")
     source: SourceSettings
     retry: RetrySettings = RetrySettings()
     metrics: MetricsSettings = MetricsSettings()

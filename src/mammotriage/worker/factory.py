@@ -121,6 +121,7 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         metrics=metrics,
         poll_seconds=settings.poll_seconds,
         after_job=after_job,
+        thumbnails_dir=settings.thumbnails_dir,
     )
 
 

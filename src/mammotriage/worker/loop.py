@@ -49,6 +49,7 @@ from mammotriage.worker.config import RetrySettings
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
+from mammotriage.worker.thumbnails import render_thumbnail
 from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
 from mammotriage.worklist.models import utcnow
 
@@ -107,6 +108,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         poll_seconds: float = 5.0,
         after_job: Callable[[], None] | None = None,
+        thumbnails_dir: Path | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -119,6 +121,7 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.poll_seconds = poll_seconds
         self.after_job = after_job
+        self.thumbnails_dir = thumbnails_dir
         self._waiting = 0
 
     # -- the loop -------------------------------------------------------------------------
@@ -288,6 +291,8 @@ class Worker:
             self.metrics.arrival_to_worklist.observe(
                 max(0.0, (utcnow() - job.created_at).total_seconds())
             )
+        if decision is not None and self.thumbnails_dir is not None:
+            self._thumbnails(exam_score, public_id)
         log.info("exam stored", extra={"event": "exam-stored", **fields})
         if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
             report = self.reports.write(exam_score, decision, scratch / "report")
@@ -296,6 +301,23 @@ class Worker:
             self.metrics.reports.inc()
             summary.reports.append(location)
             log.info("report stored", extra={"event": "report-stored", **fields})
+
+    def _thumbnails(self, exam_score: ExamScore, public_id: object) -> None:
+        """Render the usable views' thumbnails (named by internal ids only) and record them."""
+        assert self.thumbnails_dir is not None
+        folder = self.thumbnails_dir / str(public_id)
+        made = {}
+        for n, image in enumerate(exam_score.images):
+            if not (image.usable and image.path is not None and image.sop_instance_uid):
+                continue
+            thumbnail = render_thumbnail(image.path, folder / f"{n}.png")
+            if thumbnail is not None:
+                made[image.sop_instance_uid] = (
+                    str(thumbnail.path.resolve()),
+                    thumbnail.rows,
+                    thumbnail.columns,
+                )
+        self.store.save_thumbnails(made)
 
     def _decide(self, exam_score: ExamScore, received_at: datetime) -> TriageDecision | None:
         if not exam_score.is_mammography:

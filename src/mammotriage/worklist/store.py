@@ -352,6 +352,17 @@ class Store(JobQueue, ReadingDesk, UserDirectory):
             if not getattr(result, "rowcount", 0):
                 raise StoreError("cannot record a report for an exam that is not stored")
 
+    def save_thumbnails(self, thumbnails: dict[str, tuple[str, int, int]]) -> None:
+        """Record each image's thumbnail: SOPInstanceUID -> (PNG path, rows, columns)."""
+        with self._session() as session:
+            for sop_instance_uid, (path, rows, columns) in thumbnails.items():
+                session.execute(
+                    update(ImageRow)
+                    .where(ImageRow.sop_instance_uid == sop_instance_uid)
+                    .values(thumbnail=path, rows=rows, columns=columns)
+                    .execution_options(synchronize_session=False)
+                )
+
     def exams(self) -> list[StoredExam]:
         """Every stored exam with its status, latest score and report (for status pages)."""
         query = (

@@ -432,3 +432,22 @@ def test_a_locked_database_mid_job_is_waited_out_and_the_exam_scored_once(
     assert job.attempts == 2  # the interrupted try, then the one that stored it
     assert table_counts(worker.store)["scores"] == 1
     assert summary.scored == 1
+
+
+def test_thumbnails_are_rendered_for_each_usable_view(tmp_path, tiny_synthetic):
+    from PIL import Image as PILImage
+
+    settings = folder_settings(tmp_path)
+    copy_exams(tiny_synthetic, settings.source.path, 1)
+    worker = build(settings)
+    run_once(worker)
+    (exam,) = worker.store.exams()
+    detail = worker.store.exam_detail(exam.public_id, None)
+    assert len(detail.images) == 4
+    for image in detail.images:
+        assert image.thumbnail is not None and image.rows and image.columns
+        picture = PILImage.open(image.thumbnail)
+        assert picture.height == 512
+        assert abs(picture.width / picture.height - image.columns / image.rows) < 0.01
+        assert str(exam.public_id) in image.thumbnail  # named by internal id, not the UID
+        assert exam.study_instance_uid not in image.thumbnail

@@ -1,0 +1,62 @@
+"""Thumbnails of the views for the reading service, rendered from the DICOM at viewing size.
+
+The worker renders them while it still has the files (a PACS source's download is removed
+when the job ends); the reading service draws the findings on them. Pixels are shown as the
+reader reads them (after VOI, dense tissue bright) in the file's own orientation, so that
+finding boxes in original pixel coordinates only need scaling.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+from mammotriage.dicom.reader import read_image
+
+#: Height of a thumbnail in pixels: enough for a reading-room overview, small to send.
+THUMBNAIL_HEIGHT = 512
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    path: Path
+    #: Size of the original image, to scale finding boxes onto the thumbnail.
+    rows: int
+    columns: int
+
+
+def render_thumbnail(
+    source: Path, target: Path, height: int = THUMBNAIL_HEIGHT
+) -> Thumbnail | None:
+    """Write ``source``'s PNG thumbnail to ``target``; None when it has no usable pixels.
+
+    JPEG 2000 is decoded at the nearest resolution level above ``height``, so a thumbnail of
+    a full-size image costs a fraction of a full decode.
+    """
+    image = read_image(source, target_shape=(height, height))
+    if not image.usable or image.pixels is None or image.rows == 0:
+        return None
+    pixels = np.clip(image.pixels, 0.0, 1.0)
+    width = max(1, round(image.columns * height / image.rows))
+    picture = PILImage.fromarray((pixels * 255.0 + 0.5).astype(np.uint8), mode="L")
+    picture = picture.resize((width, height), PILImage.Resampling.LANCZOS)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "wb") as out:
+            picture.save(out, format="PNG", optimize=True)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return Thumbnail(target, image.rows, image.columns)
+
+
+__all__ = ["THUMBNAIL_HEIGHT", "Thumbnail", "render_thumbnail"]
