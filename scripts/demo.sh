@@ -23,6 +23,7 @@ database: $out/worklist.sqlite
 model: models/mammotriage-synthetic-tiny.onnx
 policy: configs/triage.yaml
 work_dir: $out/work
+thumbnails_dir: $out/thumbnails
 poll_seconds: 0.5
 source:
   kind: folder
