@@ -56,7 +56,9 @@ def _progress() -> Progress:
 
 
 def _fail(exc: MammotriageError) -> None:
-    console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -196,7 +198,7 @@ def inspect(
 
 # The model and site commands live in their own modules; importing them registers them on
 # `app`.
-from mammotriage import cli_bench, cli_infer, cli_model, cli_queue, cli_worker  # noqa: E402,F401
+from mammotriage import cli_api, cli_bench, cli_infer, cli_model, cli_queue, cli_worker  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -34,6 +34,7 @@ from sqlalchemy import (
     make_url,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -65,6 +66,9 @@ from mammotriage.worklist.users import UserDirectory
 DEFAULT_CLAIM_TIMEOUT = timedelta(minutes=30)
 #: How long a SQLite writer waits for the lock before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: PostgreSQL advisory lock held while migrating ("mammotri" in ASCII): workers that start
+#: together on an empty database would otherwise each create the schema at once.
+MIGRATION_LOCK_KEY = 0x6D616D6D6F747269
 
 
 @dataclass(frozen=True)
@@ -210,10 +214,18 @@ class Store(JobQueue, ReadingDesk, UserDirectory):
         )
         try:
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Held until commit: the next worker waits, then finds the schema at head.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except SQLAlchemyError as exc:
-            raise StoreError(f"worklist migration failed: {exc}") from exc
+            where = self.url.render_as_string(hide_password=True)
+            raise StoreError(
+                f"cannot open or migrate the worklist database {where}: {_reason(exc)}"
+            ) from exc
 
     # -- exams and scores -----------------------------------------------------------------
 
@@ -448,6 +460,13 @@ class Store(JobQueue, ReadingDesk, UserDirectory):
                     actor=actor, action=action, exam_public_id=exam_public_id, detail=detail or {}
                 )
             )
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's first line ("Connection refused ..."), without SQLAlchemy's SQL dump and
+    background link: what an operator reads on one line."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -179,6 +179,9 @@ class FolderSource:
 
 def copy_atomically(source: Path, target: Path) -> Path:
     """Copy ``source`` to ``target`` so that readers see the old file or the whole new one."""
+    # A copy cut short by a kill leaves its temporary file; only one job writes this name.
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
     )
