@@ -65,7 +65,14 @@ def _stamp(entry: dict) -> float:
     return datetime.fromisoformat(entry["time"]).timestamp()
 
 
-def run(n_workers: int, exams: Path, database: str | None, work: Path, stable_age: int) -> dict:
+def run(
+    n_workers: int,
+    exams: Path,
+    database: str | None,
+    work: Path,
+    stable_age: int,
+    trickle: float = 0.0,
+) -> dict:
     from fixtures_orthanc import OrthancServer
     from mammotriage.worklist import Store
 
@@ -130,7 +137,12 @@ def run(n_workers: int, exams: Path, database: str | None, work: Path, stable_ag
         files = sorted(p for p in exams.rglob("*.dcm"))
         studies = {p.parent for p in files}
         t0 = time.time()
-        server.upload_all(files)
+        if trickle:
+            for study in sorted(studies):
+                server.upload_all(sorted(study.glob("*.dcm")))
+                time.sleep(trickle)
+        else:
+            server.upload_all(files)
         uploaded = time.time()
         deadline = time.time() + 1800
         while time.time() < deadline:
@@ -166,6 +178,7 @@ def run(n_workers: int, exams: Path, database: str | None, work: Path, stable_ag
             "stable_to_worklist_max_s": round(max(latency), 1),
             "exams_per_worker": per_worker,
             "database": "postgresql" if database else "sqlite",
+            "arrivals": f"one study every {trickle:g} s" if trickle else "all at once",
         }
     finally:
         server.stop()
@@ -178,6 +191,12 @@ def main() -> None:
     parser.add_argument("--database", help="PostgreSQL URL shared by the workers")
     parser.add_argument("--stable-age", type=int, default=2)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument(
+        "--trickle",
+        type=float,
+        default=0.0,
+        help="upload one study every N seconds instead of all at once (latency when idle)",
+    )
     args = parser.parse_args()
 
     from mammotriage.synth.batch import generate
@@ -193,7 +212,7 @@ def main() -> None:
             flush=True,
         )
         for n in (int(x) for x in args.workers.split(",")):
-            result = run(n, exams, args.database, work, args.stable_age)
+            result = run(n, exams, args.database, work, args.stable_age, args.trickle)
             print(json.dumps(result), flush=True)
 
 
