@@ -1,0 +1,196 @@
+"""The application factory: one FastAPI app from one :class:`ApiSettings` (and, for tests or
+embedding, a store, a policy and a clock).
+
+Errors the store raises on purpose become HTTP statuses here and nowhere else:
+NotFoundError 404, ConflictError 409, ForbiddenError 403. The page's routes answer with an
+HTML page (401: a redirect to ``/login``); the API's with ``{"detail": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import make_url
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from mammotriage import __version__
+from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep
+from mammotriage.api.metrics import ApiMetrics, MetricsMiddleware
+from mammotriage.api.routes import admin, auth, exams, health, pages, worklist
+from mammotriage.api.settings import ApiSettings
+from mammotriage.api.templating import STATIC_DIR, make_templates, render
+from mammotriage.errors import ConflictError, ForbiddenError, NotFoundError, ReadingError
+from mammotriage.triage import TriagePolicy, load_policy
+from mammotriage.worklist import Store
+from mammotriage.worklist.models import utcnow
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "mammotriage_session"
+_PAGE_PREFIXES = ("/ui/", "/login", "/logout")
+_PAGE_PATHS = ("/", "/admin")
+
+DESCRIPTION = """
+The radiologists' worklist of mammotriage: each reader's queue in the triage policy's order,
+claims that time out, blinded double reading with consensus, and the evidence behind each
+exam's AI category. Exams are named by internal UUIDs only. Authenticate with a session
+cookie (the page at `/login`; its POSTs need the `X-CSRF-Token` header) or
+`Authorization: Bearer <token>` (`mammotriage users token NAME`).
+"""
+
+
+def open_store(settings: ApiSettings) -> Store:
+    """The settings' store, its SQLite folder made if needed; the claim timeout set."""
+    url = make_url(settings.database) if "://" in settings.database else None
+    sqlite_file = settings.database if url is None else url.database
+    if (url is None or url.get_backend_name() == "sqlite") and sqlite_file:
+        Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database)
+    store.reading_claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
+    return store
+
+
+def is_page(path: str) -> bool:
+    return path in _PAGE_PATHS or path.startswith(_PAGE_PREFIXES)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    store: Store | None = None,
+    policy: TriagePolicy | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """Build the reading service.
+
+    Parameters
+    ----------
+    settings
+        The service's settings (the session secret among them).
+    store
+        An open store; by default one is opened from ``settings.database`` and closed on
+        shutdown. Its ``reading_claim_timeout`` is set from the settings either way.
+    policy
+        The triage policy; by default read from ``settings.policy``.
+    clock
+        The time the service works at (tests move it to expire claims).
+
+    Raises
+    ------
+    ConfigError
+        If the policy file is missing or invalid, or the database URL is.
+    """
+    own_store = store is None
+    the_store = open_store(settings) if store is None else store
+    the_store.reading_claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
+    the_policy = load_policy(settings.policy) if policy is None else policy
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own_store:
+            the_store.close()
+
+    app = FastAPI(
+        title="mammotriage reading service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.policy = the_policy
+    app.state.clock = clock
+    app.state.metrics = metrics
+    app.state.templates = make_templates()
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret.get_secret_value(),
+        session_cookie=SESSION_COOKIE,
+        max_age=int(settings.session_max_age_hours * 3600),
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    for module in (health, worklist, exams, admin, auth, pages):
+        app.include_router(module.router)
+    _add_metrics_route(app, metrics)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_metrics_route(app: FastAPI, metrics: ApiMetrics) -> None:
+    @app.get(
+        "/metrics",
+        tags=["admin"],
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics: requests per route, latency, worklist sizes",
+    )
+    def metrics_endpoint(
+        _: MetricsUser, store: StoreDep, policy: PolicyDep, now: NowDep
+    ) -> Response:
+        return Response(metrics.render(store, now, policy), media_type=CONTENT_TYPE_LATEST)
+
+
+_READING_STATUS: dict[type[ReadingError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    ForbiddenError: 403,
+}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def reading_error(request: Request, exc: Exception) -> Response:
+        code = next((c for t, c in _READING_STATUS.items() if isinstance(exc, t)), 409)
+        return _error(request, code, str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not is_page(request.url.path):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 401:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return _error(request, exc.status_code, str(exc.detail))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not is_page(request.url.path):
+            return JSONResponse({"detail": _jsonable(exc)}, status_code=422)
+        return _error(request, 422, "the request was not understood (a field is missing or wrong)")
+
+    app.add_exception_handler(ReadingError, reading_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _jsonable(exc: RequestValidationError) -> list[dict[str, object]]:
+    # Echo where and why, not the input (it could be a note with patient details in it).
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg"), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+
+
+def _error(request: Request, code: int, message: str) -> Response:
+    if is_page(request.url.path):
+        return render(request, "error.html", {"status": code, "message": message}, code)
+    return JSONResponse({"detail": message}, status_code=code)
+
+
+__all__ = ["create_app", "is_page", "open_store"]

@@ -1,0 +1,72 @@
+"""Logging in and out of the page: username and password against the argon2 hash, then a
+signed session cookie. The login form is CSRF-protected too (login CSRF)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mammotriage.api.deps import SESSION_USER_KEY, StoreDep, UserAction
+from mammotriage.api.security import CSRF_FIELD, csrf_matches, csrf_token, verify_password
+from mammotriage.api.templating import render
+from mammotriage.errors import ConfigError
+from mammotriage.worklist.models import Role
+from mammotriage.worklist.users import check_username
+
+router = APIRouter(tags=["page"], include_in_schema=False)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only a local path: ``next`` must not send a freshly logged-in user elsewhere."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return default
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "login.html", {"next": safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    store: StoreDep,
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=1000)],
+    csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    if not csrf_matches(request.session, csrf):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or wrong CSRF token")
+    name = username.strip().lower()
+    try:
+        check_username(name)
+    except ConfigError:
+        name = ""
+    user = store.user(name) if name else None
+    known = user is not None and user.active
+    if not verify_password(user.password_hash if known and user else None, password):
+        store.audit(name or "(invalid username)", "login-failed", None, {})
+        return render(
+            request,
+            "login.html",
+            {"next": safe_next(next), "error": "Wrong username or password."},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+    assert user is not None
+    request.session.clear()
+    request.session[SESSION_USER_KEY] = user.username
+    csrf_token(request.session)
+    store.audit(user.username, "login", None, {"role": user.role.value})
+    home = "/admin" if user.role is Role.ADMIN else "/"
+    return RedirectResponse(safe_next(next, home) if next != "/" else home, status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, user: UserAction, store: StoreDep) -> RedirectResponse:
+    request.session.clear()
+    store.audit(user.username, "logout", None, {})
+    return RedirectResponse("/login", status_code=303)

@@ -1,0 +1,90 @@
+"""One exam: claim, release, decide, and what a reader may see of it (audited).
+
+The store decides who may do what (blinded double reading, one claim per slot, expiry);
+its errors become 404 / 409 / 403 in :mod:`mammotriage.api.app`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import FileResponse
+
+from mammotriage.api import service
+from mammotriage.api.deps import ExamId, NowDep, RadiologistUser, ReaderAction, StoreDep
+from mammotriage.api.schemas import ClaimOut, DecisionIn, ErrorOut, ExamOut, OutcomeOut
+from mammotriage.api.thumbnails import draw_findings
+
+router = APIRouter(prefix="/exams", tags=["exams"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    403: {"model": ErrorOut, "description": "Wrong role, missing CSRF token, another's exam"},
+    404: {"model": ErrorOut, "description": "No such exam"},
+    409: {"model": ErrorOut, "description": "The exam's reading state does not allow it"},
+}
+
+
+@router.post("/{exam_id}/claim", response_model=ClaimOut, responses=_ERRORS)
+def claim(exam_id: ExamId, user: ReaderAction, store: StoreDep, now: NowDep) -> ClaimOut:
+    """Open the exam for reading; the claim expires unless decided or renewed in time."""
+    return ClaimOut(exam_id=exam_id, expires_at=service.claim(store, user, exam_id, now))
+
+
+@router.post("/{exam_id}/release", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+def release(exam_id: ExamId, user: ReaderAction, store: StoreDep, now: NowDep) -> Response:
+    """Give the exam back without deciding (releasing what one does not hold does nothing)."""
+    service.release(store, user, exam_id, now)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{exam_id}/decision", response_model=OutcomeOut, responses=_ERRORS)
+def decide(
+    exam_id: ExamId, decision: DecisionIn, user: ReaderAction, store: StoreDep, now: NowDep
+) -> OutcomeOut:
+    """Record recall / no recall (optional BI-RADS 0-6 and a note) on an exam one holds."""
+    return OutcomeOut.of(service.decide(store, user, exam_id, decision, now))
+
+
+@router.get("/{exam_id}", response_model=ExamOut, responses=_ERRORS)
+def exam(exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep) -> ExamOut:
+    """The exam as the caller may see it: others' decisions only once blinding ends."""
+    detail = service.view_exam(store, user, exam_id, now)
+    return ExamOut.of(detail, service.report_file(detail) is not None)
+
+
+@router.get(
+    "/{exam_id}/images/{index:int}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **_ERRORS},
+)
+def image(
+    exam_id: ExamId, index: int, user: RadiologistUser, store: StoreDep, now: NowDep
+) -> Response:
+    """The view's thumbnail with the AI's findings outlined (colour by finding score)."""
+    detail, view = service.view_image(store, user, exam_id, index, now)
+    assert view.thumbnail is not None  # view_image checked it
+    boxes = [
+        (finding.box, finding.score)
+        for finding in detail.findings
+        if finding.sop_instance_uid is not None
+        and finding.sop_instance_uid == view.sop_instance_uid
+    ]
+    png = draw_findings(Path(view.thumbnail), view.rows, view.columns, boxes)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+@router.get(
+    "/{exam_id}/report.dcm",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/dicom": {}}}, **_ERRORS},
+)
+def report(exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep) -> FileResponse:
+    """The AI's DICOM SR, when the worker wrote it to a folder this service can read."""
+    path = service.view_report(store, user, exam_id, now)
+    return FileResponse(
+        path,
+        media_type="application/dicom",
+        filename=f"{exam_id}.dcm",
+        headers={"Cache-Control": "private, no-store"},
+    )

@@ -1,0 +1,265 @@
+"""What the API sends and accepts: pydantic models, separate from the store's tables and
+records. Exams are named by their internal UUID only; no DICOM UID of the study, no patient
+data, no password hash ever appears here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mammotriage.triage import ReadingMode
+from mammotriage.worklist import ReadingStatus
+from mammotriage.worklist.models import Role
+from mammotriage.worklist.readings import ExamDetail, Outcome, QueueItem, QueuePage
+from mammotriage.worklist.users import User
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class QueueItemOut(_Out):
+    exam_id: uuid.UUID
+    received_at: datetime
+    waiting_seconds: float
+    score: float | None
+    category: int | None = Field(description="AI category 1-10; null when unscored")
+    mode: ReadingMode
+    priority: bool
+    overdue: bool
+    rule: str = Field(description="The policy rule that gave the exam its reading mode")
+    status: ReadingStatus
+    partial: bool
+    decisions: int
+    readers_needed: int
+    claimed_by_me: bool
+
+    @classmethod
+    def of(cls, item: QueueItem) -> QueueItemOut:
+        return cls(
+            exam_id=item.exam_id,
+            received_at=item.received_at,
+            waiting_seconds=item.waiting.total_seconds(),
+            score=item.score,
+            category=item.category,
+            mode=item.mode,
+            priority=item.priority,
+            overdue=item.overdue,
+            rule=item.rule,
+            status=item.status,
+            partial=item.partial,
+            decisions=item.decisions,
+            readers_needed=item.readers_needed,
+            claimed_by_me=item.claimed_by_me,
+        )
+
+
+class WorklistOut(_Out):
+    items: list[QueueItemOut]
+    total: int
+    offset: int
+    limit: int
+    oldest_waiting_seconds: float | None
+
+    @classmethod
+    def of(cls, page: QueuePage) -> WorklistOut:
+        oldest = page.oldest_waiting
+        return cls(
+            items=[QueueItemOut.of(item) for item in page.items],
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+            oldest_waiting_seconds=None if oldest is None else oldest.total_seconds(),
+        )
+
+
+class ClaimOut(_Out):
+    exam_id: uuid.UUID
+    expires_at: datetime
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recall: bool
+    birads: int | None = Field(default=None, ge=0, le=6, description="BI-RADS assessment 0-6")
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class OutcomeOut(_Out):
+    status: ReadingStatus
+    decisions: int
+    readers_needed: int
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> OutcomeOut:
+        return cls(
+            status=outcome.status,
+            decisions=outcome.decisions,
+            readers_needed=outcome.readers_needed,
+        )
+
+
+class ImageOut(_Out):
+    index: int
+    laterality: str
+    view: str
+    usable: bool
+    reason: str | None
+    thumbnail_url: str | None
+
+
+class FindingOut(_Out):
+    image_index: int | None
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1, original pixels")
+    score: int
+
+
+class DecisionOut(_Out):
+    reader: str
+    recall: bool
+    birads: int | None
+    note: str | None
+    decided_at: datetime
+    consensus: bool
+
+
+class ReportOut(_Out):
+    sop_instance_uid: str
+    location: str | None
+    download_url: str | None
+
+
+class ExamOut(_Out):
+    exam_id: uuid.UUID
+    received_at: datetime
+    status: ReadingStatus
+    mode: ReadingMode
+    priority: bool
+    rule: str
+    policy_version: str
+    partial: bool
+    score: float | None
+    category: int | None
+    breasts: dict[str, float | None]
+    model_name: str | None
+    model_sha256: str | None
+    report: ReportOut | None
+    images: list[ImageOut]
+    findings: list[FindingOut]
+    decisions: list[DecisionOut]
+    #: True while a double reading's other decision is hidden from this reader.
+    blinded: bool
+    claim_expires_at: datetime | None
+    notice: str = "The diagnostic read happens in the PACS viewer; these are thumbnails only."
+
+    @classmethod
+    def of(cls, detail: ExamDetail, report_downloadable: bool) -> ExamOut:
+        base = f"/exams/{detail.exam_id}"
+        by_uid = {im.sop_instance_uid: n for n, im in enumerate(detail.images)}
+        report = None
+        if detail.report_sop_instance_uid:
+            report = ReportOut(
+                sop_instance_uid=detail.report_sop_instance_uid,
+                location=detail.report_location,
+                download_url=f"{base}/report.dcm" if report_downloadable else None,
+            )
+        return cls(
+            exam_id=detail.exam_id,
+            received_at=detail.received_at,
+            status=detail.status,
+            mode=detail.mode,
+            priority=detail.priority,
+            rule=detail.rule,
+            policy_version=detail.policy_version,
+            partial=detail.partial,
+            score=detail.score,
+            category=detail.category,
+            breasts=detail.breasts,
+            model_name=detail.model_name,
+            model_sha256=detail.model_sha256,
+            report=report,
+            images=[
+                ImageOut(
+                    index=n,
+                    laterality=im.laterality,
+                    view=im.view,
+                    usable=im.usable,
+                    reason=im.reason,
+                    thumbnail_url=f"{base}/images/{n}.png" if im.thumbnail else None,
+                )
+                for n, im in enumerate(detail.images)
+            ],
+            findings=[
+                FindingOut(image_index=by_uid.get(f.sop_instance_uid), box=f.box, score=f.score)
+                for f in detail.findings
+            ],
+            decisions=[
+                DecisionOut(
+                    reader=d.reader,
+                    recall=d.recall,
+                    birads=d.birads,
+                    note=d.note,
+                    decided_at=d.decided_at,
+                    consensus=d.consensus,
+                )
+                for d in detail.decisions
+            ],
+            blinded=is_blinded(detail),
+            claim_expires_at=detail.claim_expires_at,
+        )
+
+
+def is_blinded(detail: ExamDetail) -> bool:
+    """A double reading not yet complete: the other reader's decision is withheld."""
+    return detail.mode is ReadingMode.DOUBLE and detail.status in (
+        ReadingStatus.UNREAD,
+        ReadingStatus.IN_PROGRESS,
+    )
+
+
+class UserOut(_Out):
+    username: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            username=user.username, role=user.role, active=user.active, created_at=user.created_at
+        )
+
+
+class QueueStatsOut(_Out):
+    waiting: int
+    by_queue: dict[str, int]
+    by_category: dict[str, int]
+    waiting_seconds: dict[str, float | None]
+    throughput_24h: dict[str, int]
+    read_total: int
+
+
+class HealthOut(_Out):
+    status: str
+
+
+class ErrorOut(_Out):
+    detail: str
+
+
+__all__ = [
+    "ClaimOut",
+    "DecisionIn",
+    "ErrorOut",
+    "ExamOut",
+    "HealthOut",
+    "OutcomeOut",
+    "QueueItemOut",
+    "QueueStatsOut",
+    "UserOut",
+    "WorklistOut",
+    "is_blinded",
+]

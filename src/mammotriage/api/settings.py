@@ -1,0 +1,113 @@
+"""The reading service's settings: one typed object, read from ``configs/api.yaml`` and the
+environment (``MAMMOTRIAGE_API_<FIELD>`` wins over the file), passed to
+:func:`mammotriage.api.app.create_app` — never a module-level global.
+
+Outside ``environment: development`` the session secret must be a real one: the documented
+placeholder, an empty value or a short one is refused with a hint how to make one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mammotriage.errors import ConfigError
+
+#: The placeholder written in configs/api.yaml and the docs: good for development only.
+DEVELOPMENT_SESSION_SECRET = "change-me-development-only"
+#: Shortest session secret accepted outside development (token_urlsafe(32) gives 43).
+MIN_SECRET_LENGTH = 32
+SECRET_HINT = (
+    "set MAMMOTRIAGE_API_SESSION_SECRET (or session_secret in the config) to a random value, "
+    'e.g. the output of: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+)
+
+
+class ApiSettings(BaseSettings):
+    """Everything the reading service needs."""
+
+    model_config = SettingsConfigDict(env_prefix="MAMMOTRIAGE_API_", extra="forbid")
+
+    #: SQLite file path or database URL: the worker's store.
+    database: str = "var/mammotriage.sqlite"
+    #: The triage policy the worker uses (queue order, bands).
+    policy: Path = Path("configs/triage.yaml")
+    #: Signs the session cookie. Keep it secret; changing it logs everyone out.
+    session_secret: SecretStr = SecretStr(DEVELOPMENT_SESSION_SECRET)
+    #: "development" allows the placeholder secret; anything real runs as "production".
+    environment: Literal["development", "production"] = "production"
+    #: A claimed exam nobody decided goes back to the queue after this long.
+    claim_timeout_minutes: float = Field(default=20, gt=0, le=24 * 60)
+    #: Worklist rows per page when the caller does not ask for a limit.
+    page_size: int = Field(default=50, ge=1, le=500)
+    #: Session cookie lifetime.
+    session_max_age_hours: float = Field(default=12, gt=0, le=24 * 30)
+    #: Send the session cookie over HTTPS only. ``serve`` sets it when it terminates TLS;
+    #: set it yourself behind a TLS-terminating proxy.
+    secure_cookies: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> ApiSettings:
+        if self.environment == "development":
+            return self
+        secret = self.session_secret.get_secret_value()
+        if secret in ("", DEVELOPMENT_SESSION_SECRET):
+            raise ValueError(
+                f"session_secret is the documented default or empty: refused outside "
+                f"environment 'development'; {SECRET_HINT}"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"session_secret must be at least {MIN_SECRET_LENGTH} characters, got "
+                f"{len(secret)}; {SECRET_HINT}"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (passed as init values by load_api_settings).
+        return env_settings, init_settings
+
+
+def load_api_settings(path: Path | None, **overrides: Any) -> ApiSettings:
+    """Read the service's settings from a YAML file (optional) and the environment.
+
+    Raises
+    ------
+    ConfigError
+        If the file is not YAML or a value is wrong (the message names it), including the
+        default session secret outside development.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read api config {path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"api config {path} must be a mapping of settings")
+        raw = dict(loaded or {})
+    raw.update(overrides)
+    try:
+        return ApiSettings(**raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(settings)'}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"api config {path or '(defaults)'}: {problems}") from exc
+
+
+__all__ = ["DEVELOPMENT_SESSION_SECRET", "ApiSettings", "load_api_settings"]

@@ -1,0 +1,57 @@
+// Keyboard shortcuts of the reading page. The page works without this file: every action
+// is a plain form; these keys only press the same buttons.
+(function () {
+  "use strict";
+
+  function typing(event) {
+    const tag = (event.target && event.target.tagName) || "";
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
+  }
+
+  function queueKeys() {
+    const rows = Array.from(document.querySelectorAll('[data-testid="queue-row"]'));
+    if (!rows.length) return;
+    let current = 0;
+    function select(index) {
+      current = Math.max(0, Math.min(rows.length - 1, index));
+      rows.forEach((row, i) => row.setAttribute("aria-selected", i === current ? "true" : "false"));
+      rows[current].focus({ preventScroll: false });
+    }
+    select(0);
+    document.addEventListener("keydown", (event) => {
+      if (typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "j" || event.key === "ArrowDown") { select(current + 1); event.preventDefault(); }
+      else if (event.key === "k" || event.key === "ArrowUp") { select(current - 1); event.preventDefault(); }
+      else if (event.key === "Enter") {
+        const row = rows[current];
+        const action = row.querySelector('[data-testid="claim"], [data-testid="open"]');
+        if (action) { action.click(); event.preventDefault(); }
+      }
+    });
+  }
+
+  function examKeys() {
+    const form = document.getElementById("decision-form");
+    document.addEventListener("keydown", (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "Escape") {
+        const release = document.querySelector('[data-testid="release"]');
+        if (release) release.click(); else window.location.href = "/";
+        event.preventDefault();
+        return;
+      }
+      if (typing(event) || !form) return;
+      if (event.key === "r") { form.querySelector('[data-testid="decide-recall"]').checked = true; }
+      else if (event.key === "n") { form.querySelector('[data-testid="decide-no-recall"]').checked = true; }
+      else if (event.key === "s") {
+        if (form.reportValidity()) form.requestSubmit(form.querySelector('[data-testid="decide-submit"]'));
+        event.preventDefault();
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (document.body.classList.contains("page-queue")) queueKeys();
+    if (document.body.classList.contains("page-exam")) examKeys();
+  });
+})();

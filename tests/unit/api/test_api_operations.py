@@ -1,0 +1,71 @@
+"""Health, readiness, metrics and the OpenAPI description: what operations and other
+programs rely on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from api_site import SERVICE_TOKEN, Site, make_site
+
+from mammotriage.worklist import Store
+
+
+def test_health_answers_without_authentication(site: Site) -> None:
+    client = site.client()
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_ready_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    store = Store(str(folder / "worklist.db"))
+    store.migrate()
+    site = make_site(store)
+    client = site.client()
+    assert client.get("/health/ready").status_code == 200
+    store.engine.dispose()
+    shutil.rmtree(folder)
+    answer = client.get("/health/ready")
+    assert answer.status_code == 503
+    assert client.get("/health").status_code == 200
+    client.close()
+    store.close()
+
+
+def test_metrics_count_requests_by_route_and_show_worklist_sizes(site: Site) -> None:
+    exam = site.exam(1, 10)
+    site.exam(2, 2)
+    client = site.client()
+    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+    client.get("/worklist", headers=headers)
+    answer = client.get("/metrics", headers=headers)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert 'mammotriage_api_requests_total{method="GET",route="/worklist",status="200"} 1.0' in text
+    assert 'mammotriage_worklist_exams{queue="all"} 2.0' in text
+    assert 'mammotriage_worklist_exams{queue="priority"} 1.0' in text
+    assert "mammotriage_api_request_seconds_bucket" in text
+    assert str(exam) not in text
+
+
+def test_openapi_lists_every_endpoint(site: Site) -> None:
+    paths = site.client().get("/openapi.json").json()["paths"]
+    for path in (
+        "/worklist",
+        "/exams/{exam_id}",
+        "/exams/{exam_id}/claim",
+        "/exams/{exam_id}/release",
+        "/exams/{exam_id}/decision",
+        "/exams/{exam_id}/images/{index}.png",
+        "/exams/{exam_id}/report.dcm",
+        "/admin/stats",
+        "/admin/readers",
+        "/admin/policy",
+        "/health",
+        "/health/ready",
+        "/metrics",
+    ):
+        assert path in paths, path
+    assert "/login" not in paths  # the page is not part of the API
