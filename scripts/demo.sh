@@ -37,6 +37,25 @@ YAML
 echo "== 3. the batch worker: score, triage (configs/triage.yaml: categories 1-5 single, 6-10 double, 10 priority), store, write SRs"
 "$bin" worker --config "$out/worker.yaml" --once --show-queues 2> "$out/worker.log"
 echo
+echo "== 4. the radiologists' worklist: a reading service on the same store"
+secret=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')
+password=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(9))')
+cat > "$out/api.yaml" <<YAML
+# The demo's reading service (see configs/api.yaml): the worker's SQLite store, a random
+# session secret made for this demo.
+database: $out/worklist.sqlite
+policy: configs/triage.yaml
+environment: production
+session_secret: $secret
+YAML
+for reader in reader1 reader2; do
+  printf '%s\n' "$password" | "$bin" users add "$reader" --role radiologist --password-stdin --config "$out/api.yaml" >/dev/null
+done
+printf '%s\n' "$password" | "$bin" users add admin --role admin --password-stdin --config "$out/api.yaml" >/dev/null
+echo "open the page:   $bin serve --config $out/api.yaml     (then http://127.0.0.1:8000/)"
+echo "demo logins:     reader1 / $password   reader2 / $password  (radiologists; double reading needs both)"
+echo "                 admin / $password  (queue statistics at /admin)"
+echo
 echo "files: worker log (JSON lines, internal ids only) $out/worker.log; worklist $out/worklist.sqlite;"
 echo "       metrics $out/metrics.prom; ground truth $out/truth.csv"
 echo "       SRs (DICOM TID 1500, one per exam): $(find "$out/reports" -name '*.dcm' | wc -l) files under $out/reports/"

@@ -11,7 +11,8 @@ case "$target" in
   test) needs=([dcmcjpeg]=dcmtk [storescu]=dcmtk
                ['/usr/lib/postgresql/*/bin/initdb']=postgresql
                ['/usr/sbin/Orthanc']=orthanc
-               ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so']=orthanc-dicomweb) ;;
+               ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so']=orthanc-dicomweb
+               ['/usr/bin/chromium']=chromium) ;;
   demo) needs=() ;;
   *) echo "usage: $0 test|demo" >&2; exit 2 ;;
 esac

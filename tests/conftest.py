@@ -21,6 +21,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from api_site import site  # noqa: F401
+from fixtures_browser import browser_artifacts, chromium, reading_service  # noqa: F401
 from fixtures_orthanc import orthanc, orthanc_factory  # noqa: F401
 
 #: The tiny recipe: train-default.yaml's shape at 128 x 64, two epochs, one thread (more
