@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from mammotriage.errors import ConfigError
+from mammotriage.settings import YamlSettings, load_settings
 
 #: The placeholder written in configs/api.yaml and the docs: good for development only.
 DEVELOPMENT_SESSION_SECRET = "change-me-development-only"
@@ -27,7 +26,7 @@ SECRET_HINT = (
 )
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(YamlSettings):
     """Everything the reading service needs."""
 
     model_config = SettingsConfigDict(env_prefix="MAMMOTRIAGE_API_", extra="forbid")
@@ -67,18 +66,6 @@ class ApiSettings(BaseSettings):
             )
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (passed as init values by load_api_settings).
-        return env_settings, init_settings
-
 
 def load_api_settings(path: Path | None, **overrides: Any) -> ApiSettings:
     """Read the service's settings from a YAML file (optional) and the environment.
@@ -89,25 +76,7 @@ def load_api_settings(path: Path | None, **overrides: Any) -> ApiSettings:
         If the file is not YAML or a value is wrong (the message names it), including the
         default session secret outside development.
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read api config {path}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"api config {path} must be a mapping of settings")
-        raw = dict(loaded or {})
-    raw.update(overrides)
-    try:
-        return ApiSettings(**raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(settings)'}: "
-            f"{error['msg'].removeprefix('Value error, ')}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"api config {path or '(defaults)'}: {problems}") from exc
+    return load_settings(ApiSettings, path, "api", **overrides)
 
 
 __all__ = ["DEVELOPMENT_SESSION_SECRET", "ApiSettings", "load_api_settings"]

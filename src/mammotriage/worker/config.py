@@ -12,11 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from mammotriage.errors import ConfigError
+from mammotriage.settings import YamlSettings, load_settings
 
 
 class _Block(BaseModel):
@@ -108,7 +107,7 @@ class MetricsSettings(_Block):
     textfile: Path | None = None
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(YamlSettings):
     """Everything one worker process needs."""
 
     model_config = SettingsConfigDict(
@@ -139,18 +138,6 @@ class WorkerSettings(BaseSettings):
     batch_size: int = Field(default=8, ge=1)
     log_format: Literal["json", "text"] = "json"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (passed as init values by load_worker_settings).
-        return env_settings, init_settings
-
 
 def load_worker_settings(path: Path | None, **overrides: Any) -> WorkerSettings:
     """Read the worker's settings from a YAML file (and the environment).
@@ -160,24 +147,7 @@ def load_worker_settings(path: Path | None, **overrides: Any) -> WorkerSettings:
     ConfigError
         If the file is missing or not YAML, or a value is wrong (the message names it).
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read worker config {path}: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"worker config {path} must be a mapping of settings")
-        raw = dict(loaded or {})
-    raw.update(overrides)
-    try:
-        return WorkerSettings(**raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(f"worker config {path or '(defaults)'}: {problems}") from exc
+    return load_settings(WorkerSettings, path, "worker", **overrides)
 
 
 __all__ = [
