@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -171,6 +172,15 @@ def serve(
             help="Bind a non-loopback address without TLS (only behind a TLS-terminating proxy).",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes (one per core). With more than one, a reader's own claim "
+            "or decision may show in their queue up to queue_snapshot_seconds late.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the reading service (API and page) with uvicorn."""
     tls = tls_cert is not None and tls_key is not None
@@ -186,26 +196,30 @@ def serve(
         )
     import uvicorn
 
-    from mammotriage.api.app import create_app
+    from mammotriage.api.app import CONFIG_ENV
 
+    overrides: dict[str, object] = {"secure_cookies": True} if tls else {}
     try:
-        overrides: dict[str, object] = {"secure_cookies": True} if tls else {}
-        settings = _settings(config, **overrides)
-        store = _store(config)
-        application = create_app(settings, store=store)
+        _settings(config, **overrides)  # refuse a bad config here, not in every process
+        _store(config).close()  # the schema migrated once, before the processes start
     except MammotriageError as exc:
         _fail(exc)
         return
+    resolved = (
+        config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    )
+    os.environ[CONFIG_ENV] = str(resolved.resolve()) if resolved is not None else ""
+    if tls:
+        os.environ["MAMMOTRIAGE_API_SECURE_COOKIES"] = "true"
     scheme = "https" if tls else "http"
     console.print(f"reading service on {scheme}://{host}:{port}/ (Ctrl-C stops it)")
-    try:
-        uvicorn.run(
-            application,
-            host=host,
-            port=port,
-            ssl_certfile=str(tls_cert) if tls_cert else None,
-            ssl_keyfile=str(tls_key) if tls_key else None,
-            proxy_headers=False,
-        )
-    finally:
-        store.close()
+    uvicorn.run(
+        "mammotriage.api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        proxy_headers=False,
+    )

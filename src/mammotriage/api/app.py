@@ -9,6 +9,7 @@ HTML page (401: a redirect to ``/login``); the API's with ``{"detail": ...}``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -26,10 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from mammotriage import __version__
-from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep
+from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep, UserCache
 from mammotriage.api.metrics import ApiMetrics, MetricsMiddleware
 from mammotriage.api.routes import admin, auth, exams, health, pages, worklist
-from mammotriage.api.settings import ApiSettings
+from mammotriage.api.settings import ApiSettings, load_api_settings
 from mammotriage.api.templating import STATIC_DIR, make_templates, render
 from mammotriage.errors import ConflictError, ForbiddenError, NotFoundError, ReadingError
 from mammotriage.triage import TriagePolicy, load_policy
@@ -57,9 +58,18 @@ def open_store(settings: ApiSettings) -> Store:
     sqlite_file = settings.database if url is None else url.database
     if (url is None or url.get_backend_name() == "sqlite") and sqlite_file:
         Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.database)
-    store.reading_claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
-    return store
+    return Store(settings.database, pool_size=settings.database_pool_size)
+
+
+#: Where ``mammotriage serve`` tells its server processes which config file to read.
+CONFIG_ENV = "MAMMOTRIAGE_API_CONFIG"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process started by ``mammotriage serve`` (uvicorn factory):
+    settings from the config file named in ``MAMMOTRIAGE_API_CONFIG`` and the environment."""
+    config = os.environ.get(CONFIG_ENV) or None
+    return create_app(load_api_settings(Path(config) if config else None))
 
 
 def is_page(path: str) -> bool:
@@ -81,7 +91,8 @@ def create_app(
         The service's settings (the session secret among them).
     store
         An open store; by default one is opened from ``settings.database`` and closed on
-        shutdown. Its ``reading_claim_timeout`` is set from the settings either way.
+        shutdown. Its ``reading_claim_timeout`` and ``queue_snapshot_seconds`` are set from
+        the settings either way.
     policy
         The triage policy; by default read from ``settings.policy``.
     clock
@@ -95,6 +106,7 @@ def create_app(
     own_store = store is None
     the_store = open_store(settings) if store is None else store
     the_store.reading_claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
+    the_store.queue_snapshot_seconds = settings.queue_snapshot_seconds
     the_policy = load_policy(settings.policy) if policy is None else policy
     metrics = ApiMetrics()
 
@@ -115,6 +127,7 @@ def create_app(
     app.state.policy = the_policy
     app.state.clock = clock
     app.state.metrics = metrics
+    app.state.users = UserCache(settings.user_cache_seconds)
     app.state.templates = make_templates()
 
     app.add_middleware(
@@ -193,4 +206,4 @@ def _error(request: Request, code: int, message: str) -> Response:
     return JSONResponse({"detail": message}, status_code=code)
 
 
-__all__ = ["create_app", "is_page", "open_store"]
+__all__ = ["CONFIG_ENV", "app_from_environment", "create_app", "is_page", "open_store"]

@@ -1,5 +1,8 @@
 """Dependencies of the routes: the store, the settings, the clock and who is calling.
 
+They are `async`: a sync dependency costs a hop to the thread pool per request; only the
+user lookup touches the database, and it runs in the pool itself.
+
 Permissions are chained dependencies: :data:`CurrentUser` authenticates (bearer token or
 session cookie, 401 otherwise), ``require_roles`` narrows it (403), and
 :data:`ReaderAction` adds the CSRF check that every cookie-authenticated state change needs.
@@ -8,6 +11,7 @@ Routes name what they need with the ``Annotated`` aliases at the bottom.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mammotriage.api.security import CSRF_FIELD, CSRF_HEADER, csrf_matches, token_sha256
@@ -22,6 +27,7 @@ from mammotriage.api.settings import ApiSettings
 from mammotriage.triage import TriagePolicy
 from mammotriage.worklist import Store
 from mammotriage.worklist.models import Role
+from mammotriage.worklist.users import User
 
 SESSION_USER_KEY = "user"
 
@@ -40,22 +46,22 @@ class Principal:
         return self.username if self.role is Role.RADIOLOGIST else None
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def get_policy(request: Request) -> TriagePolicy:
+async def get_policy(request: Request) -> TriagePolicy:
     policy: TriagePolicy = request.app.state.policy
     return policy
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
 
@@ -69,41 +75,71 @@ _bearer = HTTPBearer(auto_error=False, description="A service token (`mammotriag
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+class UserCache:
+    """Users by name or token digest, each kept ``seconds`` after it was read (0: not kept).
+
+    Under load most requests come from a handful of readers; without it every request is a
+    database round trip before any work is done.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._users: dict[str, tuple[float, User | None]] = {}
+
+    async def get(self, key: str, lookup: Callable[[], User | None]) -> User | None:
+        if self.seconds > 0:
+            hit = self._users.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.seconds:
+                return hit[1]
+        user = await run_in_threadpool(lookup)
+        if self.seconds > 0:
+            if len(self._users) > 10_000:  # tokens of long gone callers: start again
+                self._users.clear()
+            self._users[key] = (time.monotonic(), user)
+        return user
+
+
 def _unauthenticated(why: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=why, headers={"WWW-Authenticate": "Bearer"}
     )
 
 
-def current_user(request: Request, store: StoreDep, bearer: BearerDep) -> Principal:
+async def current_user(request: Request, store: StoreDep, bearer: BearerDep) -> Principal:
     """The caller from ``Authorization: Bearer`` or the session cookie; 401 if neither.
 
-    The user is looked up on every request, so deactivating a user ends their session at once
-    (the cookie itself is signed, not stored).
+    The user is looked up again at least every ``user_cache_seconds``, so deactivating a
+    user ends their session within that time (the cookie itself is signed, not stored).
     """
     if bearer is not None:
-        user = store.user_for_token(token_sha256(bearer.credentials))
+        digest = token_sha256(bearer.credentials)
+        user = await _users(request).get(f"token:{digest}", lambda: store.user_for_token(digest))
         if user is None or not user.active:
             raise _unauthenticated("invalid bearer token")
         return Principal(user.username, user.role, "bearer")
     username = request.session.get(SESSION_USER_KEY)
     if not isinstance(username, str):
         raise _unauthenticated("not authenticated: log in or send a bearer token")
-    user = store.user(username)
+    user = await _users(request).get(f"user:{username}", lambda: store.user(username))
     if user is None or not user.active:
         request.session.clear()
         raise _unauthenticated("session no longer valid: log in again")
     return Principal(user.username, user.role, "session")
 
 
+def _users(request: Request) -> UserCache:
+    cache: UserCache = request.app.state.users
+    return cache
+
+
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that lets only ``roles`` through (403 for the others)."""
     allowed = frozenset(roles)
 
-    def check(user: CurrentUser) -> Principal:
+    async def check(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"needs the role {names}")
@@ -113,7 +149,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
 
 
 def csrf_protected(
-    dependency: Callable[..., Principal],
+    dependency: Callable[..., Coroutine[Any, Any, Principal]],
 ) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Chain a CSRF check onto ``dependency`` for cookie-authenticated calls.
 

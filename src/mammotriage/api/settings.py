@@ -41,6 +41,17 @@ class ApiSettings(YamlSettings):
     environment: Literal["development", "production"] = "production"
     #: A claimed exam nobody decided goes back to the queue after this long.
     claim_timeout_minutes: float = Field(default=20, gt=0, le=24 * 60)
+    #: One ordered snapshot of the queue serves every reader for this long (seconds); this
+    #: service's own claims and decisions drop it at once, the worker's new exams show
+    #: within it. 0: order the queue on every request.
+    queue_snapshot_seconds: float = Field(default=1.0, ge=0, le=60)
+    #: A user looked up for a request serves that user's next requests for this long
+    #: (seconds): deactivating a user or changing a role takes effect within it. 0: look
+    #: the user up on every request.
+    user_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    #: PostgreSQL connections held open: as many as request threads (FastAPI runs sync
+    #: routes on a pool of 40).
+    database_pool_size: int = Field(default=40, ge=1, le=500)
     #: Worklist rows per page when the caller does not ask for a limit.
     page_size: int = Field(default=50, ge=1, le=500)
     #: Session cookie lifetime.

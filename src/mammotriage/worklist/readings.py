@@ -17,13 +17,16 @@ The rules, enforced here and nowhere else (the API only translates them):
 
 from __future__ import annotations
 
+import functools
 import statistics
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -142,14 +145,55 @@ class Outcome:
     readers_needed: int
 
 
+_READERS_NEEDED = {ReadingMode.SINGLE: 1, ReadingMode.DOUBLE: 2}
+
+
 def readers_needed(mode: ReadingMode) -> int:
-    return {ReadingMode.SINGLE: 1, ReadingMode.DOUBLE: 2}.get(mode, 0)
+    return _READERS_NEEDED.get(mode, 0)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _drops_snapshot(method: _F) -> _F:
+    """The queue snapshot is dropped after the change commits (or fails): a snapshot taken
+    while it ran may predate it."""
+
+    @functools.wraps(method)
+    def wrapper(self: ReadingDesk, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._forget_snapshot()
+
+    return cast(_F, wrapper)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The ordered queue and who holds or decided what, as of one moment."""
+
+    taken: float
+    policy: TriagePolicy
+    entries: tuple[Any, ...]
+    claims: dict[uuid.UUID, list[str]]
+    decided: dict[uuid.UUID, list[str]]
 
 
 class ReadingDesk:
     """Reading methods of :class:`~mammotriage.worklist.store.Store`."""
 
     reading_claim_timeout: timedelta = DEFAULT_READING_CLAIM_TIMEOUT
+    #: How long one ordered snapshot of the queue serves every reader's request (seconds).
+    #: 0 (the default) reads the database on every call. A reading service under load sets
+    #: ~1 s: ordering the whole queue is the expensive part, every reader filters the same
+    #: snapshot, and this process's own claims and decisions drop it at once; what other
+    #: processes (the worker, another service) change shows within that time.
+    queue_snapshot_seconds: float = 0.0
+    _snapshot_cache: _Snapshot | None = None
+    #: Bumped by every change this process makes: a snapshot begun before it is not kept.
+    _snapshot_generation: int = 0
+    _snapshot_lock = threading.Lock()
 
     def _session(self) -> AbstractContextManager[Session]:  # pragma: no cover - Store's
         raise NotImplementedError
@@ -178,46 +222,96 @@ class ReadingDesk:
         """
         if queue not in QUEUES:
             raise ValueError(f"queue must be one of {QUEUES}, got {queue!r}")
-        entries = self.worklist(now, policy)
-        claims, decided = self._reading_state(now)
-        items = []
-        for entry in entries:
+        snapshot = self._snapshot(now, policy)
+        claims, decided = snapshot.claims, snapshot.decided
+        unread = ReadingStatus.UNREAD
+        chosen: list[tuple[Any, bool, int]] = []
+        for entry in snapshot.entries:  # ruled-out exams are not in the snapshot
             exam_id = entry.exam_public_id
-            mode = entry.decision.mode
-            if mode is ReadingMode.RULE_OUT:
-                continue
-            status = entry.reading_status
-            exam_claims = claims.get(exam_id, [])
-            exam_decided = decided.get(exam_id, [])
-            mine = reader is not None and reader in exam_claims
+            exam_claims = claims.get(exam_id)
+            exam_decided = decided.get(exam_id)
+            mine = reader is not None and exam_claims is not None and reader in exam_claims
+            # Most exams nobody has touched: open to everyone, no rule to evaluate.
+            untouched = (
+                exam_claims is None and exam_decided is None and (entry.reading_status is unread)
+            )
             if (
                 reader is not None
                 and not mine
-                and not _open_to(reader, mode, status, exam_claims, exam_decided)
+                and not untouched
+                and not _open_to(
+                    reader,
+                    entry.decision.mode,
+                    entry.reading_status,
+                    exam_claims or (),
+                    exam_decided or (),
+                )
             ):
                 continue
-            if not _in_queue(queue, entry, status, mine):
+            if queue != "all" and not _in_queue(queue, entry, entry.reading_status, mine):
                 continue
-            items.append(
-                QueueItem(
-                    exam_id=exam_id,
-                    received_at=entry.received_at,
-                    waiting=now - entry.received_at,
-                    score=entry.score,
-                    category=entry.category,
-                    mode=mode,
-                    priority=entry.decision.priority,
-                    overdue=entry.order.tier is QueueTier.OVERDUE,
-                    rule=entry.decision.rule,
-                    status=status,
-                    partial=entry.partial,
-                    decisions=len(exam_decided),
-                    readers_needed=readers_needed(mode),
-                    claimed_by_me=mine,
-                )
+            chosen.append((entry, mine, len(exam_decided or ())))
+        oldest = now - min(e.received_at for e, _, _ in chosen) if chosen else None
+        items = tuple(
+            QueueItem(
+                exam_id=entry.exam_public_id,
+                received_at=entry.received_at,
+                waiting=now - entry.received_at,
+                score=entry.score,
+                category=entry.category,
+                mode=entry.decision.mode,
+                priority=entry.decision.priority,
+                overdue=entry.order.tier is QueueTier.OVERDUE,
+                rule=entry.decision.rule,
+                status=entry.reading_status,
+                partial=entry.partial,
+                decisions=n_decided,
+                readers_needed=readers_needed(entry.decision.mode),
+                claimed_by_me=mine,
             )
-        oldest = max((item.waiting for item in items), default=None)
-        return QueuePage(tuple(items[offset : offset + limit]), len(items), offset, limit, oldest)
+            for entry, mine, n_decided in chosen[offset : offset + limit]
+        )
+        return QueuePage(items, len(chosen), offset, limit, oldest)
+
+    def _snapshot(self, now: datetime, policy: TriagePolicy) -> _Snapshot:
+        if self.queue_snapshot_seconds <= 0:
+            return self._take_snapshot(now, policy)
+        cached = self._snapshot_cache
+        usable = cached is not None and cached.policy is policy
+        if usable and cached and time.monotonic() - cached.taken < self.queue_snapshot_seconds:
+            return cached
+        # One reader refreshes; meanwhile the others are served the snapshot just expired
+        # rather than queue behind the refresh (without one, they wait for it).
+        if not self._snapshot_lock.acquire(blocking=not usable):
+            assert cached is not None
+            return cached
+        try:
+            latest = self._snapshot_cache
+            if (
+                latest is not None
+                and latest.policy is policy
+                and time.monotonic() - latest.taken < self.queue_snapshot_seconds
+            ):
+                return latest
+            generation = self._snapshot_generation
+            snapshot = self._take_snapshot(now, policy)
+            if generation == self._snapshot_generation:
+                self._snapshot_cache = snapshot
+            return snapshot
+        finally:
+            self._snapshot_lock.release()
+
+    def _take_snapshot(self, now: datetime, policy: TriagePolicy) -> _Snapshot:
+        taken = time.monotonic()
+        entries = tuple(
+            e for e in self.worklist(now, policy) if e.decision.mode is not ReadingMode.RULE_OUT
+        )
+        claims, decided = self._reading_state(now)
+        return _Snapshot(taken, policy, entries, claims, decided)
+
+    def _forget_snapshot(self) -> None:
+        self._snapshot_generation += 1
+        self._snapshot_cache = None
 
     def _reading_state(
         self, now: datetime
@@ -246,6 +340,7 @@ class ReadingDesk:
 
     # -- claims and decisions -------------------------------------------------------------
 
+    @_drops_snapshot
     def claim_reading(
         self, exam_id: uuid.UUID, reader: str, now: datetime | None = None
     ) -> datetime:
@@ -284,6 +379,7 @@ class ReadingDesk:
                 assignment.status = ReadingStatus.IN_PROGRESS
             return expires
 
+    @_drops_snapshot
     def release_reading(self, exam_id: uuid.UUID, reader: str, now: datetime | None = None) -> None:
         """Give an exam back without deciding. Releasing what one does not hold is a no-op."""
         now = utcnow() if now is None else now
@@ -296,6 +392,7 @@ class ReadingDesk:
             )
             self._settle_unread(session, assignment, now)
 
+    @_drops_snapshot
     def record_decision(
         self,
         exam_id: uuid.UUID,

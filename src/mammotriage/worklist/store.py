@@ -143,6 +143,9 @@ class Store(JobQueue, ReadingDesk, UserDirectory):
     claim_timeout
         A RUNNING job claimed longer ago than this is assumed abandoned (a crashed worker)
         and may be claimed again.
+    pool_size
+        PostgreSQL connections kept open (default SQLAlchemy's 5 + 10 overflow); a service
+        with many threads sets it to their number.
     sqlite_busy_timeout
         How long a SQLite writer waits for another's lock before the call fails with a
         :class:`StoreError` ("database is locked").
@@ -159,13 +162,18 @@ class Store(JobQueue, ReadingDesk, UserDirectory):
         *,
         claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT,
         sqlite_busy_timeout: timedelta = timedelta(milliseconds=SQLITE_BUSY_TIMEOUT_MS),
+        pool_size: int | None = None,
     ) -> None:
         if not isinstance(claim_timeout, timedelta) or claim_timeout <= timedelta(0):
             raise ConfigError(f"claim_timeout must be a positive timedelta, got {claim_timeout!r}")
         self.url = database_url(url)
         self.claim_timeout = claim_timeout
         try:
-            self.engine: Engine = create_engine(self.url)
+            options: dict[str, Any] = {}
+            if pool_size is not None and self.url.get_backend_name() == "postgresql":
+                # As many connections as the caller has threads: none is opened per request.
+                options = {"pool_size": pool_size, "max_overflow": pool_size}
+            self.engine: Engine = create_engine(self.url, **options)
         except (ArgumentError, ImportError) as exc:
             raise ConfigError(f"cannot open worklist database {self.url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
@@ -433,15 +441,31 @@ class Store(JobQueue, ReadingDesk, UserDirectory):
             .correlate(AssignmentRow)
             .scalar_subquery()
         )
+        # Plain columns, not ORM entities: this runs for every waiting exam, and loading
+        # two mapped objects per row costs more than ordering them.
         query = (
-            select(ExamRow, AssignmentRow, ScoreRow.score, max_finding)
+            select(
+                ExamRow.public_id,
+                ExamRow.study_instance_uid,
+                ExamRow.received_at,
+                ExamRow.partial,
+                AssignmentRow.mode,
+                AssignmentRow.priority,
+                AssignmentRow.rule,
+                AssignmentRow.policy_version,
+                AssignmentRow.rule_code,
+                AssignmentRow.category,
+                AssignmentRow.status,
+                ScoreRow.score,
+                max_finding.label("max_finding"),
+            )
             .join(AssignmentRow, AssignmentRow.exam_id == ExamRow.id)
             .outerjoin(ScoreRow, ScoreRow.id == AssignmentRow.score_id)
             .where(AssignmentRow.status != ReadingStatus.READ)
         )
         with self._session() as session:
             rows = session.execute(query).all()
-        entries = [_entry(exam, a, score, top, now, policy) for exam, a, score, top in rows]
+        entries = [_entry(row, now, policy) for row in rows]
         return sorted(entries, key=lambda entry: entry.order)
 
     # -- audit ----------------------------------------------------------------------------
@@ -491,44 +515,38 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _entry(
-    exam: ExamRow,
-    assignment: AssignmentRow,
-    score: float | None,
-    max_finding: int | None,
-    now: datetime,
-    policy: TriagePolicy,
-) -> WorklistEntry:
-    exam_id = str(exam.public_id)
+def _entry(row: Any, now: datetime, policy: TriagePolicy) -> WorklistEntry:
+    """One waiting exam from a row of :meth:`Store.worklist`'s query."""
+    exam_id = str(row.public_id)
     decision = TriageDecision(
         exam_id=exam_id,
-        mode=assignment.mode,
-        priority=assignment.priority,
-        rule=assignment.rule,
-        policy_version=assignment.policy_version,
-        rule_code=assignment.rule_code,
+        mode=row.mode,
+        priority=row.priority,
+        rule=row.rule,
+        policy_version=row.policy_version,
+        rule_code=row.rule_code,
     )
-    if score is not None and assignment.category is not None:
+    if row.score is not None and row.category is not None:
         triage_exam = ExamForTriage(
             exam_id=exam_id,
-            score=score,
-            category=assignment.category,
-            max_finding_score=max_finding,
-            partial=exam.partial,
-            received_at=exam.received_at,
+            score=row.score,
+            category=row.category,
+            max_finding_score=row.max_finding,
+            partial=row.partial,
+            received_at=row.received_at,
         )
         order = order_key(decision, triage_exam, now, policy)
     else:
-        order = _unscored_order(decision, exam.received_at, exam_id, now, policy)
+        order = _unscored_order(decision, row.received_at, exam_id, now, policy)
     return WorklistEntry(
-        exam_public_id=exam.public_id,
-        study_instance_uid=exam.study_instance_uid,
-        received_at=exam.received_at,
-        partial=exam.partial,
-        score=score,
-        category=assignment.category,
+        exam_public_id=row.public_id,
+        study_instance_uid=row.study_instance_uid,
+        received_at=row.received_at,
+        partial=row.partial,
+        score=row.score,
+        category=row.category,
         decision=decision,
-        reading_status=assignment.status,
+        reading_status=row.status,
         order=order,
     )
 

@@ -196,3 +196,27 @@ def test_users_and_tokens(store: Store) -> None:
     assert user is not None and user.username == "ris" and user.role is Role.SERVICE
     assert store.user_for_token("0" * 64) is None
     assert [u.username for u in store.users()] == ["anna", "ris"]
+
+
+def test_a_queue_snapshot_is_shared_but_dropped_by_this_processs_own_changes(
+    store: Store, store_url: str
+) -> None:
+    import time
+
+    store.queue_snapshot_seconds = 60.0
+    first = add_exam(store, "13.1", 2)
+    assert store.reader_queue("anna", NOW, POLICY).total == 1
+    worker = Store(store_url)  # another process: the worker storing a new exam
+    try:
+        score = exam_score("13.2", 3)
+        triage = ExamForTriage("13.2", score.score or 0.0, 3, 30, False, NOW)
+        worker.save_exam_score(score, decide(POLICY, triage), NOW)
+    finally:
+        worker.close()
+    assert store.reader_queue("anna", NOW, POLICY).total == 1  # served from the snapshot
+    store.claim_reading(first, "ben", NOW)  # our own change: the snapshot goes
+    page = store.reader_queue("anna", NOW, POLICY)
+    assert page.total == 1 and page.items[0].exam_id != first
+    store.queue_snapshot_seconds = 0.05
+    time.sleep(0.1)
+    assert store.reader_queue("carl", NOW, POLICY).total == 1
