@@ -451,3 +451,16 @@ def test_thumbnails_are_rendered_for_each_usable_view(tmp_path, tiny_synthetic):
         assert abs(picture.width / picture.height - image.columns / image.rows) < 0.01
         assert str(exam.public_id) in image.thumbnail  # named by internal id, not the UID
         assert exam.study_instance_uid not in image.thumbnail
+
+
+def test_metrics_are_served_for_prometheus_on_loopback(tmp_path, tiny_synthetic):
+    import httpx
+
+    settings = folder_settings(tmp_path)
+    copy_exams(tiny_synthetic, settings.source.path, 1)
+    worker = build(settings)
+    run_once(worker)
+    port = worker.metrics.serve(0)  # a free port, loopback by default
+    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert reply.status_code == 200
+    assert 'mammotriage_exams_total{status="scored"} 1.0' in reply.text
