@@ -44,7 +44,7 @@ class ApiSettings(YamlSettings):
     #: One ordered snapshot of the queue serves every reader for this long (seconds); this
     #: service's own claims and decisions drop it at once, the worker's new exams show
     #: within it. 0: order the queue on every request.
-    queue_snapshot_seconds: float = Field(default=1.0, ge=0, le=60)
+    queue_snapshot_seconds: float = Field(default=2.0, ge=0, le=60)
     #: A user looked up for a request serves that user's next requests for this long
     #: (seconds): deactivating a user or changing a role takes effect within it. 0: look
     #: the user up on every request.

@@ -171,13 +171,60 @@ def _drops_snapshot(method: _F) -> _F:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """The ordered queue and who holds or decided what, as of one moment."""
+    """The ordered queue and who holds or decided what, as of one moment.
+
+    Indexed so that a reader's page costs the page and the few exams someone has touched,
+    not the whole queue: per queue, the positions of its exams in reading order, the same
+    by arrival (for the oldest), and the positions of touched exams (claimed, decided, in
+    consensus): only those need the per-reader rules.
+    """
 
     taken: float
     policy: TriagePolicy
     entries: tuple[Any, ...]
     claims: dict[uuid.UUID, list[str]]
     decided: dict[uuid.UUID, list[str]]
+    by_queue: dict[str, tuple[int, ...]]
+    by_arrival: dict[str, tuple[int, ...]]
+    touched: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def build(
+        cls,
+        taken: float,
+        policy: TriagePolicy,
+        entries: tuple[Any, ...],
+        claims: dict[uuid.UUID, list[str]],
+        decided: dict[uuid.UUID, list[str]],
+    ) -> _Snapshot:
+        by_queue: dict[str, list[int]] = {q: [] for q in QUEUES if q != "mine"}
+        for i, entry in enumerate(entries):
+            for q in by_queue:
+                if _in_queue(q, entry, entry.reading_status, False):
+                    by_queue[q].append(i)
+        untouched = ReadingStatus.UNREAD
+
+        def is_touched(i: int) -> bool:
+            e = entries[i]
+            return (
+                e.exam_public_id in claims
+                or e.exam_public_id in decided
+                or e.reading_status is not untouched
+            )
+
+        return cls(
+            taken,
+            policy,
+            entries,
+            claims,
+            decided,
+            by_queue={q: tuple(ix) for q, ix in by_queue.items()},
+            by_arrival={
+                q: tuple(sorted(ix, key=lambda i: entries[i].received_at))
+                for q, ix in by_queue.items()
+            },
+            touched={q: tuple(i for i in ix if is_touched(i)) for q, ix in by_queue.items()},
+        )
 
 
 class ReadingDesk:
@@ -223,55 +270,60 @@ class ReadingDesk:
         if queue not in QUEUES:
             raise ValueError(f"queue must be one of {QUEUES}, got {queue!r}")
         snapshot = self._snapshot(now, policy)
-        claims, decided = snapshot.claims, snapshot.decided
-        unread = ReadingStatus.UNREAD
-        chosen: list[tuple[Any, bool, int]] = []
-        for entry in snapshot.entries:  # ruled-out exams are not in the snapshot
-            exam_id = entry.exam_public_id
-            exam_claims = claims.get(exam_id)
-            exam_decided = decided.get(exam_id)
-            mine = reader is not None and exam_claims is not None and reader in exam_claims
-            # Most exams nobody has touched: open to everyone, no rule to evaluate.
-            untouched = (
-                exam_claims is None and exam_decided is None and (entry.reading_status is unread)
-            )
-            if (
-                reader is not None
-                and not mine
-                and not untouched
-                and not _open_to(
+        entries, claims, decided = snapshot.entries, snapshot.claims, snapshot.decided
+        base = "all" if queue == "mine" else queue
+        # Of the touched exams, which this reader may not take (the others all may) and which
+        # they hold; untouched exams are open to every reader.
+        closed: set[int] = set()
+        mine: set[int] = set()
+        if reader is not None:
+            for i in snapshot.touched[base]:
+                entry = entries[i]
+                holders = claims.get(entry.exam_public_id, ())
+                if reader in holders:
+                    mine.add(i)
+                elif not _open_to(
                     reader,
                     entry.decision.mode,
                     entry.reading_status,
-                    exam_claims or (),
-                    exam_decided or (),
-                )
-            ):
+                    holders,
+                    decided.get(entry.exam_public_id, ()),
+                ):
+                    closed.add(i)
+        if queue == "mine":
+            positions: Sequence[int] = sorted(mine)
+            total = len(positions)
+        else:
+            positions = snapshot.by_queue[base]
+            total = len(positions) - len(closed)
+        page: list[int] = []
+        skipped = 0
+        for i in positions:
+            if i in closed:
                 continue
-            if queue != "all" and not _in_queue(queue, entry, entry.reading_status, mine):
+            if skipped < offset:
+                skipped += 1
                 continue
-            chosen.append((entry, mine, len(exam_decided or ())))
-        oldest = now - min(e.received_at for e, _, _ in chosen) if chosen else None
-        items = tuple(
-            QueueItem(
-                exam_id=entry.exam_public_id,
-                received_at=entry.received_at,
-                waiting=now - entry.received_at,
-                score=entry.score,
-                category=entry.category,
-                mode=entry.decision.mode,
-                priority=entry.decision.priority,
-                overdue=entry.order.tier is QueueTier.OVERDUE,
-                rule=entry.decision.rule,
-                status=entry.reading_status,
-                partial=entry.partial,
-                decisions=n_decided,
-                readers_needed=readers_needed(entry.decision.mode),
-                claimed_by_me=mine,
+            page.append(i)
+            if len(page) == limit:
+                break
+        if queue == "mine":
+            first = min((entries[i].received_at for i in positions), default=None)
+        else:
+            first = next(
+                (entries[i].received_at for i in snapshot.by_arrival[base] if i not in closed),
+                None,
             )
-            for entry, mine, n_decided in chosen[offset : offset + limit]
+        items = tuple(
+            _queue_item(
+                entries[i],
+                now,
+                claimed_by_me=i in mine,
+                decisions=len(decided.get(entries[i].exam_public_id, ())),
+            )
+            for i in page
         )
-        return QueuePage(items, len(chosen), offset, limit, oldest)
+        return QueuePage(items, total, offset, limit, None if first is None else now - first)
 
     def _snapshot(self, now: datetime, policy: TriagePolicy) -> _Snapshot:
         if self.queue_snapshot_seconds <= 0:
@@ -307,7 +359,7 @@ class ReadingDesk:
             e for e in self.worklist(now, policy) if e.decision.mode is not ReadingMode.RULE_OUT
         )
         claims, decided = self._reading_state(now)
-        return _Snapshot(taken, policy, entries, claims, decided)
+        return _Snapshot.build(taken, policy, entries, claims, decided)
 
     def _forget_snapshot(self) -> None:
         self._snapshot_generation += 1
@@ -659,6 +711,25 @@ class ReadingDesk:
             session, assignment
         ):
             assignment.status = ReadingStatus.UNREAD
+
+
+def _queue_item(entry: Any, now: datetime, *, claimed_by_me: bool, decisions: int) -> QueueItem:
+    return QueueItem(
+        exam_id=entry.exam_public_id,
+        received_at=entry.received_at,
+        waiting=now - entry.received_at,
+        score=entry.score,
+        category=entry.category,
+        mode=entry.decision.mode,
+        priority=entry.decision.priority,
+        overdue=entry.order.tier is QueueTier.OVERDUE,
+        rule=entry.decision.rule,
+        status=entry.reading_status,
+        partial=entry.partial,
+        decisions=decisions,
+        readers_needed=readers_needed(entry.decision.mode),
+        claimed_by_me=claimed_by_me,
+    )
 
 
 def _why_closed(

@@ -517,36 +517,37 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 def _entry(row: Any, now: datetime, policy: TriagePolicy) -> WorklistEntry:
     """One waiting exam from a row of :meth:`Store.worklist`'s query."""
-    exam_id = str(row.public_id)
-    decision = TriageDecision(
-        exam_id=exam_id,
-        mode=row.mode,
-        priority=row.priority,
-        rule=row.rule,
-        policy_version=row.policy_version,
-        rule_code=row.rule_code,
-    )
-    if row.score is not None and row.category is not None:
-        triage_exam = ExamForTriage(
-            exam_id=exam_id,
-            score=row.score,
-            category=row.category,
-            max_finding_score=row.max_finding,
-            partial=row.partial,
-            received_at=row.received_at,
-        )
+    (
+        public_id,
+        study_instance_uid,
+        received_at,
+        partial,
+        mode,
+        priority,
+        rule,
+        policy_version,
+        rule_code,
+        category,
+        status,
+        score,
+        max_finding,
+    ) = row  # unpacked once: named access on a Row costs more, for every waiting exam
+    exam_id = str(public_id)
+    decision = TriageDecision(exam_id, mode, priority, rule, policy_version, rule_code)
+    if score is not None and category is not None:
+        triage_exam = ExamForTriage(exam_id, score, category, max_finding, partial, received_at)
         order = order_key(decision, triage_exam, now, policy)
     else:
-        order = _unscored_order(decision, row.received_at, exam_id, now, policy)
+        order = _unscored_order(decision, received_at, exam_id, now, policy)
     return WorklistEntry(
-        exam_public_id=row.public_id,
-        study_instance_uid=row.study_instance_uid,
-        received_at=row.received_at,
-        partial=row.partial,
-        score=row.score,
-        category=row.category,
+        exam_public_id=public_id,
+        study_instance_uid=study_instance_uid,
+        received_at=received_at,
+        partial=partial,
+        score=score,
+        category=category,
         decision=decision,
-        reading_status=row.status,
+        reading_status=status,
         order=order,
     )
 
