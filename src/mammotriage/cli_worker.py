@@ -7,7 +7,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from mammotriage.cli import _fail, app, console
 from mammotriage.errors import MammotriageError
+
+if TYPE_CHECKING:
+    from mammotriage.worker.loop import Worker
 
 DEFAULT_CONFIG = Path("configs/worker.yaml")
 
@@ -88,11 +91,9 @@ def worker(
     the_worker.store.close()
 
 
-def _print_queues(the_worker: object, out: Console) -> None:
+def _print_queues(the_worker: Worker, out: Console) -> None:
     from mammotriage.triage import QueueTier, ReadingMode
-    from mammotriage.worker.loop import Worker
 
-    assert isinstance(the_worker, Worker)
     now = datetime.now(timezone.utc)
     entries = the_worker.store.worklist(now, the_worker.policy)
     queues = {

@@ -161,8 +161,11 @@ class Worker:
                     release_pending = True
                     stop.wait(self.poll_seconds)
                     break
-            self._update_queue_metrics()
-            if once and not release_pending and self._nothing_left():
+            # One count serves the queue-depth gauge and the one-shot run's end.
+            counts = self._store_call(self.store.job_counts, threading.Event())
+            if counts is not None:
+                self.metrics.set_queue(counts)
+            if once and not release_pending and counts is not None and self._nothing_left(counts):
                 break
             stop.wait(self.poll_seconds)
         return summary
@@ -187,10 +190,7 @@ class Worker:
             log.error("worklist database unavailable: %s", exc, extra={"event": "store-down"})
             stop.wait(self.poll_seconds)
 
-    def _nothing_left(self) -> bool:
-        counts = self._store_call(self.store.job_counts, threading.Event())
-        if counts is None:
-            return False
+    def _nothing_left(self, counts: dict[JobStatus, int]) -> bool:
         pending = counts[JobStatus.QUEUED] + counts[JobStatus.RUNNING]
         return pending == 0 and self._waiting == 0
 
@@ -202,11 +202,6 @@ class Worker:
             log.error("worklist database unavailable: %s", exc, extra={"event": "store-down"})
             stop.wait(self.poll_seconds)
             return None
-
-    def _update_queue_metrics(self) -> None:
-        counts = self._store_call(self.store.job_counts, threading.Event())
-        if counts is not None:
-            self.metrics.set_queue(counts)
 
     # -- one job --------------------------------------------------------------------------
 

@@ -6,13 +6,12 @@ written to a text file for node_exporter's textfile collector.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
+from mammotriage.atomic import atomic_write
 from mammotriage.worklist import JobStatus
 
 _LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
@@ -80,15 +79,8 @@ class WorkerMetrics:
 
     def write(self, path: Path) -> None:
         """Write the metrics to ``path`` atomically (the textfile collector reads it any time)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "w") as out:
-                out.write(self.text())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as out:
+            out.write(self.text().encode())
 
 
 __all__ = ["WorkerMetrics"]

@@ -8,14 +8,13 @@ finding boxes in original pixel coordinates only need scaling.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
 
+from mammotriage.atomic import atomic_write
 from mammotriage.dicom.reader import read_image
 
 #: Height of a thumbnail in pixels: enough for a reading-room overview, small to send.
@@ -45,17 +44,8 @@ def render_thumbnail(
     width = max(1, round(image.columns * height / image.rows))
     picture = PILImage.fromarray((pixels * 255.0 + 0.5).astype(np.uint8), mode="L")
     picture = picture.resize((width, height), PILImage.Resampling.LANCZOS)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as out:
-            picture.save(out, format="PNG", optimize=True)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as out:
+        picture.save(out, format="PNG", optimize=True)
     return Thumbnail(target, image.rows, image.columns)
 
 

@@ -241,22 +241,11 @@ class JobQueue:
 
 
 def _job(row: JobRow) -> Job:
-    return Job(
-        id=row.id,
-        source=row.source,
-        study_instance_uid=row.study_instance_uid,
-        status=row.status,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        claimed_by=row.claimed_by,
-        claimed_at=row.claimed_at,
-        created_at=row.created_at,
-        fingerprint=row.fingerprint,
-        available_at=row.available_at,
-    )
+    return _job_from_mapping({c.key: getattr(row, c.key) for c in JobRow.__table__.c})
 
 
 def _job_from_mapping(row: Any) -> Job:
+    """A :class:`Job` from a ``jobs`` row as a mapping (``RETURNING`` gives one)."""
     return Job(
         id=row["id"],
         source=row["source"],

@@ -11,13 +11,10 @@ receives, and hands reports to the SCU.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -39,6 +36,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
+from mammotriage.atomic import atomic_write
 from mammotriage.errors import ConfigError, SourceUnavailableError
 from mammotriage.worker.source import Poll
 from mammotriage.worker.sources.cstore_scu import (
@@ -105,43 +103,17 @@ def _write_parts(handle: BinaryIO, parts: Iterable[bytes]) -> None:
         handle.write(part)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename or a new entry in ``directory`` survive a power cut (POSIX)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_durably(path: Path, parts: Iterable[bytes]) -> None:
-    """Write ``parts`` to ``path`` so that ``path`` is either absent, the old file, or the
-    whole new file: a temporary file in the same directory, flushed and fsynced, renamed.
-
-    The temporary name starts with a dot and ends in ``.tmp`` so that a folder scan skips it.
+    """Write ``parts`` to ``path`` atomically (:func:`mammotriage.atomic.atomic_write`),
+    readable by its owner and group only: received images are patient data.
 
     Raises
     ------
     OSError
         The disk is full or not writable; no temporary file is left behind.
     """
-    created = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o640)  # patient data: not world-readable
-            _write_parts(handle, parts)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(path.parent)
-    if created:
-        _fsync_directory(path.parent.parent)
+    with atomic_write(path, mode=0o640) as handle:
+        _write_parts(handle, parts)
 
 
 # --- the SCP --------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pydicom
@@ -30,6 +29,7 @@ from mammotriage.errors import SourceError
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worker.sources.http import (
     Clock,
+    HttpSource,
     PacsHttp,
     disk_error,
     is_own_report,
@@ -77,7 +77,7 @@ class _Seen:
         return [self.count, self.since, self.judged_count, self.fingerprint]
 
 
-class DicomWebSource:
+class DicomWebSource(HttpSource):
     """Studies of one modality found by QIDO-RS, fetched by WADO-RS, answered by STOW-RS.
 
     Parameters
@@ -333,22 +333,6 @@ class DicomWebSource:
                 f"report(s) for study {study_key} (STOW-RS failure reasons: {reasons})"
             )
         return f"DICOMweb {self.base_url} study {study_key}"
-
-    # -- lifetime -------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> DicomWebSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # -- DICOM JSON ---------------------------------------------------------------------------

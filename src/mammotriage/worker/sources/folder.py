@@ -14,15 +14,14 @@ already scored from being scored twice.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from mammotriage.atomic import atomic_write
 from mammotriage.dicom.exams import exam_key
 from mammotriage.dicom.files import iter_files
 from mammotriage.dicom.reader import read_image
@@ -182,18 +181,8 @@ def copy_atomically(source: Path, target: Path) -> Path:
     # A copy cut short by a kill leaves its temporary file; only one job writes this name.
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as out, source.open("rb") as src:
+        shutil.copyfileobj(src, out)
     return target
 
 

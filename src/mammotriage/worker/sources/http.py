@@ -13,7 +13,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
@@ -209,7 +210,31 @@ def _error_detail(reply: httpx.Response) -> str:
     return ""
 
 
+_S = TypeVar("_S", bound="HttpSource")
+
+
+class HttpSource:
+    """Lifetime of a source that talks to its PACS through one :class:`PacsHttp`."""
+
+    _http: PacsHttp
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 __all__ = [
+    "HttpSource",
     "REPORT_MANUFACTURER",
     "REPORT_SERIES_DESCRIPTION",
     "Clock",

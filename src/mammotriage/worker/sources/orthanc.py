@@ -21,7 +21,6 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from mammotriage.errors import SourceError, SourceUnavailableError
@@ -30,6 +29,7 @@ from mammotriage.worker.sources.http import (
     REPORT_MANUFACTURER,
     REPORT_SERIES_DESCRIPTION,
     Clock,
+    HttpSource,
     PacsHttp,
     disk_error,
     is_own_report,
@@ -40,7 +40,7 @@ from mammotriage.worker.sources.http import (
 logger = logging.getLogger(__name__)
 
 
-class OrthancSource:
+class OrthancSource(HttpSource):
     """Studies Orthanc calls stable, fetched and answered over Orthanc's REST API.
 
     Parameters
@@ -236,22 +236,6 @@ class OrthancSource:
                 studies.append(parent)
         where = ", ".join(studies) if studies else "(no reports)"
         return f"Orthanc {self.url} study {where}"
-
-    # -- lifetime -------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> OrthancSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _parse_change(cursor: str | None) -> int:
