@@ -4,8 +4,9 @@ service. Unauthenticated: 401 (API) or a redirect to /login (page); wrong role: 
 from __future__ import annotations
 
 import pytest
-from api_site import SERVICE_TOKEN, Site
 from fastapi.testclient import TestClient
+
+from api_site import SERVICE_TOKEN, Site
 
 # (method, path, expected status for: none, radiologist, admin, service)
 # {exam} is an exam the radiologist holds (claimed before the calls).

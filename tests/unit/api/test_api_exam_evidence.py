@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from api_site import FINDING_BOX, MODEL_SHA, STUDY_ROOT, Site
 from PIL import Image
 from sqlalchemy import update
 
+from api_site import FINDING_BOX, MODEL_SHA, STUDY_ROOT, Site
 from mammotriage.api.thumbnails import score_colour
 from mammotriage.worklist.models import ImageRow
 

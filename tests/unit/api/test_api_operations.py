@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from api_site import SERVICE_TOKEN, Site, make_site
-
 from mammotriage.worklist import Store
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from api_site import NOW, STUDY_ROOT, Site
 from sqlalchemy import select
 
+from api_site import NOW, STUDY_ROOT, Site
 from mammotriage.worklist.models import AuditRow
 
 

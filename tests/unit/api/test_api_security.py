@@ -3,9 +3,9 @@ cookie-authenticated state changes need the session's CSRF token and bearer call
 
 from __future__ import annotations
 
-from api_site import READER_TOKEN, SERVICE_TOKEN, Site, csrf_of
 from sqlalchemy import select
 
+from api_site import READER_TOKEN, SERVICE_TOKEN, Site, csrf_of
 from mammotriage.worklist.models import AuditRow
 
 
