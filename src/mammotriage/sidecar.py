@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mammotriage.category import check_thresholds
 from mammotriage.errors import ConfigError
 from mammotriage.preprocess import PreprocessParams
 
@@ -53,9 +53,7 @@ class Calibration(_Frozen):
     @field_validator("thresholds")
     @classmethod
     def _nine_ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(value) != 9 or any(b < a for a, b in pairwise(value)):
-            raise ValueError(f"thresholds must be 9 ascending cut points, got {list(value)}")
-        return value
+        return check_thresholds(value)
 
 
 class Variant(_Frozen):

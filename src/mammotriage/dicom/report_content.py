@@ -23,8 +23,10 @@ from types import MappingProxyType
 from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 
+from mammotriage.category import HIGHEST, LOWEST
+
 LATERALITIES = ("L", "R")
-CATEGORY_RANGE = (1, 10)
+CATEGORY_RANGE = (LOWEST, HIGHEST)
 FINDING_SCORE_RANGE = (1, 100)
 SCORE_RANGE = (0.0, 100.0)
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from mammotriage.category import THRESHOLD_COUNT
 from mammotriage.errors import ConfigError
 from mammotriage.sidecar import Calibration, Sidecar, sidecar_path, write_sidecar
 
 #: Fewer exams than this cannot place nine cut points with any meaning.
 MIN_EXAMS = 20
-_DECILES = np.linspace(0.1, 0.9, 9)
+_DECILES = np.linspace(0.1, 0.9, THRESHOLD_COUNT)
 
 
 def decile_thresholds(scores: npt.ArrayLike) -> tuple[float, ...]:

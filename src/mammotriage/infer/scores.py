@@ -16,19 +16,18 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from mammotriage.category import check_thresholds
 from mammotriage.dicom.model import Laterality, ViewPosition, view_label
 
 Aggregate = Literal["max", "mean"]
 Box = tuple[float, float, float, float]
 #: The breasts an exam score is made of, in the order they are reported.
 BREASTS: tuple[Laterality, ...] = (Laterality.LEFT, Laterality.RIGHT)
-CATEGORIES = range(1, 11)
 
 
 @dataclass(frozen=True)
@@ -218,9 +217,7 @@ def category_of(score: float, thresholds: Sequence[float]) -> int:
     ValueError
         If ``thresholds`` are not nine non-decreasing numbers or ``score`` is not finite.
     """
-    cuts = [float(t) for t in thresholds]
-    if len(cuts) != 9 or any(b < a for a, b in pairwise(cuts)):
-        raise ValueError(f'Argument "thresholds" must be 9 ascending cut points, got {cuts}.')
+    cuts = check_thresholds(thresholds)
     if not math.isfinite(score):
         raise ValueError(f'Argument "score" must be a finite number, got {score!r}.')
     return 1 + bisect_left(cuts, float(score))

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from mammotriage.category import CATEGORIES
 from mammotriage.errors import ConfigError
 from mammotriage.triage.policy import (
-    CATEGORIES,
     ExamForTriage,
     ReadingMode,
     SafetyNetPolicy,
