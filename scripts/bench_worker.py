@@ -98,8 +98,6 @@ def run(
             store.close()
         config = {
             "database": db,
-            "model": str(REPO / "models/mammotriage-synthetic-tiny.onnx"),
-            "policy": str(REPO / "configs/triage.yaml"),
             "work_dir": str(work / f"work-{n_workers}"),
             "poll_seconds": 0.5,
             "threads": max(1, (os.cpu_count() or 2) // n_workers),

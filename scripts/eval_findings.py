@@ -12,6 +12,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from mammotriage import defaults
 from mammotriage.infer.engine import ScoringEngine
 from mammotriage.infer.localisation import top_finding_overlaps
 from mammotriage.synth import read_truth
@@ -23,12 +24,12 @@ def main() -> None:
     )
     parser.add_argument("data", type=Path)
     parser.add_argument(
-        "--model", type=Path, default=Path("models/mammotriage-synthetic-tiny.onnx")
+        "--model", type=Path, default=None, help="default: the packaged demonstration model"
     )
     parser.add_argument("--iou", type=float, default=0.3)
     args = parser.parse_args()
     truth = read_truth(args.data / "truth.csv")
-    with ScoringEngine(args.model) as engine:
+    with ScoringEngine(args.model or defaults.model_path()) as engine:
         exams = engine.score_paths([args.data])
     hits = top_finding_overlaps(exams, truth, args.data, threshold=args.iou)
     by_type: dict[str, list[bool]] = defaultdict(list)

@@ -3,7 +3,7 @@
 A bounded load script, not a test. It
 
 1. migrates and seeds a PostgreSQL (or SQLite) database with ``--exams`` synthetic scored
-   exams (categories 1-10 about 10 % each, so with configs/triage.yaml about half single and
+   exams (categories 1-10 about 10 % each, so with the packaged triage policy about half single and
    half double reading; received over the last 6 days, so a few are overdue), ``--readers``
    radiologists, and a few claims and first-round decisions per reader, so that every reader's
    queue is their own;
@@ -50,6 +50,7 @@ import httpx
 import yaml
 from sqlalchemy import func, inspect, select, text
 
+from mammotriage import defaults
 from mammotriage.api.security import hash_password
 from mammotriage.dicom.model import Laterality, ViewPosition
 from mammotriage.infer.scores import ExamScore, Finding, ImageScore
@@ -58,7 +59,7 @@ from mammotriage.worklist import Store
 from mammotriage.worklist.models import ExamRow, Role
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICY_PATH = ROOT / "configs" / "triage.yaml"
+POLICY_PATH = defaults.policy_path()
 STUDY_ROOT = "1.2.826.0.1.3680043.9.8888"
 PASSWORD = "load-test-password-not-secret"
 QUEUES = ("all", "all", "single", "double", "priority")

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from mammotriage import defaults
 from mammotriage.worker.config import WorkerSettings
 from mammotriage.worker.factory import build_worker
 from mammotriage.worker.loop import RunSummary, Worker
@@ -16,8 +17,8 @@ from mammotriage.worklist import Store
 from mammotriage.worklist.models import ExamRow, ImageRow, ScoreRow
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "mammotriage-synthetic-tiny.onnx"
-POLICY = REPO / "configs" / "triage.yaml"
+MODEL = defaults.model_path()
+POLICY = defaults.policy_path()
 
 
 def folder_settings(root: Path, **overrides: Any) -> WorkerSettings:
@@ -53,7 +54,7 @@ def build(settings: WorkerSettings, **kwargs: Any) -> Worker:
 
 
 def count(store: Store, entity: Any) -> int:
-    with store.engine.connect() as connection:
+    with store.db.engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(entity)).scalar_one())
 
 

@@ -9,12 +9,13 @@ placeholder, an empty value or a short one is refused with a hint how to make on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from mammotriage.settings import YamlSettings, load_settings
+from mammotriage import defaults
+from mammotriage.settings import FileRelative, YamlSettings, is_url, load_settings
 
 #: The placeholder written in configs/api.yaml and the docs: good for development only.
 DEVELOPMENT_SESSION_SECRET = "change-me-development-only"
@@ -32,9 +33,9 @@ class ApiSettings(YamlSettings):
     model_config = SettingsConfigDict(env_prefix="MAMMOTRIAGE_API_", extra="forbid")
 
     #: SQLite file path or database URL: the worker's store.
-    database: str = "var/mammotriage.sqlite"
-    #: The triage policy the worker uses (queue order, bands).
-    policy: Path = Path("configs/triage.yaml")
+    database: Annotated[str, FileRelative(unless=is_url)] = "var/mammotriage.sqlite"
+    #: The triage policy the worker uses (queue order, bands); default: the packaged one.
+    policy: Path = Field(default_factory=defaults.policy_path)
     #: Signs the session cookie. Keep it secret; changing it logs everyone out.
     session_secret: SecretStr = SecretStr(DEVELOPMENT_SESSION_SECRET)
     #: "development" allows the placeholder secret; anything real runs as "production".

@@ -1,5 +1,7 @@
 """The worker's settings: one typed object, read from ``configs/worker.yaml`` and the environment.
 
+Relative paths in the file are relative to the file's folder (:mod:`mammotriage.settings`).
+
 Environment variables override the file: ``MAMMOTRIAGE_WORKER_<FIELD>``, nested fields joined
 by ``__`` (``MAMMOTRIAGE_WORKER_SOURCE__PASSWORD``, ``MAMMOTRIAGE_WORKER_DATABASE``), so that
 passwords need not be written into the file.
@@ -15,7 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from mammotriage.settings import YamlSettings, load_settings
+from mammotriage import defaults
+from mammotriage.settings import FileRelative, YamlSettings, is_url, load_settings
 
 
 class _Block(BaseModel):
@@ -118,9 +121,11 @@ class WorkerSettings(YamlSettings):
     #: under it when it restarts after a crash).
     name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
     #: SQLite file path or database URL.
-    database: str = "var/mammotriage.sqlite"
-    model: Path = Path("models/mammotriage-synthetic-tiny.onnx")
-    policy: Path = Path("configs/triage.yaml")
+    database: Annotated[str, FileRelative(unless=is_url)] = "var/mammotriage.sqlite"
+    #: The ONNX model with its sidecar; default: the packaged demonstration model.
+    model: Path = Field(default_factory=defaults.model_path)
+    #: The triage policy; default: the packaged one (``mammotriage config show`` names it).
+    policy: Path = Field(default_factory=defaults.policy_path)
     #: Scratch space for fetched studies and reports (one folder per job, removed after).
     work_dir: Path = Path("var/work")
     poll_seconds: float = Field(default=5.0, gt=0)

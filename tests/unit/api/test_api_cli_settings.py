@@ -35,7 +35,7 @@ def test_users_add_stores_an_argon2_hash_not_the_password(tmp_path: Path) -> Non
     )
     assert result.exit_code == 0, result.output
     store = Store(str(tmp_path / "var" / "mt.sqlite"))
-    user = store.user("anna")
+    user = store.users.get("anna")
     store.close()
     assert user is not None and user.role is Role.RADIOLOGIST
     assert user.password_hash is not None and user.password_hash.startswith("$argon2id$")
@@ -51,7 +51,7 @@ def test_users_add_service_prints_a_token_stored_only_as_sha256(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     token = result.stdout.strip().splitlines()[-1]
     store = Store(str(tmp_path / "var" / "mt.sqlite"))
-    user = store.user_for_token(token_sha256(token))
+    user = store.users.for_token(token_sha256(token))
     store.close()
     assert user is not None and user.username == "ris"
     listed = CliRunner().invoke(app, ["users", "list", "-c", str(config)])
@@ -100,5 +100,6 @@ def test_the_shipped_config_is_refused_until_a_secret_is_set(
         load_api_settings(shipped)
     monkeypatch.setenv("MAMMOTRIAGE_API_SESSION_SECRET", SECRET)
     settings = load_api_settings(shipped)
-    assert settings.database == "var/mammotriage.sqlite"
+    # relative to the config file's folder: the checkout's var/
+    assert settings.database == str(shipped.parents[1].resolve() / "var" / "mammotriage.sqlite")
     assert settings.session_secret.get_secret_value() == SECRET

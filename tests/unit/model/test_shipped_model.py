@@ -4,14 +4,14 @@ card reports the full >= 300-exam figure)."""
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
+from mammotriage import defaults
 from mammotriage.synth import generate
 
-MODELS = Path(__file__).resolve().parents[3] / "models"
-SHIPPED = MODELS / "mammotriage-synthetic-tiny.onnx"
+SHIPPED = defaults.model_path()
+MODELS = SHIPPED.parent
 
 
 def test_shipped_model_and_sidecar_match():
@@ -26,7 +26,7 @@ def test_models_folder_stays_under_30_mb():
 
 
 def test_model_card_says_plainly_what_the_model_is():
-    card = (MODELS / "README.md").read_text().lower()
+    card = (MODELS / "MODEL_CARD.md").read_text().lower()
     for phrase in ("synthetic", "not for clinical use", "retrain and validate on your own"):
         assert phrase in card
 

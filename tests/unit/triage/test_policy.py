@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mammotriage import defaults
 from mammotriage.errors import ConfigError
 from mammotriage.triage import (
     ExamForTriage,
@@ -19,7 +20,7 @@ from mammotriage.triage import (
     policy_from_dict,
 )
 
-SHIPPED_POLICY = Path(__file__).resolve().parents[3] / "configs" / "triage.yaml"
+SHIPPED_POLICY = defaults.policy_path()
 ARRIVED = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
 
 
