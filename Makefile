@@ -24,15 +24,19 @@ system-test:
 demo: $(STAMP)
 	@bash scripts/demo.sh $(DEMO_DIR)
 
-test: $(STAMP) system-test
+# The checks of `make lint` run first: a layering, typing or style error fails the test run.
+test: $(STAMP) lint system-test
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
 
+# ruff, mypy, and the import contracts of docs/architecture.md ([tool.importlinter] in
+# pyproject.toml: layers, no torch on the inference side, no import cycles).
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts
 	$(PY) -m mypy src
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) scripts/bench_decode.py
