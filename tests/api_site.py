@@ -107,7 +107,7 @@ def exam_score(study: str, category: int) -> ExamScore:
 def add_exam(store: Store, study: str, category: int, received: datetime) -> uuid.UUID:
     score = exam_score(study, category)
     triage = ExamForTriage(study, float(score.score or 0), category, 30, False, received)
-    return store.save_exam_score(score, decide(POLICY, triage), received)
+    return store.exams.save_score(score, decide(POLICY, triage), received)
 
 
 def csrf_of(html: str) -> str:
@@ -137,11 +137,11 @@ def site(store_url: str) -> Iterator[Site]:
     store = Store(store_url)
     store.migrate()
     for name in ("anna", "ben", "carl"):
-        store.add_user(name, Role.RADIOLOGIST, _CHEAP.hash(PASSWORD))
-    store.add_user("root", Role.ADMIN, _CHEAP.hash(PASSWORD))
-    store.add_user("ris", Role.SERVICE, None)
-    store.add_token("ris", token_sha256(SERVICE_TOKEN), "tests")
-    store.add_token("anna", token_sha256(READER_TOKEN), "tests")
+        store.users.add(name, Role.RADIOLOGIST, _CHEAP.hash(PASSWORD))
+    store.users.add("root", Role.ADMIN, _CHEAP.hash(PASSWORD))
+    store.users.add("ris", Role.SERVICE, None)
+    store.users.add_token("ris", token_sha256(SERVICE_TOKEN), "tests")
+    store.users.add_token("anna", token_sha256(READER_TOKEN), "tests")
     the_site = make_site(store)
     yield the_site
     for client in the_site.clients:

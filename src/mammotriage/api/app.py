@@ -105,8 +105,8 @@ def create_app(
     """
     own_store = store is None
     the_store = open_store(settings) if store is None else store
-    the_store.reading_claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
-    the_store.queue_snapshot_seconds = settings.queue_snapshot_seconds
+    the_store.readings.claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
+    the_store.readings.queue_snapshot_seconds = settings.queue_snapshot_seconds
     the_policy = load_policy(settings.policy) if policy is None else policy
     metrics = ApiMetrics()
 

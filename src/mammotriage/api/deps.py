@@ -113,14 +113,14 @@ async def current_user(request: Request, store: StoreDep, bearer: BearerDep) -> 
     """
     if bearer is not None:
         digest = token_sha256(bearer.credentials)
-        user = await _users(request).get(f"token:{digest}", lambda: store.user_for_token(digest))
+        user = await _users(request).get(f"token:{digest}", lambda: store.users.for_token(digest))
         if user is None or not user.active:
             raise _unauthenticated("invalid bearer token")
         return Principal(user.username, user.role, "bearer")
     username = request.session.get(SESSION_USER_KEY)
     if not isinstance(username, str):
         raise _unauthenticated("not authenticated: log in or send a bearer token")
-    user = await _users(request).get(f"user:{username}", lambda: store.user(username))
+    user = await _users(request).get(f"user:{username}", lambda: store.users.get(username))
     if user is None or not user.active:
         request.session.clear()
         raise _unauthenticated("session no longer valid: log in again")

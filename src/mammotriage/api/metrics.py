@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mammotriage.triage import TriagePolicy
-from mammotriage.worklist import Store
+from mammotriage.worklist import ReadingQueue, Store
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -50,11 +50,11 @@ class ApiMetrics:
         )
 
     def render(self, store: Store, now: datetime, policy: TriagePolicy) -> bytes:
-        stats = store.queue_stats(now, policy)
-        self.worklist.labels(queue="all").set(stats["waiting"])
-        for queue, count in stats["by_queue"].items():
+        stats = store.readings.queue_stats(now, policy)
+        self.worklist.labels(queue=ReadingQueue.ALL.value).set(stats.waiting)
+        for queue, count in stats.by_queue.by_name().items():
             self.worklist.labels(queue=queue).set(count)
-        self.oldest.set(stats["waiting_seconds"]["max"] or 0)
+        self.oldest.set(stats.waiting_seconds.max or 0)
         return bytes(generate_latest(self.registry))
 
 

@@ -10,9 +10,11 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from mammotriage.triage import ReadingMode
-from mammotriage.worklist import ReadingStatus
+from mammotriage.worklist import QueueStats, ReadingStatus
+from mammotriage.worklist.decisions import Outcome
+from mammotriage.worklist.detail import ExamDetail
 from mammotriage.worklist.models import Role
-from mammotriage.worklist.readings import ExamDetail, Outcome, QueueItem, QueuePage
+from mammotriage.worklist.queues import QueueItem, QueuePage
 from mammotriage.worklist.users import User
 
 
@@ -156,7 +158,7 @@ class ExamOut(_Out):
     notice: str = "The diagnostic read happens in the PACS viewer; these are thumbnails only."
 
     @classmethod
-    def of(cls, detail: ExamDetail, report_downloadable: bool) -> ExamOut:
+    def of(cls, detail: ExamDetail, *, report_downloadable: bool) -> ExamOut:
         base = f"/exams/{detail.exam_id}"
         by_uid = {im.sop_instance_uid: n for n, im in enumerate(detail.images)}
         report = None
@@ -177,7 +179,7 @@ class ExamOut(_Out):
             partial=detail.partial,
             score=detail.score,
             category=detail.category,
-            breasts=detail.breasts,
+            breasts={side.value: value for side, value in detail.breasts.items()},
             model_name=detail.model_name,
             model_sha256=detail.model_sha256,
             report=report,
@@ -207,17 +209,9 @@ class ExamOut(_Out):
                 )
                 for d in detail.decisions
             ],
-            blinded=is_blinded(detail),
+            blinded=detail.blinded,
             claim_expires_at=detail.claim_expires_at,
         )
-
-
-def is_blinded(detail: ExamDetail) -> bool:
-    """A double reading not yet complete: the other reader's decision is withheld."""
-    return detail.mode is ReadingMode.DOUBLE and detail.status in (
-        ReadingStatus.UNREAD,
-        ReadingStatus.IN_PROGRESS,
-    )
 
 
 class UserOut(_Out):
@@ -241,6 +235,23 @@ class QueueStatsOut(_Out):
     throughput_24h: dict[str, int]
     read_total: int
 
+    @classmethod
+    def of(cls, stats: QueueStats) -> QueueStatsOut:
+        return cls(
+            waiting=stats.waiting,
+            by_queue=stats.by_queue.by_name(),
+            by_category={str(category): n for category, n in stats.by_category.items()},
+            waiting_seconds={
+                "median": stats.waiting_seconds.median,
+                "max": stats.waiting_seconds.max,
+            },
+            throughput_24h={
+                "decisions": stats.throughput_24h.decisions,
+                "exams_received": stats.throughput_24h.exams_received,
+            },
+            read_total=stats.read_total,
+        )
+
 
 class HealthOut(_Out):
     status: str
@@ -261,5 +272,4 @@ __all__ = [
     "QueueStatsOut",
     "UserOut",
     "WorklistOut",
-    "is_blinded",
 ]

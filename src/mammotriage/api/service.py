@@ -14,25 +14,26 @@ from mammotriage.api.deps import Principal
 from mammotriage.api.schemas import DecisionIn
 from mammotriage.errors import NotFoundError
 from mammotriage.worklist import Store
-from mammotriage.worklist.readings import ExamDetail, ExamImage, Outcome
+from mammotriage.worklist.decisions import Outcome
+from mammotriage.worklist.detail import ExamDetail, ExamImage
 
 
 def claim(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) -> datetime:
-    expires = store.claim_reading(exam_id, user.username, now)
-    store.audit(user.username, "claimed", exam_id, {"expires_at": expires.isoformat()})
+    expires = store.readings.claim(exam_id, user.username, now)
+    store.audit.record(user.username, "claimed", exam_id, {"expires_at": expires.isoformat()})
     return expires
 
 
 def release(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) -> None:
-    store.release_reading(exam_id, user.username, now)
-    store.audit(user.username, "released", exam_id, {})
+    store.readings.release(exam_id, user.username, now)
+    store.audit.record(user.username, "released", exam_id, {})
 
 
 def decide(
     store: Store, user: Principal, exam_id: uuid.UUID, decision: DecisionIn, now: datetime
 ) -> Outcome:
     try:
-        outcome = store.record_decision(
+        outcome = store.readings.record_decision(
             exam_id,
             user.username,
             recall=decision.recall,
@@ -42,7 +43,7 @@ def decide(
         )
     except ValueError as exc:  # BI-RADS the schema let through (the store is the judge)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
-    store.audit(
+    store.audit.record(
         user.username,
         "decided",
         exam_id,
@@ -58,8 +59,8 @@ def decide(
 
 def view_exam(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) -> ExamDetail:
     """The exam as this reader may see it (403 for another reader's claimed exam)."""
-    detail = store.exam_detail(exam_id, user.username, now)
-    store.audit(user.username, "exam-viewed", exam_id, {"status": detail.status.value})
+    detail = store.readings.exam_detail(exam_id, user.username, now)
+    store.audit.record(user.username, "exam-viewed", exam_id, {"status": detail.status.value})
     return detail
 
 
@@ -67,10 +68,10 @@ def view_image(
     store: Store, user: Principal, exam_id: uuid.UUID, index: int, now: datetime
 ) -> tuple[ExamDetail, ExamImage]:
     """The exam and its ``index``-th image, which must have a thumbnail (404 otherwise)."""
-    detail = store.exam_detail(exam_id, user.username, now)
+    detail = store.readings.exam_detail(exam_id, user.username, now)
     if not 0 <= index < len(detail.images) or detail.images[index].thumbnail is None:
         raise NotFoundError("no thumbnail for this view")
-    store.audit(user.username, "image-viewed", exam_id, {"index": index})
+    store.audit.record(user.username, "image-viewed", exam_id, {"index": index})
     return detail, detail.images[index]
 
 
@@ -89,11 +90,11 @@ def report_file(detail: ExamDetail) -> Path | None:
 
 
 def view_report(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) -> Path:
-    detail = store.exam_detail(exam_id, user.username, now)
+    detail = store.readings.exam_detail(exam_id, user.username, now)
     path = report_file(detail)
     if path is None:
         raise NotFoundError("the report is not in a local folder this service can read")
-    store.audit(user.username, "report-viewed", exam_id, {})
+    store.audit.record(user.username, "report-viewed", exam_id, {})
     return path
 
 

@@ -20,6 +20,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from mammotriage.errors import ConfigError
+from mammotriage.timeutil import require_aware
 from mammotriage.triage.policy import ExamForTriage, ReadingMode, TriageDecision, TriagePolicy
 
 
@@ -61,8 +62,7 @@ class WorklistItem:
 
 
 def _check_now(now: datetime) -> None:
-    if not isinstance(now, datetime) or now.utcoffset() is None:
-        raise ConfigError(f"now must be a timezone-aware datetime, got {now!r}")
+    require_aware("now", now)
 
 
 def waiting_time(exam: ExamForTriage, now: datetime) -> timedelta:
@@ -94,13 +94,29 @@ def order_key(
         raise ConfigError(
             f"order_key got decision for exam {decision.exam_id!r} with exam {exam.exam_id!r}"
         )
+    _check_now(now)
+    return sort_key(decision, exam.category, exam.received_at, exam.exam_id, now, policy)
+
+
+def sort_key(
+    decision: TriageDecision,
+    category: int | None,
+    received_at: datetime,
+    exam_id: str,
+    now: datetime,
+    policy: TriagePolicy,
+) -> OrderKey:
+    """:func:`order_key` from the exam's parts, unchecked (the worklist store calls it per row).
+
+    ``category`` None (an exam no image of which could be scored) keeps the tier its decision
+    gives it and sorts after every scored exam of that tier.
+    """
     if decision.mode is ReadingMode.RULE_OUT:
-        _check_now(now)
-        return OrderKey(QueueTier.NO_READER, 0, exam.received_at, exam.exam_id)
-    if is_overdue(decision, exam, now, policy):
-        return OrderKey(QueueTier.OVERDUE, 0, exam.received_at, exam.exam_id)
+        return OrderKey(QueueTier.NO_READER, 0, received_at, exam_id)
+    if now - received_at > timedelta(days=policy.max_wait_days):
+        return OrderKey(QueueTier.OVERDUE, 0, received_at, exam_id)
     tier = QueueTier.PRIORITY if decision.priority else QueueTier.ROUTINE
-    return OrderKey(tier, -exam.category, exam.received_at, exam.exam_id)
+    return OrderKey(tier, 0 if category is None else -category, received_at, exam_id)
 
 
 def order_worklist(

@@ -51,6 +51,7 @@ from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
 from mammotriage.worker.thumbnails import render_thumbnail
 from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
+from mammotriage.worklist.exams import exam_status
 from mammotriage.worklist.models import utcnow
 
 log = logging.getLogger("mammotriage.worker")
@@ -136,7 +137,7 @@ class Worker:
         release_pending = True  # a previous run of this name may have died holding a job
         while not stop.is_set():
             if release_pending:
-                released = self._store_call(lambda: self.store.release_claims(self.name), stop)
+                released = self._store_call(lambda: self.store.jobs.release_claims(self.name), stop)
                 if released is not None:
                     release_pending = False
                 if released:
@@ -146,7 +147,7 @@ class Worker:
                     )
             self._poll(stop)
             while not stop.is_set():
-                job = self._store_call(lambda: self.store.claim(self.name), stop)
+                job = self._store_call(lambda: self.store.jobs.claim(self.name), stop)
                 if job is None:
                     break
                 try:
@@ -162,7 +163,7 @@ class Worker:
                     stop.wait(self.poll_seconds)
                     break
             # One count serves the queue-depth gauge and the one-shot run's end.
-            counts = self._store_call(self.store.job_counts, threading.Event())
+            counts = self._store_call(self.store.jobs.counts, threading.Event())
             if counts is not None:
                 self.metrics.set_queue(counts)
             if once and not release_pending and counts is not None and self._nothing_left(counts):
@@ -172,12 +173,12 @@ class Worker:
 
     def _poll(self, stop: threading.Event) -> None:
         try:
-            cursor = self.store.cursor(self.source.name)
+            cursor = self.store.jobs.cursor(self.source.name)
             polled = self.source.poll(cursor)
             for arrival in polled.arrivals:
-                self.store.enqueue(self.source.name, arrival.study_key, arrival.fingerprint)
+                self.store.jobs.enqueue(self.source.name, arrival.study_key, arrival.fingerprint)
             if polled.cursor is not None and polled.cursor != cursor:
-                self.store.save_cursor(self.source.name, polled.cursor)
+                self.store.jobs.save_cursor(self.source.name, polled.cursor)
             self._waiting = polled.waiting
             if polled.arrivals:
                 log.info(
@@ -221,7 +222,7 @@ class Worker:
                 raise SourceError("the study has no files")
             for exam_score in exam_scores:
                 self._store_exam(job, exam_score, scratch, summary, context)
-            self.store.finish(job, ok=True)
+            self.store.jobs.done(job)
         except SourceUnavailableError as exc:
             self._retry_or_fail(job, str(exc), summary, context)
         except OSError as exc:
@@ -253,21 +254,15 @@ class Worker:
     ) -> None:
         received_at = job.created_at or utcnow()
         decision = self._decide(exam_score, received_at)
-        public_id = self.store.save_exam_score(exam_score, decision, received_at)
-        status = (
-            ExamStatus.REJECTED
-            if decision is None
-            else ExamStatus.SCORED
-            if exam_score.scored
-            else ExamStatus.UNSCORED
-        )
+        public_id = self.store.exams.save_score(exam_score, decision, received_at)
+        status = exam_status(exam_score, decision)
         fields = {**context, "exam_id": str(public_id), "status": status.value}
         if exam_score.category is not None:
             fields["category"] = exam_score.category
         if decision is not None:
             fields["reading"] = decision.mode.value
             fields["priority"] = decision.priority
-        self.store.audit(
+        self.store.audit.record(
             f"worker:{self.name}",
             "exam-scored",
             public_id,
@@ -292,7 +287,7 @@ class Worker:
         if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
             report = self.reports.write(exam_score, decision, scratch / "report")
             location = self.source.store_reports(job.study_instance_uid, [report.path])
-            self.store.save_report(exam_score.exam_id, report.sop_instance_uid, location)
+            self.store.exams.save_report(exam_score.exam_id, report.sop_instance_uid, location)
             self.metrics.reports.inc()
             summary.reports.append(location)
             log.info("report stored", extra={"event": "report-stored", **fields})
@@ -312,7 +307,7 @@ class Worker:
                     thumbnail.rows,
                     thumbnail.columns,
                 )
-        self.store.save_thumbnails(made)
+        self.store.exams.save_thumbnails(made)
 
     def _decide(self, exam_score: ExamScore, received_at: datetime) -> TriageDecision | None:
         if not exam_score.is_mammography:
@@ -338,7 +333,7 @@ class Worker:
         if delay is None:
             self._fail(job, f"gave up after {job.attempts} attempts: {error}", summary, context)
             return
-        self.store.retry(job, error, delay=delay)
+        self.store.jobs.retry(job, error, delay=delay)
         summary.retried += 1
         self.metrics.failures.labels(kind="retry").inc()
         log.warning(
@@ -348,7 +343,7 @@ class Worker:
         )
 
     def _fail(self, job: Job, error: str, summary: RunSummary, context: dict[str, object]) -> None:
-        self.store.finish(job, ok=False, error=error)
+        self.store.jobs.fail(job, error)
         summary.failed += 1
         self.metrics.failures.labels(kind="failed").inc()
         log.warning("job failed: %s", error, extra={"event": "failed", **context})

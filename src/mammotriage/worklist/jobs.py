@@ -1,13 +1,12 @@
-"""The job queue half of the store: studies waiting to be scored, claims, retries, cursors.
+"""The job queue of the store: studies waiting to be scored, claims, retries, cursors.
 
-Concurrency rests on the database (see :mod:`mammotriage.worklist.store`): enqueue is an
+Concurrency rests on the database (see :mod:`mammotriage.worklist.database`): enqueue is an
 ``INSERT ... ON CONFLICT DO NOTHING`` on ``UNIQUE(source, study)`` and a claim is one
 ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING``.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,11 @@ from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from mammotriage.errors import ConfigError, StoreError
-from mammotriage.worklist.models import Base, JobRow, JobStatus, SourceCursorRow, utcnow
+from mammotriage.worklist.database import Database
+from mammotriage.worklist.models import JobRow, JobStatus, SourceCursorRow, utcnow
+
+#: How long a RUNNING job may go without finishing before another worker may take it over.
+DEFAULT_CLAIM_TIMEOUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -38,15 +41,25 @@ class Job:
 
 
 class JobQueue:
-    """Job methods of :class:`~mammotriage.worklist.store.Store` (which provides the session)."""
+    """Scoring jobs and the sources' change-feed cursors, in ``db``.
 
-    claim_timeout: timedelta
+    Parameters
+    ----------
+    claim_timeout
+        A RUNNING job claimed longer ago than this is assumed abandoned (a crashed worker)
+        and may be claimed again.
 
-    def _session(self) -> AbstractContextManager[Session]:  # pragma: no cover - Store's
-        raise NotImplementedError
+    Raises
+    ------
+    ConfigError
+        If ``claim_timeout`` is not a positive timedelta.
+    """
 
-    def _insert(self, entity: type[Base]) -> Any:  # pragma: no cover - Store's
-        raise NotImplementedError
+    def __init__(self, db: Database, *, claim_timeout: timedelta = DEFAULT_CLAIM_TIMEOUT) -> None:
+        if not isinstance(claim_timeout, timedelta) or claim_timeout <= timedelta(0):
+            raise ConfigError(f"claim_timeout must be a positive timedelta, got {claim_timeout!r}")
+        self.db = db
+        self.claim_timeout = claim_timeout
 
     def enqueue(self, source: str, study_instance_uid: str, fingerprint: str | None = None) -> Job:
         """Queue a study for scoring; idempotent on ``(source, study_instance_uid)``.
@@ -67,9 +80,9 @@ class JobQueue:
         changed = (
             JobRow.fingerprint.is_distinct_from(fingerprint) if fingerprint is not None else true()
         )
-        with self._session() as session:
+        with self.db.session() as session:
             session.execute(
-                self._insert(JobRow)
+                self.db.insert(JobRow)
                 .values(
                     source=source, study_instance_uid=study_instance_uid, fingerprint=fingerprint
                 )
@@ -138,50 +151,42 @@ class JobQueue:
             .returning(*JobRow.__table__.c)
             .execution_options(synchronize_session=False)
         )
-        with self._session() as session:
+        with self.db.session() as session:
             row = session.execute(statement).mappings().one_or_none()
             return None if row is None else _job_from_mapping(row)
 
-    def finish(self, job: Job, ok: bool, error: str | None = None) -> Job:
-        """Record how a claimed job ended: DONE when ``ok``, else FAILED with ``error``.
-
-        A job enqueued again while it ran (``rescan``) goes back to QUEUED instead of DONE.
-        """
-        with self._session() as session:
+    def done(self, job: Job) -> Job:
+        """Record that a claimed job succeeded: DONE, or QUEUED again when it was enqueued
+        again while it ran (``rescan``)."""
+        with self.db.session() as session:
             row = self._claimed_row(session, job)
-            if ok:
-                row.status = JobStatus.QUEUED if row.rescan else JobStatus.DONE
-                row.last_error = None
-            else:
-                row.status = JobStatus.FAILED
-                row.last_error = error
-            row.rescan = False
-            row.claimed_by = None
-            row.claimed_at = None
-            row.available_at = None
-            session.flush()
-            return _job(row)
+            row.status = JobStatus.QUEUED if row.rescan else JobStatus.DONE
+            row.last_error = None
+            return _released(session, row)
+
+    def fail(self, job: Job, error: str) -> Job:
+        """Record that a claimed job failed for good: FAILED with ``error``."""
+        with self.db.session() as session:
+            row = self._claimed_row(session, job)
+            row.status = JobStatus.FAILED
+            row.last_error = error
+            return _released(session, row)
 
     def retry(self, job: Job, error: str, *, delay: timedelta, now: datetime | None = None) -> Job:
         """Put a claimed job back in the queue, not to be claimed again for ``delay``."""
         now = utcnow() if now is None else now
-        with self._session() as session:
+        with self.db.session() as session:
             row = self._claimed_row(session, job)
             row.status = JobStatus.QUEUED
             row.last_error = error
-            row.rescan = False
-            row.claimed_by = None
-            row.claimed_at = None
-            row.available_at = now + delay
-            session.flush()
-            return _job(row)
+            return _released(session, row, available_at=now + delay)
 
     def release_claims(self, worker_id: str) -> int:
         """Put back every job ``worker_id`` holds (a worker restarting after a crash).
 
         Returns how many were released. Their attempts stay counted.
         """
-        with self._session() as session:
+        with self.db.session() as session:
             result = session.execute(
                 update(JobRow)
                 .where(JobRow.status == JobStatus.RUNNING, JobRow.claimed_by == worker_id)
@@ -190,22 +195,22 @@ class JobQueue:
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def job(self, job_id: int) -> Job | None:
-        with self._session() as session:
+    def get(self, job_id: int) -> Job | None:
+        with self.db.session() as session:
             row = session.get(JobRow, job_id)
             return None if row is None else _job(row)
 
-    def jobs(self, *, status: JobStatus | None = None) -> list[Job]:
+    def all(self, *, status: JobStatus | None = None) -> list[Job]:
         """Every job (or those in ``status``), oldest first."""
         query = select(JobRow).order_by(JobRow.id)
         if status is not None:
             query = query.where(JobRow.status == status)
-        with self._session() as session:
+        with self.db.session() as session:
             return [_job(row) for row in session.execute(query).scalars()]
 
-    def job_counts(self) -> dict[JobStatus, int]:
+    def counts(self) -> dict[JobStatus, int]:
         """Jobs per status (every status present, zero when none)."""
-        with self._session() as session:
+        with self.db.session() as session:
             rows = session.execute(
                 select(JobRow.status, func.count()).group_by(JobRow.status)
             ).all()
@@ -217,15 +222,15 @@ class JobQueue:
 
     def cursor(self, source: str) -> str | None:
         """Where ``source``'s change feed was last read to; None before the first poll."""
-        with self._session() as session:
+        with self.db.session() as session:
             row = session.get(SourceCursorRow, source)
             return None if row is None else row.cursor
 
     def save_cursor(self, source: str, cursor: str) -> None:
         values = {"cursor": cursor, "updated_at": utcnow()}
-        with self._session() as session:
+        with self.db.session() as session:
             session.execute(
-                self._insert(SourceCursorRow)
+                self.db.insert(SourceCursorRow)
                 .values(source=source, **values)
                 .on_conflict_do_update(index_elements=["source"], set_=values)
             )
@@ -238,6 +243,16 @@ class JobQueue:
         if row is None:
             raise StoreError(f"job {job.id} does not exist")
         return row
+
+
+def _released(session: Session, row: JobRow, *, available_at: datetime | None = None) -> Job:
+    """The job as it stands once its worker let go of it (status and error set by the caller)."""
+    row.rescan = False
+    row.claimed_by = None
+    row.claimed_at = None
+    row.available_at = available_at
+    session.flush()
+    return _job(row)
 
 
 def _job(row: JobRow) -> Job:
@@ -261,4 +276,4 @@ def _job_from_mapping(row: Any) -> Job:
     )
 
 
-__all__ = ["Job", "JobQueue"]
+__all__ = ["DEFAULT_CLAIM_TIMEOUT", "Job", "JobQueue"]

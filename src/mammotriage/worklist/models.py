@@ -41,6 +41,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from mammotriage.dicom.model import Laterality, ViewPosition
+from mammotriage.timeutil import is_aware
 from mammotriage.triage.policy import ReadingMode, TriageRule
 
 #: Deterministic constraint names, so that migrations can name what they alter.
@@ -114,7 +115,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.utcoffset() is None:
+        if not is_aware(value):
             raise ValueError(f"datetime must be timezone-aware, got {value!r}")
         value = value.astimezone(timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value

@@ -3,7 +3,6 @@ API's: :mod:`mammotriage.api.security`)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mammotriage.errors import ConfigError, ConflictError, NotFoundError
+from mammotriage.worklist.database import Database
 from mammotriage.worklist.models import Role, TokenRow, UserRow
 
 USERNAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -42,12 +42,12 @@ def check_username(username: str) -> str:
 
 
 class UserDirectory:
-    """User methods of :class:`~mammotriage.worklist.store.Store`."""
+    """The users in ``db``: who they are, their password hashes and token digests."""
 
-    def _session(self) -> AbstractContextManager[Session]:  # pragma: no cover - Store's
-        raise NotImplementedError
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def add_user(self, username: str, role: Role, password_hash: str | None) -> User:
+    def add(self, username: str, role: Role, password_hash: str | None) -> User:
         """Create a user.
 
         Raises
@@ -57,7 +57,7 @@ class UserDirectory:
         """
         check_username(username)
         try:
-            with self._session() as session:
+            with self.db.session() as session:
                 row = UserRow(username=username, role=role, password_hash=password_hash)
                 session.add(row)
                 session.flush()
@@ -68,23 +68,23 @@ class UserDirectory:
             raise
 
     def set_password(self, username: str, password_hash: str) -> None:
-        with self._session() as session:
+        with self.db.session() as session:
             row = self._user_row(session, username)
             row.password_hash = password_hash
 
-    def set_active(self, username: str, active: bool) -> None:
-        with self._session() as session:
+    def set_active(self, username: str, *, active: bool) -> None:
+        with self.db.session() as session:
             self._user_row(session, username).active = active
 
-    def user(self, username: str) -> User | None:
-        with self._session() as session:
+    def get(self, username: str) -> User | None:
+        with self.db.session() as session:
             row = session.execute(
                 select(UserRow).where(UserRow.username == username)
             ).scalar_one_or_none()
             return None if row is None else _user(row)
 
-    def users(self) -> list[User]:
-        with self._session() as session:
+    def all(self) -> list[User]:
+        with self.db.session() as session:
             return [
                 _user(r)
                 for r in session.execute(select(UserRow).order_by(UserRow.username)).scalars()
@@ -92,12 +92,12 @@ class UserDirectory:
 
     def add_token(self, username: str, token_sha256: str, label: str) -> None:
         """Store a bearer token's SHA-256 for ``username``."""
-        with self._session() as session:
+        with self.db.session() as session:
             row = self._user_row(session, username)
             session.add(TokenRow(user_id=row.id, token_sha256=token_sha256, label=label))
 
-    def user_for_token(self, token_sha256: str) -> User | None:
-        with self._session() as session:
+    def for_token(self, token_sha256: str) -> User | None:
+        with self.db.session() as session:
             row = session.execute(
                 select(UserRow)
                 .join(TokenRow, TokenRow.user_id == UserRow.id)

@@ -20,7 +20,7 @@ ROWS, COLUMNS, SCALE = 200, 100, 2
 def _give_thumbnails(site: Site, study: str, folder: Path) -> None:
     png = folder / "view.png"
     Image.new("RGB", (COLUMNS * SCALE, ROWS * SCALE), (0, 0, 0)).save(png)
-    with site.store._session() as session:
+    with site.store.db.session() as session:
         session.execute(
             update(ImageRow)
             .where(ImageRow.sop_instance_uid == f"{study}.0")
@@ -67,7 +67,7 @@ def test_the_sr_from_a_local_folder_is_served_and_its_reference_shown(
     exam = site.exam(1, 2)
     sop = "1.2.826.0.1.3680043.9.9999.1"
     (tmp_path / f"{sop}.dcm").write_bytes(b"\0" * 128 + b"DICM")
-    site.store.save_report(f"{STUDY_ROOT}.1", sop, str(tmp_path))
+    site.store.exams.save_report(f"{STUDY_ROOT}.1", sop, str(tmp_path))
     anna, csrf = site.login("anna")
     anna.post(f"/exams/{exam}/claim", headers={"X-CSRF-Token": csrf})
     report = anna.get(f"/exams/{exam}").json()["report"]

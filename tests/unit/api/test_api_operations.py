@@ -24,7 +24,7 @@ def test_ready_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
     site = make_site(store)
     client = site.client()
     assert client.get("/health/ready").status_code == 200
-    store.engine.dispose()
+    store.db.engine.dispose()
     shutil.rmtree(folder)
     answer = client.get("/health/ready")
     assert answer.status_code == 503

@@ -151,7 +151,7 @@ def test_views_claims_and_decisions_are_audited(site: Site) -> None:
     anna.post(f"/exams/{exam}/claim", headers=headers)
     anna.get(f"/exams/{exam}")
     anna.post(f"/exams/{exam}/decision", json={"recall": False, "note": "ok"}, headers=headers)
-    with site.store._session() as session:
+    with site.store.db.session() as session:
         rows = session.execute(
             select(AuditRow.actor, AuditRow.action, AuditRow.exam_public_id, AuditRow.detail)
             .where(AuditRow.exam_public_id == exam)

@@ -20,7 +20,7 @@ def test_login_sets_an_httponly_lax_session_cookie_and_is_audited(site: Site) ->
     cookie = answer.headers["set-cookie"].lower()
     assert "mammotriage_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     assert client.get("/worklist").status_code == 200
-    with site.store._session() as session:
+    with site.store.db.session() as session:
         actions = session.execute(select(AuditRow.actor, AuditRow.action)).all()
     assert ("anna", "login") in actions
 
@@ -33,7 +33,7 @@ def test_a_wrong_password_is_refused_and_audited(site: Site) -> None:
     )
     assert answer.status_code == 401 and 'data-testid="login-error"' in answer.text
     assert client.get("/worklist").status_code == 401
-    with site.store._session() as session:
+    with site.store.db.session() as session:
         actions = session.execute(select(AuditRow.actor, AuditRow.action)).all()
     assert ("anna", "login-failed") in actions
 
@@ -64,7 +64,7 @@ def test_a_bearer_token_authenticates_and_a_wrong_one_does_not(site: Site) -> No
 
 def test_a_deactivated_user_loses_the_session_at_once(site: Site) -> None:
     anna, _ = site.login("anna")
-    site.store.set_active("anna", False)
+    site.store.users.set_active("anna", active=False)
     assert anna.get("/worklist").status_code == 401
 
 

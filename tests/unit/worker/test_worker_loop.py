@@ -38,10 +38,10 @@ def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_syntheti
     worker = build(settings)
     summary = run_once(worker)
     assert (summary.jobs, summary.scored, summary.failed) == (3, 3, 0)
-    exams = worker.store.exams()
+    exams = worker.store.exams.all()
     assert [e.status for e in exams] == [ExamStatus.SCORED] * 3
     assert all(e.category is not None and e.mode is not None for e in exams)
-    assert len(worker.store.worklist(datetime.now(timezone.utc), worker.policy)) == 3
+    assert len(worker.store.readings.worklist(datetime.now(timezone.utc), worker.policy)) == 3
     for exam in exams:
         assert exam.report_location is not None
         (report_path,) = Path(exam.report_location).glob("*.dcm")
@@ -55,7 +55,7 @@ def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_syntheti
             for item in series.ReferencedSOPSequence
         }
         assert evidence == {im.sop_instance_uid for im in exam.images}
-    assert {j.status for j in worker.store.jobs()} == {JobStatus.DONE}
+    assert {j.status for j in worker.store.jobs.all()} == {JobStatus.DONE}
 
 
 def test_decisions_follow_the_policy(tmp_path, tiny_synthetic):
@@ -64,7 +64,7 @@ def test_decisions_follow_the_policy(tmp_path, tiny_synthetic):
     worker = build(settings)
     run_once(worker)
     policy = load_policy(settings.policy)
-    for exam in worker.store.exams():
+    for exam in worker.store.exams.all():
         assert exam.category is not None
         expected = (
             ReadingMode.SINGLE
@@ -94,12 +94,12 @@ def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic):
     late.rename(held_back)
     worker = build(settings)
     run_once(worker)
-    (before,) = worker.store.exams()
+    (before,) = worker.store.exams.all()
     assert before.partial
     held_back.rename(late)
     summary = run_once(worker)
     assert summary.jobs == 1
-    (after,) = worker.store.exams()
+    (after,) = worker.store.exams.all()
     assert after.public_id == before.public_id
     assert not after.partial
     assert len(after.images) == 4
@@ -131,13 +131,13 @@ def test_every_damaged_file_is_accounted_for_with_a_reason(tmp_path, tiny_synthe
     worker = build(settings)
     summary = run_once(worker)
     assert summary.failed == 0
-    images = {Path(im.path): im for e in worker.store.exams() for im in e.images if im.path}
+    images = {Path(im.path): im for e in worker.store.exams.all() for im in e.images if im.path}
     missing = [f for f in files if f not in images]
     assert missing == []
     for path in files[:-4]:
         assert images[path].reason, path.parent.name
-    assert {j.status for j in worker.store.jobs()} == {JobStatus.DONE}
-    statuses = {e.status for e in worker.store.exams()}
+    assert {j.status for j in worker.store.jobs.all()} == {JobStatus.DONE}
+    statuses = {e.status for e in worker.store.exams.all()}
     assert ExamStatus.SCORED in statuses and ExamStatus.REJECTED in statuses
 
 
@@ -150,11 +150,11 @@ def test_a_study_that_holds_no_mammogram_is_rejected_not_queued(tmp_path):
     worker = build(settings)
     summary = run_once(worker)
     assert summary.rejected == 1
-    (exam,) = worker.store.exams()
+    (exam,) = worker.store.exams.all()
     assert exam.status is ExamStatus.REJECTED
     assert "not a mammogram" in (exam.images[0].reason or "")
-    assert worker.store.worklist(datetime.now(timezone.utc), worker.policy) == []
-    assert worker.store.jobs()[0].status is JobStatus.DONE
+    assert worker.store.readings.worklist(datetime.now(timezone.utc), worker.policy) == []
+    assert worker.store.jobs.all()[0].status is JobStatus.DONE
 
 
 def test_an_unscorable_mammogram_exam_gets_double_reading(tmp_path):
@@ -167,7 +167,7 @@ def test_an_unscorable_mammogram_exam_gets_double_reading(tmp_path):
     write(ds, settings.source.path / "unknown-view.dcm")
     worker = build(settings)
     run_once(worker)
-    (exam,) = worker.store.exams()
+    (exam,) = worker.store.exams.all()
     if exam.status is ExamStatus.SCORED:
         pytest.skip("the pixel fallback placed the view: nothing unscorable to test here")
     assert exam.status is ExamStatus.UNSCORED
@@ -220,7 +220,7 @@ def test_passing_faults_are_retried_with_backoff_then_scored(tmp_path, tiny_synt
     summary = run_once(worker)
     assert summary.retried == 2
     assert summary.scored == 1
-    (job,) = worker.store.jobs()
+    (job,) = worker.store.jobs.all()
     assert job.status is JobStatus.DONE
     assert job.attempts == 3
     assert table_counts(worker.store)["scores"] == 1
@@ -236,7 +236,7 @@ def test_a_fault_that_does_not_pass_fails_the_job_after_the_last_try(tmp_path, t
     )
     worker = build(settings, source=source)
     summary = run_once(worker)
-    (job,) = worker.store.jobs()
+    (job,) = worker.store.jobs.all()
     assert job.status is JobStatus.FAILED
     assert job.attempts == settings.retry.max_attempts
     assert "gave up after 3 attempts: PACS down" in (job.last_error or "")
@@ -251,7 +251,7 @@ def test_a_study_gone_from_the_source_fails_at_once_with_its_reason(tmp_path, ti
     source = FlakySource(build_source(settings.source), 99, SourceError("study deleted"))
     worker = build(settings, source=source)
     run_once(worker)
-    (job,) = worker.store.jobs()
+    (job,) = worker.store.jobs.all()
     assert (job.status, job.attempts, job.last_error) == (JobStatus.FAILED, 1, "study deleted")
 
 
@@ -277,7 +277,7 @@ def test_a_bug_fails_the_job_and_the_loop_goes_on(tmp_path):
     settings = folder_settings(tmp_path)
     worker = build(settings, source=OneStudySource())
     summary = run_once(worker)
-    (job,) = worker.store.jobs()
+    (job,) = worker.store.jobs.all()
     assert job.status is JobStatus.FAILED
     assert "internal error: KeyError" in (job.last_error or "")
     assert summary.failed == 1
@@ -288,7 +288,7 @@ def test_a_database_that_is_gone_is_logged_and_waited_for(tmp_path, caplog):
     worker = build(settings)
     (tmp_path / "db.sqlite").unlink()
     (tmp_path / "db.sqlite").mkdir()  # the database file is now a folder: every call fails
-    worker.store.engine.dispose()
+    worker.store.db.engine.dispose()
     stop = threading.Event()
     timer = threading.Timer(0.5, stop.set)
     timer.start()
@@ -334,7 +334,7 @@ def test_logs_carry_internal_ids_and_no_patient_identifiers(tmp_path, tiny_synth
         logging.getLogger("mammotriage").propagate = True
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     stored = [line for line in lines if line.get("event") == "exam-stored"]
-    assert stored and stored[0]["exam_id"] == str(worker.store.exams()[0].public_id)
+    assert stored and stored[0]["exam_id"] == str(worker.store.exams.all()[0].public_id)
     ds = dcmread(next(exam_dir.glob("*.dcm")), stop_before_pixels=True)
     text = stream.getvalue()
     for identifier in (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID):
@@ -427,7 +427,7 @@ def test_a_locked_database_mid_job_is_waited_out_and_the_exam_scored_once(
     with caplog.at_level("ERROR", logger="mammotriage.worker"):
         summary = run_once(worker)
     assert any("database is locked" in r.getMessage() for r in caplog.records)
-    (job,) = worker.store.jobs()
+    (job,) = worker.store.jobs.all()
     assert job.status is JobStatus.DONE
     assert job.attempts == 2  # the interrupted try, then the one that stored it
     assert table_counts(worker.store)["scores"] == 1
@@ -441,8 +441,8 @@ def test_thumbnails_are_rendered_for_each_usable_view(tmp_path, tiny_synthetic):
     copy_exams(tiny_synthetic, settings.source.path, 1)
     worker = build(settings)
     run_once(worker)
-    (exam,) = worker.store.exams()
-    detail = worker.store.exam_detail(exam.public_id, None)
+    (exam,) = worker.store.exams.all()
+    detail = worker.store.readings.exam_detail(exam.public_id, None)
     assert len(detail.images) == 4
     for image in detail.images:
         assert image.thumbnail is not None and image.rows and image.columns

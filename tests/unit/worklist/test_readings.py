@@ -30,14 +30,14 @@ def store(store_url: str) -> Iterator[Store]:
 def add_exam(store: Store, study: str, category: int, received: datetime = NOW):
     score = exam_score(study, category)
     triage = ExamForTriage(study, score.score or 0.0, category, 30, False, received)
-    return store.save_exam_score(score, decide(POLICY, triage), received)
+    return store.exams.save_score(score, decide(POLICY, triage), received)
 
 
 def test_queue_is_in_policy_order_and_shows_the_rule(store: Store) -> None:
     low = add_exam(store, "1.1", 2)
     high = add_exam(store, "1.2", 10, NOW + timedelta(minutes=5))
     mid = add_exam(store, "1.3", 7)
-    page = store.reader_queue("anna", NOW + timedelta(hours=1), POLICY)
+    page = store.readings.reader_queue("anna", NOW + timedelta(hours=1), POLICY)
     assert [i.exam_id for i in page.items] == [high, mid, low]
     assert page.items[0].priority and page.items[0].mode is ReadingMode.DOUBLE
     assert page.items[2].rule.startswith("category 2 <= 5")
@@ -49,92 +49,92 @@ def test_queue_filters_and_pages(store: Store) -> None:
     for i, category in enumerate((1, 3, 6, 8, 10)):
         add_exam(store, f"2.{i}", category)
     later = NOW + timedelta(minutes=1)
-    assert store.reader_queue("anna", later, POLICY, queue="single").total == 2
-    assert store.reader_queue("anna", later, POLICY, queue="double").total == 3
-    assert store.reader_queue("anna", later, POLICY, queue="priority").total == 1
-    page = store.reader_queue("anna", later, POLICY, offset=1, limit=2)
+    assert store.readings.reader_queue("anna", later, POLICY, queue="single").total == 2
+    assert store.readings.reader_queue("anna", later, POLICY, queue="double").total == 3
+    assert store.readings.reader_queue("anna", later, POLICY, queue="priority").total == 1
+    page = store.readings.reader_queue("anna", later, POLICY, offset=1, limit=2)
     assert (len(page.items), page.total) == (2, 5)
 
 
 def test_single_reading_one_reader_at_a_time_then_read(store: Store) -> None:
     exam = add_exam(store, "3.1", 2)
-    store.claim_reading(exam, "anna", NOW)
+    store.readings.claim(exam, "anna", NOW)
     with pytest.raises(ConflictError, match="claimed by another reader"):
-        store.claim_reading(exam, "ben", NOW)
-    assert store.reader_queue("ben", NOW, POLICY).total == 0
-    assert store.reader_queue("anna", NOW, POLICY, queue="mine").total == 1
-    outcome = store.record_decision(exam, "anna", recall=False, now=NOW)
+        store.readings.claim(exam, "ben", NOW)
+    assert store.readings.reader_queue("ben", NOW, POLICY).total == 0
+    assert store.readings.reader_queue("anna", NOW, POLICY, queue="mine").total == 1
+    outcome = store.readings.record_decision(exam, "anna", recall=False, now=NOW)
     assert outcome.status is ReadingStatus.READ
-    assert store.reader_queue("anna", NOW, POLICY).total == 0
+    assert store.readings.reader_queue("anna", NOW, POLICY).total == 0
 
 
 def test_double_reading_is_blinded_until_both_decided(store: Store) -> None:
     exam = add_exam(store, "4.1", 8)
-    store.claim_reading(exam, "anna", NOW)
-    store.record_decision(exam, "anna", recall=True, birads=4, note="mass L", now=NOW)
+    store.readings.claim(exam, "anna", NOW)
+    store.readings.record_decision(exam, "anna", recall=True, birads=4, note="mass L", now=NOW)
     with pytest.raises(ConflictError, match="read this exam already"):
-        store.claim_reading(exam, "anna", NOW)
-    store.claim_reading(exam, "ben", NOW)
-    seen_by_ben = store.exam_detail(exam, "ben", NOW)
+        store.readings.claim(exam, "anna", NOW)
+    store.readings.claim(exam, "ben", NOW)
+    seen_by_ben = store.readings.exam_detail(exam, "ben", NOW)
     assert seen_by_ben.decisions == ()
-    outcome = store.record_decision(exam, "ben", recall=True, now=NOW)
+    outcome = store.readings.record_decision(exam, "ben", recall=True, now=NOW)
     assert outcome.status is ReadingStatus.READ
-    after = store.exam_detail(exam, "ben", NOW)
+    after = store.readings.exam_detail(exam, "ben", NOW)
     assert {(d.reader, d.note) for d in after.decisions} == {("anna", "mass L"), ("ben", None)}
 
 
 def test_disagreement_goes_to_consensus_and_one_more_decision_ends_it(store: Store) -> None:
     exam = add_exam(store, "5.1", 7)
     for reader, recall in (("anna", True), ("ben", False)):
-        store.claim_reading(exam, reader, NOW)
-        last = store.record_decision(exam, reader, recall=recall, now=NOW)
+        store.readings.claim(exam, reader, NOW)
+        last = store.readings.record_decision(exam, reader, recall=recall, now=NOW)
     assert last.status is ReadingStatus.CONSENSUS
-    (item,) = store.reader_queue("carl", NOW, POLICY, queue="consensus").items
+    (item,) = store.readings.reader_queue("carl", NOW, POLICY, queue="consensus").items
     assert item.exam_id == exam
-    store.claim_reading(exam, "carl", NOW)
+    store.readings.claim(exam, "carl", NOW)
     with pytest.raises(ConflictError, match="consensus"):
-        store.claim_reading(exam, "anna", NOW)
-    shown = store.exam_detail(exam, "carl", NOW)
+        store.readings.claim(exam, "anna", NOW)
+    shown = store.readings.exam_detail(exam, "carl", NOW)
     assert {d.reader for d in shown.decisions} == {"anna", "ben"}  # consensus sees both
-    done = store.record_decision(exam, "carl", recall=True, now=NOW)
+    done = store.readings.record_decision(exam, "carl", recall=True, now=NOW)
     assert done.status is ReadingStatus.READ
-    final = store.exam_detail(exam, "carl", NOW)
+    final = store.readings.exam_detail(exam, "carl", NOW)
     assert [d.consensus for d in final.decisions] == [False, False, True]
 
 
 def test_two_readers_may_hold_a_double_reading_exam_but_not_a_third(store: Store) -> None:
     exam = add_exam(store, "6.1", 9)
-    store.claim_reading(exam, "anna", NOW)
-    store.claim_reading(exam, "ben", NOW)
+    store.readings.claim(exam, "anna", NOW)
+    store.readings.claim(exam, "ben", NOW)
     with pytest.raises(ConflictError):
-        store.claim_reading(exam, "carl", NOW)
+        store.readings.claim(exam, "carl", NOW)
 
 
 def test_an_abandoned_claim_expires(store: Store) -> None:
     exam = add_exam(store, "7.1", 2)
-    expires = store.claim_reading(exam, "anna", NOW)
-    assert expires == NOW + store.reading_claim_timeout
-    store.claim_reading(exam, "ben", expires + timedelta(seconds=1))
+    expires = store.readings.claim(exam, "anna", NOW)
+    assert expires == NOW + store.readings.claim_timeout
+    store.readings.claim(exam, "ben", expires + timedelta(seconds=1))
     with pytest.raises(ConflictError, match="claim the exam"):
-        store.record_decision(exam, "anna", recall=False, now=expires + timedelta(seconds=2))
+        store.readings.record_decision(exam, "anna", recall=False, now=expires + timedelta(seconds=2))
 
 
 def test_release_puts_the_exam_back_unread(store: Store) -> None:
     exam = add_exam(store, "8.1", 2)
-    store.claim_reading(exam, "anna", NOW)
-    store.release_reading(exam, "anna", NOW)
-    (item,) = store.reader_queue("ben", NOW, POLICY).items
+    store.readings.claim(exam, "anna", NOW)
+    store.readings.release(exam, "anna", NOW)
+    (item,) = store.readings.reader_queue("ben", NOW, POLICY).items
     assert item.status is ReadingStatus.UNREAD
 
 
 def test_opening_an_exam_needs_a_claim_and_not_another_readers(store: Store) -> None:
     exam = add_exam(store, "9.1", 3)
     with pytest.raises(ForbiddenError, match="claim the exam"):
-        store.exam_detail(exam, "anna", NOW)
-    store.claim_reading(exam, "anna", NOW)
+        store.readings.exam_detail(exam, "anna", NOW)
+    store.readings.claim(exam, "anna", NOW)
     with pytest.raises(ForbiddenError, match="another reader"):
-        store.exam_detail(exam, "ben", NOW)
-    detail = store.exam_detail(exam, "anna", NOW)
+        store.readings.exam_detail(exam, "ben", NOW)
+    detail = store.readings.exam_detail(exam, "anna", NOW)
     assert detail.category == 3 and len(detail.images) == 4 and len(detail.findings) == 1
     assert detail.claim_expires_at is not None
 
@@ -143,7 +143,7 @@ def test_unknown_exam_is_not_found(store: Store) -> None:
     import uuid
 
     with pytest.raises(NotFoundError):
-        store.claim_reading(uuid.uuid4(), "anna", NOW)
+        store.readings.claim(uuid.uuid4(), "anna", NOW)
 
 
 def test_racing_readers_get_one_claim_of_a_single_reading_exam(store: Store) -> None:
@@ -154,7 +154,7 @@ def test_racing_readers_get_one_claim_of_a_single_reading_exam(store: Store) -> 
     def race(reader: str) -> None:
         barrier.wait()
         try:
-            store.claim_reading(exam, reader, NOW)
+            store.readings.claim(exam, reader, NOW)
             winners.append(reader)
         except ConflictError:
             losers.append(reader)
@@ -169,33 +169,33 @@ def test_racing_readers_get_one_claim_of_a_single_reading_exam(store: Store) -> 
 
 def test_bad_birads_is_refused(store: Store) -> None:
     exam = add_exam(store, "11.1", 1)
-    store.claim_reading(exam, "anna", NOW)
+    store.readings.claim(exam, "anna", NOW)
     with pytest.raises(ValueError, match="BI-RADS"):
-        store.record_decision(exam, "anna", recall=False, birads=9, now=NOW)
+        store.readings.record_decision(exam, "anna", recall=False, birads=9, now=NOW)
 
 
 def test_stats_count_bands_queues_and_throughput(store: Store) -> None:
     for i, category in enumerate((1, 1, 6, 10)):
         add_exam(store, f"12.{i}", category, NOW - timedelta(hours=i))
-    stats = store.queue_stats(NOW, POLICY)
-    assert stats["waiting"] == 4
-    assert stats["by_category"]["1"] == 2 and stats["by_category"]["10"] == 1
-    assert stats["by_queue"]["double"] == 2 and stats["by_queue"]["priority"] == 1
-    assert stats["waiting_seconds"]["max"] == 3 * 3600
+    stats = store.readings.queue_stats(NOW, POLICY)
+    assert stats.waiting == 4
+    assert stats.by_category[1] == 2 and stats.by_category[10] == 1
+    assert stats.by_queue.double == 2 and stats.by_queue.priority == 1
+    assert stats.waiting_seconds.max == 3 * 3600
 
 
 def test_users_and_tokens(store: Store) -> None:
-    store.add_user("anna", Role.RADIOLOGIST, "argon2-hash")
+    store.users.add("anna", Role.RADIOLOGIST, "argon2-hash")
     with pytest.raises(ConflictError, match="exists"):
-        store.add_user("anna", Role.ADMIN, None)
+        store.users.add("anna", Role.ADMIN, None)
     with pytest.raises(ConfigError):
-        store.add_user("Anna Smith", Role.ADMIN, None)
-    store.add_user("ris", Role.SERVICE, None)
-    store.add_token("ris", "f" * 64, "RIS feed")
-    user = store.user_for_token("f" * 64)
+        store.users.add("Anna Smith", Role.ADMIN, None)
+    store.users.add("ris", Role.SERVICE, None)
+    store.users.add_token("ris", "f" * 64, "RIS feed")
+    user = store.users.for_token("f" * 64)
     assert user is not None and user.username == "ris" and user.role is Role.SERVICE
-    assert store.user_for_token("0" * 64) is None
-    assert [u.username for u in store.users()] == ["anna", "ris"]
+    assert store.users.for_token("0" * 64) is None
+    assert [u.username for u in store.users.all()] == ["anna", "ris"]
 
 
 def test_a_queue_snapshot_is_shared_but_dropped_by_this_processs_own_changes(
@@ -203,20 +203,20 @@ def test_a_queue_snapshot_is_shared_but_dropped_by_this_processs_own_changes(
 ) -> None:
     import time
 
-    store.queue_snapshot_seconds = 60.0
+    store.readings.queue_snapshot_seconds = 60.0
     first = add_exam(store, "13.1", 2)
-    assert store.reader_queue("anna", NOW, POLICY).total == 1
+    assert store.readings.reader_queue("anna", NOW, POLICY).total == 1
     worker = Store(store_url)  # another process: the worker storing a new exam
     try:
         score = exam_score("13.2", 3)
         triage = ExamForTriage("13.2", score.score or 0.0, 3, 30, False, NOW)
-        worker.save_exam_score(score, decide(POLICY, triage), NOW)
+        worker.exams.save_score(score, decide(POLICY, triage), NOW)
     finally:
         worker.close()
-    assert store.reader_queue("anna", NOW, POLICY).total == 1  # served from the snapshot
-    store.claim_reading(first, "ben", NOW)  # our own change: the snapshot goes
-    page = store.reader_queue("anna", NOW, POLICY)
+    assert store.readings.reader_queue("anna", NOW, POLICY).total == 1  # served from the snapshot
+    store.readings.claim(first, "ben", NOW)  # our own change: the snapshot goes
+    page = store.readings.reader_queue("anna", NOW, POLICY)
     assert page.total == 1 and page.items[0].exam_id != first
-    store.queue_snapshot_seconds = 0.05
+    store.readings.queue_snapshot_seconds = 0.05
     time.sleep(0.1)
-    assert store.reader_queue("carl", NOW, POLICY).total == 1
+    assert store.readings.reader_queue("carl", NOW, POLICY).total == 1

@@ -77,16 +77,16 @@ def save(store: Store, study: str, category: int, waited: timedelta, sha: str = 
         partial=False,
         received_at=NOW - waited,
     )
-    return store.save_exam_score(score, decide(POLICY, triage_exam), NOW - waited)
+    return store.exams.save_score(score, decide(POLICY, triage_exam), NOW - waited)
 
 
 def count(store: Store, model: type) -> int:
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
 
 
 def test_migrate_creates_every_table(store: Store) -> None:
-    tables = set(inspect(store.engine).get_table_names())
+    tables = set(inspect(store.db.engine).get_table_names())
     assert {
         "exams",
         "images",
@@ -110,69 +110,69 @@ def test_migration_matches_the_models(store: Store) -> None:
 
     from mammotriage.worklist.models import Base
 
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_sqlite_uses_wal(store: Store) -> None:
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
 def test_schema_holds_no_patient_identifiers(store: Store) -> None:
-    inspector = inspect(store.engine)
+    inspector = inspect(store.db.engine)
     for table in inspector.get_table_names():
         for column in inspector.get_columns(table):
             assert "patient" not in column["name"].lower()
 
 
 def test_enqueue_is_idempotent(store: Store) -> None:
-    first = store.enqueue("folder", "1.2.3")
-    second = store.enqueue("folder", "1.2.3")
+    first = store.jobs.enqueue("folder", "1.2.3")
+    second = store.jobs.enqueue("folder", "1.2.3")
     assert first == second
     assert first.status is JobStatus.QUEUED
     assert count(store, JobRow) == 1
 
 
 def test_enqueue_requeues_a_done_job(store: Store) -> None:
-    store.enqueue("folder", "1.2.3")
-    job = store.claim("w1")
+    store.jobs.enqueue("folder", "1.2.3")
+    job = store.jobs.claim("w1")
     assert job is not None
-    assert store.finish(job, ok=True).status is JobStatus.DONE
-    again = store.enqueue("folder", "1.2.3")
+    assert store.jobs.done(job).status is JobStatus.DONE
+    again = store.jobs.enqueue("folder", "1.2.3")
     assert again.id == job.id
     assert again.status is JobStatus.QUEUED
 
 
 def test_enqueue_while_running_runs_the_job_again(store: Store) -> None:
-    store.enqueue("folder", "1.2.3")
-    job = store.claim("w1")
+    store.jobs.enqueue("folder", "1.2.3")
+    job = store.jobs.claim("w1")
     assert job is not None
-    assert store.enqueue("folder", "1.2.3").status is JobStatus.RUNNING
-    assert store.finish(job, ok=True).status is JobStatus.QUEUED
+    assert store.jobs.enqueue("folder", "1.2.3").status is JobStatus.RUNNING
+    assert store.jobs.done(job).status is JobStatus.QUEUED
 
 
 def test_claim_returns_each_job_once_then_none(store: Store) -> None:
-    ids = {store.enqueue("folder", f"1.2.{i}").id for i in range(3)}
-    claimed = [store.claim("w1") for _ in range(3)]
+    ids = {store.jobs.enqueue("folder", f"1.2.{i}").id for i in range(3)}
+    claimed = [store.jobs.claim("w1") for _ in range(3)]
     assert {job.id for job in claimed if job is not None} == ids
     assert all(job is not None and job.status is JobStatus.RUNNING for job in claimed)
     assert all(job is not None and job.claimed_by == "w1" and job.attempts == 1 for job in claimed)
-    assert store.claim("w1") is None
+    assert store.jobs.claim("w1") is None
 
 
 def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     for i in range(40):
-        store.enqueue("folder", f"1.2.{i}")
+        store.jobs.enqueue("folder", f"1.2.{i}")
     got: dict[str, list[int]] = {}
     start = threading.Barrier(4)
 
     def worker(name: str) -> None:
         mine: list[int] = []
         start.wait()
-        while (job := store.claim(name)) is not None:
+        while (job := store.jobs.claim(name)) is not None:
             mine.append(job.id)
         got[name] = mine
 
@@ -189,11 +189,11 @@ def test_concurrent_claims_never_share_a_job(store: Store) -> None:
 def test_stale_running_job_is_reclaimed(store_url: str) -> None:
     store = Store(store_url, claim_timeout=timedelta(minutes=10))
     store.migrate()
-    store.enqueue("folder", "1.2.3")
-    first = store.claim("crashed", now=NOW)
+    store.jobs.enqueue("folder", "1.2.3")
+    first = store.jobs.claim("crashed", now=NOW)
     assert first is not None
-    assert store.claim("w2", now=NOW + timedelta(minutes=5)) is None
-    again = store.claim("w2", now=NOW + timedelta(minutes=11))
+    assert store.jobs.claim("w2", now=NOW + timedelta(minutes=5)) is None
+    again = store.jobs.claim("w2", now=NOW + timedelta(minutes=11))
     assert again is not None
     assert again.id == first.id
     assert again.claimed_by == "w2"
@@ -202,15 +202,15 @@ def test_stale_running_job_is_reclaimed(store_url: str) -> None:
 
 
 def test_finish_sets_status_and_error(store: Store) -> None:
-    store.enqueue("folder", "1.2.3")
-    store.enqueue("folder", "1.2.4")
-    ok, bad = store.claim("w1"), store.claim("w1")
+    store.jobs.enqueue("folder", "1.2.3")
+    store.jobs.enqueue("folder", "1.2.4")
+    ok, bad = store.jobs.claim("w1"), store.jobs.claim("w1")
     assert ok is not None and bad is not None
-    assert store.finish(ok, ok=True).status is JobStatus.DONE
-    failed = store.finish(bad, ok=False, error="PACS unreachable")
+    assert store.jobs.done(ok).status is JobStatus.DONE
+    failed = store.jobs.fail(bad, "PACS unreachable")
     assert failed.status is JobStatus.FAILED
     assert failed.last_error == "PACS unreachable"
-    assert store.job(bad.id) == failed
+    assert store.jobs.get(bad.id) == failed
 
 
 def test_save_exam_score_twice_updates_one_score(store: Store) -> None:
@@ -220,7 +220,7 @@ def test_save_exam_score_twice_updates_one_score(store: Store) -> None:
     assert count(store, ScoreRow) == 1
     assert count(store, ImageRow) == 4
     assert count(store, FindingRow) == 1
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         assert conn.execute(select(ScoreRow.category)).scalar_one() == 8
 
 
@@ -239,24 +239,24 @@ def test_worklist_order_follows_priority_category_and_wait(store: Store) -> None
         "priority-10": save(store, "1.4", 10, timedelta(minutes=5)),
         "overdue-1": save(store, "1.5", 1, timedelta(days=6)),
     }
-    order = [entry.exam_public_id for entry in store.worklist(NOW, POLICY)]
+    order = [entry.exam_public_id for entry in store.readings.worklist(NOW, POLICY)]
     expected = ["overdue-1", "priority-10", "routine-7", "routine-3-old", "routine-3-new"]
     assert order == [ids[name] for name in expected]
 
 
 def test_worklist_returns_aware_received_at(store: Store) -> None:
     save(store, "1.1", 3, timedelta(hours=1))
-    (entry,) = store.worklist(NOW, POLICY)
+    (entry,) = store.readings.worklist(NOW, POLICY)
     assert entry.received_at == NOW - timedelta(hours=1)
     assert entry.decision.policy_version == "test-1"
 
 
 def test_audit_rows_are_written(store: Store) -> None:
     public_id = save(store, "1.1", 3, timedelta(hours=1))
-    store.audit("reader-7", "open", public_id, {"view": "L-CC"})
-    store.audit("worker-1", "score", None)
+    store.audit.record("reader-7", "open", public_id, {"view": "L-CC"})
+    store.audit.record("worker-1", "score", None)
     assert count(store, AuditRow) == 2
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         row = conn.execute(select(AuditRow).where(AuditRow.actor == "reader-7")).one()
     assert row.exam_public_id == public_id
     assert row.detail == {"view": "L-CC"}

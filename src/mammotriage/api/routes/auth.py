@@ -46,10 +46,10 @@ def login(
         check_username(name)
     except ConfigError:
         name = ""
-    user = store.user(name) if name else None
+    user = store.users.get(name) if name else None
     known = user is not None and user.active
     if not verify_password(user.password_hash if known and user else None, password):
-        store.audit(name or "(invalid username)", "login-failed", None, {})
+        store.audit.record(name or "(invalid username)", "login-failed", None, {})
         return render(
             request,
             "login.html",
@@ -60,7 +60,7 @@ def login(
     request.session.clear()
     request.session[SESSION_USER_KEY] = user.username
     csrf_token(request.session)
-    store.audit(user.username, "login", None, {"role": user.role.value})
+    store.audit.record(user.username, "login", None, {"role": user.role.value})
     home = "/admin" if user.role is Role.ADMIN else "/"
     return RedirectResponse(safe_next(next, home) if next != "/" else home, status_code=303)
 
@@ -68,5 +68,5 @@ def login(
 @router.post("/logout")
 def logout(request: Request, user: UserAction, store: StoreDep) -> RedirectResponse:
     request.session.clear()
-    store.audit(user.username, "logout", None, {})
+    store.audit.record(user.username, "logout", None, {})
     return RedirectResponse("/login", status_code=303)

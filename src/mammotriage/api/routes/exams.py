@@ -50,7 +50,7 @@ def decide(
 def exam(exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep) -> ExamOut:
     """The exam as the caller may see it: others' decisions only once blinding ends."""
     detail = service.view_exam(store, user, exam_id, now)
-    return ExamOut.of(detail, service.report_file(detail) is not None)
+    return ExamOut.of(detail, report_downloadable=service.report_file(detail) is not None)
 
 
 @router.get(

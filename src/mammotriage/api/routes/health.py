@@ -34,7 +34,7 @@ def ready(store: StoreDep) -> HealthOut | JSONResponse:
 def database_answers(store: StoreDep) -> bool:
     """A query against a table of the schema: a reachable but empty database is not ready."""
     try:
-        with store.engine.connect() as connection:
+        with store.db.engine.connect() as connection:
             connection.execute(select(UserRow.id).limit(1)).all()
     except (SQLAlchemyError, OSError):
         return False

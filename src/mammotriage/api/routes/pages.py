@@ -27,17 +27,17 @@ from mammotriage.api.deps import (
 )
 from mammotriage.api.schemas import DecisionIn, ExamOut, QueueStatsOut, UserOut
 from mammotriage.api.templating import render
-from mammotriage.worklist.readings import QUEUES, Queue
+from mammotriage.worklist import ReadingQueue
 
 router = APIRouter(tags=["page"], include_in_schema=False)
 
 QUEUE_LABELS = {
-    "all": "All",
-    "priority": "Priority",
-    "double": "Double reading",
-    "single": "Single reading",
-    "consensus": "Consensus",
-    "mine": "Mine",
+    ReadingQueue.ALL: "All",
+    ReadingQueue.PRIORITY: "Priority",
+    ReadingQueue.DOUBLE: "Double reading",
+    ReadingQueue.SINGLE: "Single reading",
+    ReadingQueue.CONSENSUS: "Consensus",
+    ReadingQueue.MINE: "Mine",
 }
 
 
@@ -49,10 +49,10 @@ def queue_page(
     policy: PolicyDep,
     settings: SettingsDep,
     now: NowDep,
-    queue: Annotated[Queue, Query()] = "all",
+    queue: Annotated[ReadingQueue, Query()] = ReadingQueue.ALL,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    page = store.reader_queue(
+    page = store.readings.reader_queue(
         user.reader, now, policy, queue=queue, offset=offset, limit=settings.page_size
     )
     return render(
@@ -62,7 +62,7 @@ def queue_page(
             "user": user,
             "page": page,
             "queue": queue,
-            "queues": [(q, QUEUE_LABELS[q]) for q in QUEUES],
+            "queues": [(q, QUEUE_LABELS[q]) for q in ReadingQueue],
             "can_read": user.reader is not None,
         },
     )
@@ -73,7 +73,7 @@ def exam_page(
     request: Request, exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep
 ) -> HTMLResponse:
     detail = service.view_exam(store, user, exam_id, now)
-    exam = ExamOut.of(detail, service.report_file(detail) is not None)
+    exam = ExamOut.of(detail, report_downloadable=service.report_file(detail) is not None)
     mine = detail.claim_expires_at is not None
     return render(request, "exam.html", {"user": user, "exam": exam, "holding": mine})
 
@@ -135,8 +135,8 @@ def _form_bool(value: str) -> bool:
 def admin_page(
     request: Request, user: AdminUser, store: StoreDep, policy: PolicyDep, now: NowDep
 ) -> HTMLResponse:
-    stats = QueueStatsOut(**store.queue_stats(now, policy))
-    readers = [UserOut.of(u) for u in store.users()]
+    stats = QueueStatsOut.of(store.readings.queue_stats(now, policy))
+    readers = [UserOut.of(u) for u in store.users.all()]
     return render(
         request,
         "admin.html",

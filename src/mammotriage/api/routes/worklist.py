@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from mammotriage.api.deps import NowDep, PolicyDep, SettingsDep, StoreDep, WorklistViewer
 from mammotriage.api.schemas import WorklistOut
-from mammotriage.worklist.readings import Queue
+from mammotriage.worklist import ReadingQueue
 
 router = APIRouter(tags=["worklist"])
 
@@ -20,13 +20,15 @@ def worklist(
     policy: PolicyDep,
     settings: SettingsDep,
     now: NowDep,
-    queue: Annotated[Queue, Query(description="Which queue; `mine`: the exams I hold")] = "all",
+    queue: Annotated[
+        ReadingQueue, Query(description="Which queue; `mine`: the exams I hold")
+    ] = ReadingQueue.ALL,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=500, description="Default: page_size")] = None,
 ) -> WorklistOut:
     """A radiologist sees the exams they can read now; admins and services see every exam
     waiting (read-only). ``oldest_waiting_seconds`` is over the whole queue, not the page."""
-    page = store.reader_queue(
+    page = store.readings.reader_queue(
         user.reader, now, policy, queue=queue, offset=offset, limit=limit or settings.page_size
     )
     return WorklistOut.of(page)

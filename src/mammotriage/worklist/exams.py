@@ -1,0 +1,283 @@
+"""Scored exams as the worker stores them: the exam, its images, score, findings and reading
+assignment, the SR sent back and the thumbnails.
+
+Every write is an upsert on a unique constraint (``exams (study)``, ``images (sop)``,
+``scores (exam, model sha256)``, ``assignments (exam)``), so that re-processing a study
+updates its rows and never duplicates them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from mammotriage.dicom.model import Laterality
+from mammotriage.errors import StoreError
+from mammotriage.infer.scores import ExamScore
+from mammotriage.timeutil import require_aware
+from mammotriage.triage.policy import ReadingMode, TriageDecision
+from mammotriage.worklist.database import Database
+from mammotriage.worklist.models import (
+    AssignmentRow,
+    ExamRow,
+    ExamStatus,
+    FindingRow,
+    ImageRow,
+    ReadingStatus,
+    ScoreRow,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    sop_instance_uid: str | None
+    path: str | None
+    usable: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StoredExam:
+    """An exam as stored: what the worker made of it (a record, not a live row)."""
+
+    public_id: uuid.UUID
+    study_instance_uid: str
+    status: ExamStatus
+    received_at: datetime
+    partial: bool
+    score: float | None
+    category: int | None
+    model_sha256: str | None
+    mode: ReadingMode | None
+    priority: bool | None
+    rule: str | None
+    report_sop_instance_uid: str | None
+    report_location: str | None
+    images: tuple[StoredImage, ...]
+
+
+def exam_status(exam_score: ExamScore, decision: TriageDecision | None) -> ExamStatus:
+    """What scoring made of an exam: REJECTED without a decision (no mammogram in it),
+    else SCORED or UNSCORED (no image could be scored)."""
+    if decision is None:
+        return ExamStatus.REJECTED
+    return ExamStatus.SCORED if exam_score.scored else ExamStatus.UNSCORED
+
+
+class ExamArchive:
+    """The scored exams in ``db`` (the worker writes them; the reading desk reads them)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def save_score(
+        self, exam_score: ExamScore, decision: TriageDecision | None, received_at: datetime
+    ) -> uuid.UUID:
+        """Store an exam's score, images, findings and reading assignment; returns its public id.
+
+        ``exam_score.exam_id`` is the StudyInstanceUID. Saving the same study and model again
+        updates the score row (its findings replaced), another model adds a second score
+        row. The assignment follows the latest save; its reading status is kept, so a reading
+        in progress is not reset.
+
+        ``decision`` None means the study holds no mammogram: it is stored REJECTED with its
+        images and their reasons, without a score or a place on the reading lists.
+
+        Raises
+        ------
+        ConfigError
+            If ``received_at`` is naive.
+        """
+        require_aware("received_at", received_at)
+        status = exam_status(exam_score, decision)
+        with self.db.session() as session:
+            exam_id, public_id = self._upsert_exam(session, exam_score, status, received_at)
+            self._save_images(session, exam_id, exam_score)
+            if decision is None:
+                session.execute(delete(AssignmentRow).where(AssignmentRow.exam_id == exam_id))
+            else:
+                score_id = self._upsert_score(session, exam_id, exam_score)
+                _replace_findings(session, score_id, exam_score)
+                self._assign(session, exam_id, score_id, exam_score, decision)
+            return uuid.UUID(str(public_id))
+
+    def _upsert_exam(
+        self, session: Session, exam_score: ExamScore, status: ExamStatus, received_at: datetime
+    ) -> tuple[int, Any]:
+        """The exam row (its first ``received_at`` kept); returns its id and public id."""
+        id_and_public_id = session.execute(
+            self.db.insert(ExamRow)
+            .values(
+                public_id=uuid.uuid4(),
+                study_instance_uid=exam_score.exam_id,
+                received_at=received_at,
+                partial=exam_score.partial,
+                status=status,
+            )
+            .on_conflict_do_update(
+                index_elements=["study_instance_uid"],
+                set_={"partial": exam_score.partial, "status": status},
+            )
+            .returning(ExamRow.id, ExamRow.public_id)
+        ).one()
+        return int(id_and_public_id[0]), id_and_public_id[1]
+
+    def _save_images(self, session: Session, exam_id: int, exam_score: ExamScore) -> None:
+        """Upsert images by SOPInstanceUID; drop this exam's images no longer in the score."""
+        keep = [im.sop_instance_uid for im in exam_score.images if im.sop_instance_uid]
+        stale = delete(ImageRow).where(ImageRow.exam_id == exam_id)
+        if keep:
+            stale = stale.where(
+                or_(ImageRow.sop_instance_uid.is_(None), ImageRow.sop_instance_uid.not_in(keep))
+            )
+        session.execute(stale)
+        for image in exam_score.images:
+            values = {
+                "exam_id": exam_id,
+                "path": str(image.path) if image.path is not None else None,
+                "laterality": image.laterality,
+                "view": image.view,
+                "usable": image.usable,
+                "reason": image.reason,
+            }
+            statement = self.db.insert(ImageRow).values(
+                sop_instance_uid=image.sop_instance_uid, **values
+            )
+            if image.sop_instance_uid:
+                statement = statement.on_conflict_do_update(
+                    index_elements=["sop_instance_uid"], set_=values
+                )
+            session.execute(statement)
+
+    def _upsert_score(self, session: Session, exam_id: int, exam_score: ExamScore) -> int:
+        """The score row of this exam and model; returns its id."""
+        now = utcnow()
+        values = {
+            "model_name": exam_score.model_name,
+            "score": exam_score.score,
+            "category": exam_score.category,
+            # The JSON column holds the laterality's value ("L", "R") as key.
+            "breasts": {Laterality(k).value: v for k, v in exam_score.breasts.items()},
+            "updated_at": now,
+        }
+        return int(
+            session.execute(
+                self.db.insert(ScoreRow)
+                .values(
+                    exam_id=exam_id, model_sha256=exam_score.model_sha256, created_at=now, **values
+                )
+                .on_conflict_do_update(index_elements=["exam_id", "model_sha256"], set_=values)
+                .returning(ScoreRow.id)
+            ).scalar_one()
+        )
+
+    def _assign(
+        self,
+        session: Session,
+        exam_id: int,
+        score_id: int,
+        exam_score: ExamScore,
+        decision: TriageDecision,
+    ) -> None:
+        """The exam's reading assignment, from the latest decision (its reading status kept)."""
+        assignment = {
+            "score_id": score_id,
+            "mode": decision.mode,
+            "priority": decision.priority,
+            "category": exam_score.category,
+            "rule": decision.rule,
+            "rule_code": decision.rule_code,
+            "policy_version": decision.policy_version,
+        }
+        session.execute(
+            self.db.insert(AssignmentRow)
+            .values(exam_id=exam_id, status=ReadingStatus.UNREAD, **assignment)
+            .on_conflict_do_update(index_elements=["exam_id"], set_=assignment)
+        )
+
+    def save_report(self, study_instance_uid: str, sop_instance_uid: str, location: str) -> None:
+        """Record the SR sent back for an exam's latest score, and where it went."""
+        with self.db.session() as session:
+            result = session.execute(
+                update(ExamRow)
+                .where(ExamRow.study_instance_uid == study_instance_uid)
+                .values(report_sop_instance_uid=sop_instance_uid, report_location=location)
+                .execution_options(synchronize_session=False)
+            )
+            if not getattr(result, "rowcount", 0):
+                raise StoreError("cannot record a report for an exam that is not stored")
+
+    def save_thumbnails(self, thumbnails: dict[str, tuple[str, int, int]]) -> None:
+        """Record each image's thumbnail: SOPInstanceUID -> (PNG path, rows, columns)."""
+        with self.db.session() as session:
+            for sop_instance_uid, (path, rows, columns) in thumbnails.items():
+                session.execute(
+                    update(ImageRow)
+                    .where(ImageRow.sop_instance_uid == sop_instance_uid)
+                    .values(thumbnail=path, rows=rows, columns=columns)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def all(self) -> list[StoredExam]:
+        """Every stored exam with its status, latest score and report (for status pages)."""
+        query = (
+            select(ExamRow, AssignmentRow, ScoreRow)
+            .outerjoin(AssignmentRow, AssignmentRow.exam_id == ExamRow.id)
+            .outerjoin(ScoreRow, ScoreRow.id == AssignmentRow.score_id)
+            .order_by(ExamRow.id)
+        )
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+            images = session.execute(select(ImageRow).order_by(ImageRow.id)).scalars().all()
+        by_exam: dict[int, list[StoredImage]] = {}
+        for image in images:
+            by_exam.setdefault(image.exam_id, []).append(
+                StoredImage(image.sop_instance_uid, image.path, image.usable, image.reason)
+            )
+        return [
+            StoredExam(
+                public_id=exam.public_id,
+                study_instance_uid=exam.study_instance_uid,
+                status=exam.status,
+                received_at=exam.received_at,
+                partial=exam.partial,
+                score=None if score is None else score.score,
+                category=None if score is None else score.category,
+                model_sha256=None if score is None else score.model_sha256,
+                mode=None if assignment is None else assignment.mode,
+                priority=None if assignment is None else assignment.priority,
+                rule=None if assignment is None else assignment.rule,
+                report_sop_instance_uid=exam.report_sop_instance_uid,
+                report_location=exam.report_location,
+                images=tuple(by_exam.get(exam.id, ())),
+            )
+            for exam, assignment, score in rows
+        ]
+
+
+def _replace_findings(session: Session, score_id: int, exam_score: ExamScore) -> None:
+    """The score's findings, replaced by those of this save."""
+    session.execute(delete(FindingRow).where(FindingRow.score_id == score_id))
+    findings = [
+        {
+            "score_id": score_id,
+            "sop_instance_uid": f.sop_instance_uid,
+            "x0": f.box_original[0],
+            "y0": f.box_original[1],
+            "x1": f.box_original[2],
+            "y1": f.box_original[3],
+            "score": f.score,
+        }
+        for f in exam_score.findings
+    ]
+    if findings:
+        session.execute(insert(FindingRow), findings)
+
+
+__all__ = ["ExamArchive", "StoredExam", "StoredImage", "exam_status"]
