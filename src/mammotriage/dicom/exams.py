@@ -8,46 +8,22 @@ stated rule rather than by file order.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
 from mammotriage.dicom.model import (
-    MLO_LIKE_VIEWS,
     Exam,
     Image,
-    Laterality,
     PresentationIntentType,
+    Slot,
     ViewPosition,
-    view_label,
+    exam_key,
 )
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-
-
-def exam_key(image: Image) -> tuple[str, str]:
-    """(exam_id, source). Patient-derived keys are hashed so that no identifier leaks into
-    ids, logs or URLs."""
-    if image.study_instance_uid:
-        return image.study_instance_uid, "StudyInstanceUID"
-    if image.accession_number:
-        return f"acc-{_digest(image.accession_number)}", "AccessionNumber"
-    if image.patient_id:
-        return f"pat-{_digest(image.patient_id, image.study_date or '')}", "PatientID+StudyDate"
-    # Nothing to group by: the image is an exam of its own.
-    own = image.sop_instance_uid or str(image.path)
-    return f"img-{_digest(own)}", "SOPInstanceUID"
-
-
-def slot_of(image: Image) -> str | None:
-    """The exam slot an image can fill: "L-CC", "R-MLO" (ML and LM fill the MLO slot), or
-    its own label for supplementary views (XCCL, FB ...); None when unplaceable."""
-    if image.laterality is Laterality.UNKNOWN or image.view is ViewPosition.UNKNOWN:
-        return None
-    if image.view in MLO_LIKE_VIEWS:
-        return view_label(image.laterality, ViewPosition.MLO)
-    return view_label(image.laterality, image.view)
+def slot_of(image: Image) -> Slot | None:
+    """The exam slot an image can fill: L-CC, R-MLO (ML and LM fill the MLO slot), or
+    its own slot for supplementary views (XCCL, FB ...); None when unplaceable."""
+    return Slot.of(image.laterality, image.view)
 
 
 def _preference(image: Image) -> tuple[int, int, int, str]:
@@ -81,13 +57,13 @@ def _why(best: Image, others: list[Image]) -> str:
 
 def build_exam(exam_id: str, source: str, images: list[Image]) -> Exam:
     """Choose one usable image per slot and record why when there was a choice."""
-    candidates: dict[str, list[Image]] = {}
+    candidates: dict[Slot, list[Image]] = {}
     for image in images:
         slot = slot_of(image)
         if image.usable and slot is not None:
             candidates.setdefault(slot, []).append(image)
-    selected: dict[str, Image] = {}
-    choices: dict[str, str] = {}
+    selected: dict[Slot, Image] = {}
+    choices: dict[Slot, str] = {}
     for slot, found in candidates.items():
         ranked = sorted(found, key=_preference, reverse=True)
         selected[slot] = ranked[0]

@@ -8,6 +8,7 @@ radiologist or engineer can check a decision instead of trusting it.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,67 @@ def view_label(laterality: Laterality, view: ViewPosition) -> str:
     return f"{laterality.value}-{view.value}"
 
 
+class Slot(str, enum.Enum):
+    """A view slot of an exam: one breast (left or right) seen in one view.
+
+    An exam holds at most one selected image per slot. ML and LM fill the MLO slot (see
+    :data:`MLO_LIKE_VIEWS`), so they have no slot of their own; an image of unknown
+    laterality or view fills none. The value is the label, ``"L-CC"``: ``str()``, f-strings
+    and JSON print a slot as that label, as tables and ``--json`` outputs always have.
+    """
+
+    R_CC = "R-CC"
+    L_CC = "L-CC"
+    R_MLO = "R-MLO"
+    L_MLO = "L-MLO"
+    R_LMO = "R-LMO"
+    L_LMO = "L-LMO"
+    R_XCCL = "R-XCCL"
+    L_XCCL = "L-XCCL"
+    R_XCCM = "R-XCCM"
+    L_XCCM = "L-XCCM"
+    R_FB = "R-FB"
+    L_FB = "L-FB"
+    R_SIO = "R-SIO"
+    L_SIO = "L-SIO"
+    R_AT = "R-AT"
+    L_AT = "L-AT"
+    R_CV = "R-CV"
+    L_CV = "L-CV"
+    R_RL = "R-RL"
+    L_RL = "L-RL"
+    R_RM = "R-RM"
+    L_RM = "L-RM"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def laterality(self) -> Laterality:
+        return Laterality(self.value.split("-", 1)[0])
+
+    @property
+    def view(self) -> ViewPosition:
+        return ViewPosition(self.value.split("-", 1)[1])
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+    @classmethod
+    def of(cls, laterality: Laterality, view: ViewPosition) -> Slot | None:
+        """The slot an image of this laterality and view fills; None when it fills none."""
+        if laterality is Laterality.UNKNOWN or view is ViewPosition.UNKNOWN:
+            return None
+        if view in MLO_LIKE_VIEWS:
+            view = ViewPosition.MLO
+        return cls(view_label(laterality, view))
+
+
+#: The slots of a standard screening exam, in reading order (:data:`STANDARD_VIEWS`).
+STANDARD_SLOTS: tuple[Slot, ...] = (Slot.R_CC, Slot.L_CC, Slot.R_MLO, Slot.L_MLO)
+
+
 @dataclass(frozen=True, eq=False)
 class Image:
     """One DICOM mammogram: pixels ready for preprocessing and the metadata that decides
@@ -134,8 +196,6 @@ class Image:
 
     @property
     def exam_id(self) -> str:
-        from mammotriage.dicom.exams import exam_key
-
         return exam_key(self)[0]
 
     @property
@@ -151,11 +211,29 @@ class Image:
         return UID(self.transfer_syntax_uid).name
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def exam_key(image: Image) -> tuple[str, str]:
+    """(exam_id, source). Patient-derived keys are hashed so that no identifier leaks into
+    ids, logs or URLs."""
+    if image.study_instance_uid:
+        return image.study_instance_uid, "StudyInstanceUID"
+    if image.accession_number:
+        return f"acc-{_digest(image.accession_number)}", "AccessionNumber"
+    if image.patient_id:
+        return f"pat-{_digest(image.patient_id, image.study_date or '')}", "PatientID+StudyDate"
+    # Nothing to group by: the image is an exam of its own.
+    own = image.sop_instance_uid or str(image.path)
+    return f"img-{_digest(own)}", "SOPInstanceUID"
+
+
 @dataclass(frozen=True)
 class Exam:
     """The images of one screening exam, grouped and sorted into views.
 
-    ``selected`` holds the image chosen for each (laterality, view) slot; ``choices`` says
+    ``selected`` holds the image chosen for each :class:`Slot`; ``choices`` says
     why, for every slot that had more than one candidate (For Presentation over For
     Processing, latest, not implant-displaced).
     """
@@ -163,21 +241,19 @@ class Exam:
     exam_id: str
     exam_id_source: str
     images: tuple[Image, ...]
-    selected: dict[str, Image]
-    choices: dict[str, str]
+    selected: dict[Slot, Image]
+    choices: dict[Slot, str]
 
     @property
-    def present(self) -> list[str]:
-        labels = (view_label(lat, v) for lat, v in STANDARD_VIEWS)
-        return [label for label in labels if label in self.selected]
+    def present(self) -> list[Slot]:
+        return [slot for slot in STANDARD_SLOTS if slot in self.selected]
 
     @property
-    def missing(self) -> list[str]:
-        labels = (view_label(lat, v) for lat, v in STANDARD_VIEWS)
-        return [label for label in labels if label not in self.selected]
+    def missing(self) -> list[Slot]:
+        return [slot for slot in STANDARD_SLOTS if slot not in self.selected]
 
     @property
-    def duplicated(self) -> list[str]:
+    def duplicated(self) -> list[Slot]:
         return sorted(self.choices)
 
     @property

@@ -24,8 +24,11 @@ from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 
 from mammotriage.category import HIGHEST, LOWEST
+from mammotriage.dicom.model import Laterality
 
 LATERALITIES = ("L", "R")
+#: The breasts a report scores, by laterality.
+BREAST_SIDES = (Laterality.LEFT, Laterality.RIGHT)
 CATEGORY_RANGE = (LOWEST, HIGHEST)
 FINDING_SCORE_RANGE = (1, 100)
 SCORE_RANGE = (0.0, 100.0)
@@ -179,8 +182,8 @@ class ReportContent:
     category:
         Calibrated triage category, 1-10.
     breasts:
-        Breast scores keyed ``"L"``/``"R"``; ``None`` (or a missing key) for a breast
-        without a usable image, which the report then leaves out.
+        Breast scores by :class:`Laterality` (left, right); ``None`` (or a missing key) for
+        a breast without a usable image, which the report then leaves out.
     findings:
         Regions to mark, in the order they should be numbered.
     reading:
@@ -191,7 +194,7 @@ class ReportContent:
 
     exam_score: float
     category: int
-    breasts: Mapping[str, float | None] = field(default_factory=dict)
+    breasts: Mapping[Laterality, float | None] = field(default_factory=dict)
     findings: tuple[ReportFinding, ...] = ()
     reading: str | None = None
     partial: bool = False
@@ -203,12 +206,13 @@ class ReportContent:
             raise ValueError(f"category must be an integer, got {self.category!r}")
         if not low <= self.category <= high:
             raise ValueError(f"category must lie in [{low}, {high}], got {self.category!r}")
-        unknown = sorted(set(self.breasts) - set(LATERALITIES))
+        unknown = sorted(str(getattr(k, "value", k)) for k in self.breasts if k not in BREAST_SIDES)
         if unknown:
             raise ValueError(f"breasts keys must be among {LATERALITIES}, got {unknown!r}")
+        sides = sorted(((Laterality(k), v) for k, v in self.breasts.items()), key=lambda kv: kv[0])
         breasts = {
-            side: None if score is None else _check_score(f"breasts[{side!r}]", score)
-            for side, score in sorted(self.breasts.items())
+            side: None if score is None else _check_score(f"breasts[{side.value!r}]", score)
+            for side, score in sides
         }
         # A read-only copy keeps the record frozen in fact, not only in name.
         object.__setattr__(self, "breasts", MappingProxyType(breasts))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mammotriage.category import check_thresholds
-from mammotriage.dicom.model import Laterality, ViewPosition, view_label
+from mammotriage.dicom.model import Laterality, Slot, ViewPosition, view_label
 
 Aggregate = Literal["max", "mean"]
 Box = tuple[float, float, float, float]
@@ -111,12 +111,14 @@ class ExamScore:
     score: float | None
     category: int | None
     partial: bool
-    breasts: dict[str, float | None]
+    #: Breast scores by laterality (left, right); None for a breast with nothing scored.
+    breasts: dict[Laterality, float | None]
     findings: tuple[Finding, ...]
     images: tuple[ImageScore, ...]
     model_name: str
     model_sha256: str
-    missing: tuple[str, ...] = field(default=())
+    #: Standard view slots that were not scored.
+    missing: tuple[Slot, ...] = field(default=())
 
     @property
     def scored(self) -> bool:
@@ -147,8 +149,8 @@ class ExamScore:
             "score": _round(self.score),
             "category": self.category,
             "partial": self.partial,
-            "missing": list(self.missing),
-            "breasts": {k: _round(v) for k, v in self.breasts.items()},
+            "missing": [slot.label for slot in self.missing],
+            "breasts": {lat.value: _round(v) for lat, v in self.breasts.items()},
             "findings": [f.to_dict() for f in self.findings],
             "model": {"name": self.model_name, "sha256": self.model_sha256},
             "images": [im.to_dict() for im in self.images],
@@ -173,7 +175,7 @@ def _combine(values: Sequence[float], how: Aggregate) -> float:
 
 def aggregate(
     image_scores: Iterable[ImageScore], how_breast: Aggregate = "max", how_exam: Aggregate = "max"
-) -> tuple[float | None, dict[str, float | None]]:
+) -> tuple[float | None, dict[Laterality, float | None]]:
     """Image probabilities -> breast scores -> exam score, all on the 0-100 scale.
 
     A breast's score combines the scored images of that laterality (``how_breast``), the
@@ -183,7 +185,8 @@ def aggregate(
     Returns
     -------
     exam, breasts
-        The exam score (None when nothing was scored) and ``{"L": score | None, "R": ...}``.
+        The exam score (None when nothing was scored) and
+        ``{Laterality.LEFT: score | None, Laterality.RIGHT: ...}``.
 
     Raises
     ------
@@ -198,7 +201,7 @@ def aggregate(
         if image.probability is not None and image.laterality in by_breast:
             by_breast[image.laterality].append(image.probability)
     breasts = {
-        lat.value: (100.0 * _combine(p, how_breast) if p else None) for lat, p in by_breast.items()
+        lat: (100.0 * _combine(p, how_breast) if p else None) for lat, p in by_breast.items()
     }
     scored = [v for v in breasts.values() if v is not None]
     return (_combine(scored, how_exam) if scored else None), breasts

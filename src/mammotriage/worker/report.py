@@ -10,7 +10,12 @@ from pydicom.errors import InvalidDicomError
 
 from mammotriage import __version__
 from mammotriage.dicom.report import build_measurement_report, write_report
-from mammotriage.dicom.report_content import AlgorithmIdentity, ReportContent, ReportFinding
+from mammotriage.dicom.report_content import (
+    BREAST_SIDES,
+    AlgorithmIdentity,
+    ReportContent,
+    ReportFinding,
+)
 from mammotriage.errors import SourceError
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage import ReadingMode, TriageDecision
@@ -80,7 +85,7 @@ class ReportWriter:
         content = ReportContent(
             exam_score=float(exam_score.score),
             category=int(exam_score.category),
-            breasts={k: v for k, v in exam_score.breasts.items() if k in ("L", "R")},
+            breasts={lat: v for lat, v in exam_score.breasts.items() if lat in BREAST_SIDES},
             findings=findings,
             reading=_READING.get(decision.mode),
             partial=exam_score.partial,

@@ -1,8 +1,10 @@
 """Grouping images into exams without assuming four files, and choosing one per view."""
 
+import json
 from pathlib import Path
 
 from mammotriage.dicom import Image, Laterality, PresentationIntentType, ViewPosition, group_exams
+from mammotriage.dicom.model import Slot
 
 L, R = Laterality.LEFT, Laterality.RIGHT
 CC, MLO, ML = ViewPosition.CC, ViewPosition.MLO, ViewPosition.ML
@@ -24,18 +26,18 @@ def _four(**kw):
 
 def test_complete_exam_has_four_views_and_is_not_partial():
     (exam,) = group_exams(_four())
-    assert sorted(exam.present) == ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    assert sorted(exam.present) == [Slot.L_CC, Slot.L_MLO, Slot.R_CC, Slot.R_MLO]
     assert exam.missing == [] and not exam.partial
 
 
 def test_missing_view_makes_a_partial_exam():
     (exam,) = group_exams(_four()[:3])
-    assert exam.missing == ["R-MLO"] and exam.partial
+    assert exam.missing == [Slot.R_MLO] and exam.partial
 
 
 def test_single_image_is_an_exam():
     (exam,) = group_exams([_img(L, CC)])
-    assert exam.present == ["L-CC"] and len(exam.missing) == 3
+    assert exam.present == [Slot.L_CC] and len(exam.missing) == 3
 
 
 def test_grouping_falls_back_to_accession_number_then_patient_and_date():
@@ -61,44 +63,59 @@ def test_patient_derived_exam_ids_do_not_contain_the_patient_id():
 def test_for_presentation_is_chosen_over_for_processing_and_the_choice_recorded():
     raw = _img(L, CC, 1, presentation_intent=PresentationIntentType.FOR_PROCESSING)
     (exam,) = group_exams([raw, *_four()])
-    assert exam.selected["L-CC"].presentation_intent is PresentationIntentType.FOR_PRESENTATION
-    assert "For Presentation chosen over For Processing" in exam.choices["L-CC"]
-    assert exam.duplicated == ["L-CC"]
+    assert exam.selected[Slot.L_CC].presentation_intent is PresentationIntentType.FOR_PRESENTATION
+    assert "For Presentation chosen over For Processing" in exam.choices[Slot.L_CC]
+    assert exam.duplicated == [Slot.L_CC]
 
 
 def test_latest_acquisition_wins_among_equal_duplicates():
     old = _img(R, MLO, 1, acquisition_datetime="20260101090000")
     new = _img(R, MLO, 2, acquisition_datetime="20260101093000")
     (exam,) = group_exams([new, old])
-    assert exam.selected["R-MLO"] is new
+    assert exam.selected[Slot.R_MLO] is new
 
 
 def test_implant_displaced_view_is_chosen_only_when_it_is_the_only_one():
     displaced = _img(L, CC, 1, implant_displaced=True, acquisition_datetime="2")
     standard = _img(L, CC, 2, acquisition_datetime="1")
     (exam,) = group_exams([displaced, standard])
-    assert exam.selected["L-CC"] is standard
+    assert exam.selected[Slot.L_CC] is standard
     (alone,) = group_exams([displaced])
-    assert alone.selected["L-CC"] is displaced
+    assert alone.selected[Slot.L_CC] is displaced
 
 
 def test_ml_fills_the_mlo_slot_but_a_true_mlo_is_preferred():
     lateral = _img(L, ML, 1)
     (exam,) = group_exams([lateral])
-    assert exam.selected["L-MLO"] is lateral and exam.selected["L-MLO"].view is ML
+    assert exam.selected[Slot.L_MLO] is lateral and exam.selected[Slot.L_MLO].view is ML
     oblique = _img(L, MLO, 2)
     (both,) = group_exams([lateral, oblique])
-    assert both.selected["L-MLO"] is oblique
+    assert both.selected[Slot.L_MLO] is oblique
 
 
 def test_unusable_images_stay_in_the_exam_but_fill_no_slot():
     spot = _img(L, CC, 1, usable=False, reason="spot compression view")
     (exam,) = group_exams([spot])
     assert exam.images == (spot,) and exam.unusable_images == [spot]
-    assert "L-CC" in exam.missing
+    assert Slot.L_CC in exam.missing
 
 
 def test_supplementary_views_are_kept_beside_the_standard_slots():
     xccl = _img(R, ViewPosition.XCCL, 1)
     (exam,) = group_exams([*_four(), xccl])
-    assert exam.selected["R-XCCL"] is xccl and not exam.partial
+    assert exam.selected[Slot.R_XCCL] is xccl and not exam.partial
+
+
+def test_a_slot_is_one_breast_in_one_view_and_prints_as_its_label():
+    assert Slot.of(L, ML) is Slot.L_MLO and Slot.of(R, CC) is Slot.R_CC
+    assert Slot.of(Laterality.UNKNOWN, CC) is None and Slot.of(L, ViewPosition.UNKNOWN) is None
+    assert (Slot.R_XCCL.laterality, Slot.R_XCCL.view) == (R, ViewPosition.XCCL)
+    assert str(Slot.L_CC) == f"{Slot.L_CC}" == Slot.L_CC.label == "L-CC"
+    assert json.dumps({Slot.L_CC: [Slot.R_MLO]}) == '{"L-CC": ["R-MLO"]}'
+
+
+def test_every_placeable_view_has_a_slot():
+    for lat in (L, R):
+        for view in ViewPosition:
+            if view is not ViewPosition.UNKNOWN:
+                assert Slot.of(lat, view) is not None

@@ -11,7 +11,8 @@ import pytest
 
 from dicom_builders import mg_dataset, write
 from infer_builders import double_unless_boom, tiny_model, view_pixels, write_exam, write_view
-from mammotriage.dicom import group_exams
+from mammotriage.dicom import Laterality, group_exams
+from mammotriage.dicom.model import Slot
 from mammotriage.infer.engine import ScoringEngine
 from mammotriage.sidecar import Aggregation
 
@@ -49,12 +50,12 @@ def test_every_exam_gets_a_score_category_and_breast_scores(model, exams_folder)
     assert len(exams) == 3
     a = exams["1.2.826.0.1.3680043.8.498.101"]
     assert not a.partial and len(a.images) == 4
-    assert a.breasts["L"] > a.breasts["R"]
+    assert a.breasts[Laterality.LEFT] > a.breasts[Laterality.RIGHT]
     assert a.score == pytest.approx(max(im.score for im in a.images))
     assert a.category == 1 + sum(a.score > t for t in (10, 20, 30, 40, 50, 60, 70, 80, 90))
     assert a.findings and a.findings[0].laterality.value == "L"
     b = exams["1.2.826.0.1.3680043.8.498.102"]
-    assert b.breasts["R"] > b.breasts["L"]
+    assert b.breasts[Laterality.RIGHT] > b.breasts[Laterality.LEFT]
     assert a.model_name == "tiny-brightness" and len(a.model_sha256) == 64
 
 
@@ -82,10 +83,11 @@ def test_a_file_that_kills_a_decode_process_is_pinned_on_that_file_alone(model):
     items = ["a", "b", "boom", "c", "d", "e"]
     with ScoringEngine(model, decode_workers=2, executor="process") as engine:
         results = list(
-            engine._ordered_map(double_unless_boom, items, lambda item: "crashed", depth=4)
+            engine.decoder.ordered_map(double_unless_boom, items, lambda item: "crashed", depth=4)
         )
         # the restarted pool carries on for later work
-        assert list(engine._ordered_map(double_unless_boom, ["f"], str, depth=1)) == [("f", "ff")]
+        again = engine.decoder.ordered_map(double_unless_boom, ["f"], str, depth=1)
+        assert list(again) == [("f", "ff")]
     assert results == [
         ("a", "aa"),
         ("b", "bb"),
@@ -110,7 +112,7 @@ def test_unusable_files_are_listed_with_their_reason_never_raised(model, tmp_pat
     record = json.loads(exam.to_json())
     ct = next(im for im in record["images"] if im["path"].endswith("ct.dcm"))
     assert ct["usable"] is False and "not a mammogram" in ct["reason"] and ct["score"] is None
-    assert exam.partial and exam.missing == ("R-CC",) and exam.score is not None
+    assert exam.partial and exam.missing == (Slot.R_CC,) and exam.score is not None
     lone = next(e for e in exams if any(str(im.path).endswith("garbage.dcm") for im in e.images))
     assert lone.score is None and lone.category is None
     assert lone.images[0].usable is False and lone.images[0].reason
@@ -128,7 +130,7 @@ def test_a_file_that_fails_to_decode_after_its_header_was_read_is_an_unusable_im
         [exam] = engine.score_exams(group_exams(images))
     gone = next(im for im in exam.images if im.path.name == "RMLO.dcm")
     assert not gone.usable and "cannot read file" in gone.reason
-    assert exam.partial and exam.missing == ("R-MLO",) and exam.score is not None
+    assert exam.partial and exam.missing == (Slot.R_MLO,) and exam.score is not None
 
 
 def test_a_duplicate_view_is_listed_as_not_scored_with_the_choice(model, tmp_path):
@@ -149,7 +151,7 @@ def test_the_sidecar_decides_mean_aggregation(tmp_path, exams_folder):
     with ScoringEngine(mean) as engine:
         exam = by_id(engine.score_paths([exams_folder]))["1.2.826.0.1.3680043.8.498.101"]
     left = [im.score for im in exam.images if im.laterality.value == "L"]
-    assert exam.breasts["L"] == pytest.approx(sum(left) / 2)
+    assert exam.breasts[Laterality.LEFT] == pytest.approx(sum(left) / 2)
 
 
 def test_exams_come_back_in_order_as_they_finish(model, exams_folder):
@@ -191,7 +193,7 @@ def test_bad_arguments_are_refused_by_name(model):
 def test_inference_modules_never_import_torch():
     code = (
         "import sys, mammotriage.infer, mammotriage.infer.engine, mammotriage.infer.calibrate, "
-        "mammotriage.cli_infer; print('torch' in sys.modules)"
+        "mammotriage.cli.scoring; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -33,13 +33,13 @@ FOUR = [image(R, CC, 0.10), image(R, MLO, 0.30), image(L, CC, 0.80), image(L, ML
 
 def test_breast_is_its_most_suspicious_view_and_exam_its_most_suspicious_breast():
     exam, breasts = aggregate(FOUR, "max", "max")
-    assert breasts == pytest.approx({"L": 80.0, "R": 30.0})
+    assert breasts == pytest.approx({L: 80.0, R: 30.0})
     assert exam == pytest.approx(80.0)
 
 
 def test_mean_aggregation_averages_the_views_of_a_breast_when_the_sidecar_says_so():
     exam, breasts = aggregate(FOUR, "mean", "max")
-    assert breasts == pytest.approx({"L": 50.0, "R": 20.0})
+    assert breasts == pytest.approx({L: 50.0, R: 20.0})
     assert exam == pytest.approx(50.0)
     exam_mean, _ = aggregate(FOUR, "mean", "mean")
     assert exam_mean == pytest.approx(35.0)
@@ -48,14 +48,14 @@ def test_mean_aggregation_averages_the_views_of_a_breast_when_the_sidecar_says_s
 def test_unscored_and_unusable_images_take_no_part_in_the_score():
     images = [*FOUR[:2], image(L, CC, None, usable=False, reason="not a mammogram")]
     exam, breasts = aggregate(images)
-    assert breasts == {"L": None, "R": pytest.approx(30.0)}
+    assert breasts == {L: None, R: pytest.approx(30.0)}
     assert exam == pytest.approx(30.0)
 
 
 def test_an_exam_with_nothing_scored_has_no_score():
     assert aggregate([image(L, CC, None, usable=False, reason="x")]) == (
         None,
-        {"L": None, "R": None},
+        {L: None, R: None},
     )
 
 
@@ -100,7 +100,7 @@ def test_json_record_lists_every_image_with_its_reason():
         score=80.0,
         category=9,
         partial=False,
-        breasts={"L": 80.0, "R": 30.0},
+        breasts={L: 80.0, R: 30.0},
         findings=(finding,),
         images=(*FOUR, ct),
         model_name="tiny",

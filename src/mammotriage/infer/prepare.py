@@ -1,0 +1,198 @@
+"""Decoding ahead of inference: model inputs from DICOM files, in a pool that works ahead.
+
+:func:`prepare_image` turns one selected image into the model's input tensor and its
+:class:`~mammotriage.preprocess.Transform` (:class:`Prepared`), or into the reason it could
+not (:class:`Unusable`); it never raises for a bad file. Only the tensor survives: decoded
+pixels go out of scope on return, so memory holds model inputs, not mammograms.
+
+:class:`DecodePool` runs such work in threads (default) or processes, in order and a bounded
+number of items ahead of the consumer, so that decoding the next batch overlaps inference
+on this one. Threads are the default because ONNX Runtime, the codecs, numpy and Pillow all
+release the GIL in their C loops: one decode thread already overlaps decoding with
+inference, with no process start and no tensor pickling. Part of every decode still holds
+the GIL, so on a worker with free cores a process pool (``executor="process"``) may decode
+faster; measure there (``mammotriage bench``; figures and how they were taken in
+``docs/benchmarks.md``). Processes also isolate a codec that crashes on a hostile file: the
+file is marked unusable and the pool restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from mammotriage.dicom import Image, read_image
+from mammotriage.dicom.decode import one_line
+from mammotriage.errors import DicomReadError
+from mammotriage.preprocess import PreprocessParams, Transform, preprocess_image
+
+log = logging.getLogger(__name__)
+
+Executors = Literal["thread", "process"]
+EXECUTORS: tuple[str, ...] = ("thread", "process")
+#: The reason recorded for a file whose decoding killed a worker process twice.
+CRASHED = "the decoder crashed on this file (the worker process died)"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One selected image made ready for the model: the preprocessed tensor (never the
+    decoded pixels) and the transform that maps the model input back to the file's pixels."""
+
+    tensor: np.ndarray
+    transform: Transform
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """Why a selected image could not be made ready for the model."""
+
+    reason: str
+
+
+def prepare_image(image: Image, params: PreprocessParams) -> Prepared | Unusable:
+    """Decode (when the image carries no pixels) and preprocess one image.
+
+    Runs in the decode pool, so it is a module-level function of picklable arguments. The
+    file is decoded at reduced resolution for the model input; the decoded pixels go out
+    of scope on return.
+    """
+    source = image
+    try:
+        if image.pixels is None:
+            if image.path is None:
+                return Unusable("no pixels and no file to read them from")
+            source = read_image(image.path, target_shape=(params.input_height, params.input_width))
+            if not source.usable:
+                return Unusable(source.reason or "unusable")
+            if source.sop_instance_uid != image.sop_instance_uid:
+                return Unusable("file changed since its header was read")
+        tensor, transform = preprocess_image(source, params)
+    except DicomReadError as exc:
+        return Unusable(exc.reason)
+    except Exception as exc:  # a hostile file must never stop the batch
+        return Unusable(f"cannot preprocess: {type(exc).__name__}: {one_line(exc)}")
+    return Prepared(tensor, transform)
+
+
+def read_header(path: Path) -> Image:
+    """The file's header only (no pixels): what grouping into exams needs."""
+    return read_image(path, load_pixels=False)
+
+
+def crashed_header(path: Path) -> Image:
+    """The unusable image of a file whose header reading killed a worker process."""
+    return Image(path=path, usable=False, reason=CRASHED)
+
+
+class DecodePool:
+    """Runs decode work in order, a bounded number of items ahead of the consumer.
+
+    ``workers`` 0 runs everything in the calling thread, when asked (no overlap). The pool
+    starts on first use and :meth:`close` stops it; a later call starts a new one.
+    """
+
+    def __init__(self, workers: int, executor: Executors = "thread") -> None:
+        self.workers = workers
+        self.executor = executor
+        self._pool: Executor | None = None
+
+    def close(self) -> None:
+        """Stop the pool (a later call starts a new one)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> Executor | None:
+        if self.workers == 0:
+            return None
+        if self._pool is None:
+            if self.executor == "process":
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=process_context())
+            else:
+                self._pool = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="mammotriage-decode"
+                )
+        return self._pool
+
+    def ordered_map(
+        self,
+        fn: Callable[[_T], _R],
+        items: Sequence[_T],
+        crashed: Callable[[_T], _R],
+        *,
+        depth: int,
+    ) -> Generator[tuple[_T, _R], None, None]:
+        """``(item, fn(item))`` in order, with up to ``depth`` items in the pool at a time.
+
+        A worker process that dies (a codec crashing on a hostile file) breaks the whole
+        pool: the pool is restarted and each item that was in flight is run again on its
+        own, so that only the item that crashes a worker twice becomes ``crashed(item)``.
+        """
+        pool = self._executor()
+        if pool is None:
+            for item in items:
+                yield item, fn(item)
+            return
+        window: deque[tuple[_T, Future[_R], Executor]] = deque()
+        pending = iter(items)
+
+        def submit() -> None:
+            for item in pending:  # at most one
+                executor = self._executor()
+                assert executor is not None
+                window.append((item, executor.submit(fn, item), executor))
+                return
+
+        try:
+            for _ in range(depth):
+                submit()
+            while window:
+                item, future, executor = window.popleft()
+                try:
+                    result = future.result()
+                except BrokenExecutor:
+                    if executor is self._pool:
+                        log.warning("a decode worker died; restarting the decode pool")
+                        self.close()
+                    result = self._alone(fn, item, crashed)
+                submit()
+                yield item, result
+        finally:
+            for _, future, _ in window:
+                future.cancel()
+
+    def _alone(self, fn: Callable[[_T], _R], item: _T, crashed: Callable[[_T], _R]) -> _R:
+        """Run ``item`` in a one-worker pool of its own: ``crashed(item)`` if it kills that
+        worker too, so a crash is pinned on the file that caused it, not its neighbours."""
+        if self.executor != "process":
+            return fn(item)
+        with ProcessPoolExecutor(1, mp_context=process_context()) as solo:
+            try:
+                return solo.submit(fn, item).result()
+            except BrokenExecutor:
+                return crashed(item)
+
+
+def process_context() -> multiprocessing.context.BaseContext:
+    """forkserver (spawn off Linux), never fork: this process already runs ONNX Runtime
+    threads, and a forked copy of a threaded process may inherit a held lock."""
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return multiprocessing.get_context(method)
