@@ -82,7 +82,7 @@ def run(
         if database:
             store = Store(database)
             store.migrate()
-            with store.engine.begin() as connection:
+            with store.db.engine.begin() as connection:
                 for table in (
                     "findings",
                     "scores",
@@ -156,7 +156,7 @@ def run(
         reports = [e for log in logs for e in _log_events(log, "report-stored")]
         stable = _change_times(server)
         store = Store(db)
-        uid_of = {str(e.public_id): e.study_instance_uid for e in store.exams()}
+        uid_of = {str(e.public_id): e.study_instance_uid for e in store.exams.all()}
         store.close()
         latency = [
             _stamp(e) - stable[uid_of[e["exam_id"]]]

@@ -16,8 +16,8 @@ A bounded load script, not a test. It
 4. prints one JSON object: requests, requests/s, latency percentiles (ms), errors by kind,
    and stops the server.
 
-``--profile`` adds an in-process breakdown after the run: ``store.reader_queue`` alone, the
-same request through the app (TestClient), and a cProfile of that request.
+``--profile`` adds an in-process breakdown after the run: ``store.readings.reader_queue``
+alone, the same request through the app (TestClient), and a cProfile of that request.
 
     python scripts/load_worklist.py --database postgresql+psycopg://mt@127.0.0.1:55433/load \\
         [--exams 500] [--clients 50] [--seconds 60] [--readers 10] [--reset] [--profile]
@@ -57,6 +57,7 @@ from mammotriage.infer.scores import ExamScore, Finding, ImageScore
 from mammotriage.triage import ExamForTriage, decide, load_policy
 from mammotriage.worklist import Store
 from mammotriage.worklist.models import ExamRow, Role
+from mammotriage.worklist.snapshot import reading_state
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_PATH = defaults.policy_path()
@@ -105,12 +106,12 @@ def exam_score(study: str, category: int, rng: random.Random) -> ExamScore:
 
 
 def reset(store: Store) -> None:
-    if store.engine.dialect.name == "postgresql":
-        with store.engine.begin() as connection:
+    if store.db.engine.dialect.name == "postgresql":
+        with store.db.engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
     else:
-        with store.engine.begin() as connection:
+        with store.db.engine.begin() as connection:
             connection.execute(text("PRAGMA foreign_keys = OFF"))
             for table in inspect(connection).get_table_names():
                 connection.execute(text(f'DROP TABLE "{table}"'))
@@ -133,11 +134,11 @@ def seed(store: Store, exams: int, readers: int, seed_value: int) -> dict[str, A
             policy, ExamForTriage(study, float(score.score or 0), category, top, False, received)
         )
         modes[decision.mode.value] += 1
-        ids.append((store.save_exam_score(score, decision, received), decision.mode.value))
+        ids.append((store.exams.save_score(score, decision, received), decision.mode.value))
     names = [f"reader{i:02d}" for i in range(1, readers + 1)]
     password_hash = hash_password(PASSWORD)  # the real argon2 parameters; one hash, shared
     for name in names:
-        store.add_user(name, Role.RADIOLOGIST, password_hash)
+        store.users.add(name, Role.RADIOLOGIST, password_hash)
     # Per reader: 2 exams claimed (theirs), 3 double-reading exams decided (first reading),
     # so that each reader's queue leaves out different exams.
     single = [i for i, m in ids if m == "single"]
@@ -147,12 +148,14 @@ def seed(store: Store, exams: int, readers: int, seed_value: int) -> dict[str, A
     claims = decisions = 0
     for name in names:
         for exam_id in (single.pop(), double.pop()):
-            store.claim_reading(exam_id, name, now)
+            store.readings.claim(exam_id, name, now)
             claims += 1
         for _ in range(3):
             exam_id = double.pop()
-            store.claim_reading(exam_id, name, now)
-            store.record_decision(exam_id, name, recall=rng.random() < 0.1, birads=1, now=now)
+            store.readings.claim(exam_id, name, now)
+            store.readings.record_decision(
+                exam_id, name, recall=rng.random() < 0.1, birads=1, now=now
+            )
             decisions += 1
     return {"modes": dict(modes), "claims": claims, "decisions": decisions, "readers": names}
 
@@ -164,9 +167,9 @@ def database_sessions(database: str) -> int | None:
     """PostgreSQL's count of connections ever opened to this database (None for SQLite)."""
     store = Store(database)
     try:
-        if store.engine.dialect.name != "postgresql":
+        if store.db.engine.dialect.name != "postgresql":
             return None
-        with store.engine.connect() as connection:
+        with store.db.engine.connect() as connection:
             query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
             return int(connection.execute(text(query)).scalar_one())
     finally:
@@ -427,9 +430,16 @@ def profile(database: str, reader: str, repeat: int = 20) -> dict[str, Any]:
             return summary(samples)
 
         now = datetime.now(timezone.utc)
-        out["store.worklist_ms"] = timed(lambda: store.worklist(now, policy))
-        out["store._reading_state_ms"] = timed(lambda: store._reading_state(now))
-        out["store.reader_queue_ms"] = timed(lambda: store.reader_queue(reader, now, policy))
+        out["store.worklist_ms"] = timed(lambda: store.readings.worklist(now, policy))
+
+        def claims_and_deciders() -> object:
+            with store.db.session() as session:
+                return reading_state(session, now)
+
+        out["store._reading_state_ms"] = timed(claims_and_deciders)
+        out["store.reader_queue_ms"] = timed(
+            lambda: store.readings.reader_queue(reader, now, policy)
+        )
         with TestClient(app, follow_redirects=False) as client:
             page = client.get("/login")
             token = CSRF_RE.search(page.text)
@@ -479,12 +489,12 @@ def main() -> int:
         parser.error("need readers >= 1, clients >= 1 and exams >= 10 x readers")
 
     store = Store(args.database)
-    where = store.url.render_as_string(hide_password=True)
+    where = store.db.url.render_as_string(hide_password=True)
     try:
         if args.reset:
             reset(store)
         store.migrate()
-        with store.engine.connect() as connection:
+        with store.db.engine.connect() as connection:
             existing = connection.execute(select(func.count()).select_from(ExamRow)).scalar_one()
         if existing:
             raise SystemExit(f"{where} already has {existing} exams: give --reset or an empty one")

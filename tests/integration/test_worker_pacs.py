@@ -29,8 +29,7 @@ from fixtures_orthanc import OrthancFactory, OrthancServer
 from mammotriage.triage import ReadingMode, TriagePolicy, load_policy
 from mammotriage.worker.config import WorkerSettings
 from mammotriage.worker.loop import RunSummary, Worker
-from mammotriage.worklist import ExamStatus, JobStatus
-from mammotriage.worklist.store import StoredExam
+from mammotriage.worklist import ExamStatus, JobStatus, StoredExam
 from worker_helpers import MODEL, POLICY, build, run_once, table_counts
 
 pytestmark = pytest.mark.integration
@@ -97,12 +96,12 @@ def run_until(worker: Worker, done: Callable[[], bool], timeout: float = DEADLIN
         total.reports += summary.reports
         if done():
             return total
-        assert time.monotonic() < deadline, f"not done after {timeout} s: {worker.store.jobs()}"
+        assert time.monotonic() < deadline, f"not done after {timeout} s: {worker.store.jobs.all()}"
         time.sleep(0.2)
 
 
 def exams_by_study(worker: Worker) -> dict[str, StoredExam]:
-    return {exam.study_instance_uid: exam for exam in worker.store.exams()}
+    return {exam.study_instance_uid: exam for exam in worker.store.exams.all()}
 
 
 def reported(worker: Worker, *study_uids: str) -> Callable[[], bool]:
@@ -241,7 +240,7 @@ def check_queued(worker: Worker, exam: StoredExam) -> None:
     """The exam waits in the worklist with the reading mode and priority stored for it."""
     entries = {
         e.study_instance_uid: e
-        for e in worker.store.worklist(datetime.now(timezone.utc), worker.policy)
+        for e in worker.store.readings.worklist(datetime.now(timezone.utc), worker.policy)
     }
     entry = entries[exam.study_instance_uid]
     assert entry.exam_public_id == exam.public_id
@@ -262,7 +261,7 @@ def test_orthanc_studies_are_scored_reported_into_their_study_once_and_again_aft
     whole_uid, whole_images = study_of(four_views)
     with running(pacs_settings(tmp_path, orthanc_source(orthanc))) as worker:
         # Studies other tests left in the shared Orthanc are not this test's business.
-        worker.store.save_cursor(worker.source.name, orthanc.last_change())
+        worker.store.jobs.save_cursor(worker.source.name, orthanc.last_change())
         orthanc.upload_all(three_views + four_views)
 
         summary = run_until(worker, reported(worker, partial_uid, whole_uid))
@@ -284,7 +283,7 @@ def test_orthanc_studies_are_scored_reported_into_their_study_once_and_again_aft
         again = run_once(worker)
 
         assert again.jobs == 0
-        assert int(worker.store.cursor(worker.source.name) or 0) >= stable_again
+        assert int(worker.store.jobs.cursor(worker.source.name) or 0) >= stable_again
         assert table_counts(worker.store) == before
         assert [len(reports_in(orthanc, uid)) for uid in (partial_uid, whole_uid)] == [1, 1]
 
@@ -441,18 +440,18 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
             assert time.monotonic() < deadline, "Orthanc never called the study stable"
             time.sleep(0.2)
         for arrival in polled.arrivals:
-            worker.store.enqueue(worker.source.name, arrival.study_key, arrival.fingerprint)
+            worker.store.jobs.enqueue(worker.source.name, arrival.study_key, arrival.fingerprint)
         # ... and the PACS goes down before the worker fetches it.
         pacs.stop()
 
         delays = []
         now = datetime.now(timezone.utc)
         for attempt in (1, 2):
-            job = worker.store.claim(worker.name, now=now)
+            job = worker.store.jobs.claim(worker.name, now=now)
             assert job is not None and job.attempts == attempt
             started = datetime.now(timezone.utc)
             worker.process(job)
-            (job,) = worker.store.jobs()
+            (job,) = worker.store.jobs.all()
             assert job.status is JobStatus.QUEUED
             assert job.attempts == attempt
             assert "cannot be reached" in (job.last_error or "")
@@ -460,7 +459,7 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
             assert job.available_at is not None
             delays.append(job.available_at - started)
             # Not claimed again before its backoff is over.
-            assert worker.store.claim(worker.name, now=started) is None
+            assert worker.store.jobs.claim(worker.name, now=started) is None
             now = job.available_at + timedelta(milliseconds=1)
         assert timedelta(seconds=5) <= delays[0] < timedelta(seconds=10) <= delays[1]
 
@@ -474,19 +473,19 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
             loop.join(timeout=10)
         assert not loop.is_alive()
         assert any("source poll failed" in r.getMessage() for r in caplog.records)
-        (job,) = worker.store.jobs()
+        (job,) = worker.store.jobs.all()
         assert (job.status, job.attempts) == (JobStatus.QUEUED, 2)
-        assert worker.store.exams() == []
+        assert worker.store.exams.all() == []
 
     # The PACS is back (here at another address: the job holds the study, not the server).
     orthanc.upload_all(files)
     settings = pacs_settings(tmp_path, orthanc_source(orthanc), retry=retry)
     with running(settings) as worker:
-        job = worker.store.claim(worker.name, now=now + timedelta(seconds=10))
+        job = worker.store.jobs.claim(worker.name, now=now + timedelta(seconds=10))
         assert job is not None and job.attempts == 3
         worker.process(job)
 
-        (job,) = worker.store.jobs()
+        (job,) = worker.store.jobs.all()
         assert (job.status, job.attempts) == (JobStatus.DONE, 3)
         exam = exams_by_study(worker)[study_uid]
         (report,) = reports_in(orthanc, study_uid)

@@ -209,7 +209,7 @@ def free_port() -> int:
 
 def scored_audit(store: Store) -> Counter[str]:
     """``exam-scored`` audit rows per actor."""
-    with store.engine.connect() as connection:
+    with store.db.engine.connect() as connection:
         rows = connection.execute(
             select(AuditRow.actor, func.count())
             .where(AuditRow.action == "exam-scored")
@@ -221,10 +221,10 @@ def scored_audit(store: Store) -> Counter[str]:
 def assert_every_study_done_once(store: Store, reports: Path, studies: set[str]) -> None:
     """One exam row, one score row, a DONE job and exactly one SR per study, and the SR is
     the one the exam row names."""
-    exams = store.exams()
+    exams = store.exams.all()
     assert sorted(e.study_instance_uid for e in exams) == sorted(studies)
     assert {e.status for e in exams} == {ExamStatus.SCORED}
-    with store.engine.connect() as connection:
+    with store.db.engine.connect() as connection:
         per_exam = connection.execute(
             select(ScoreRow.exam_id, func.count()).group_by(ScoreRow.exam_id)
         ).all()
@@ -233,7 +233,7 @@ def assert_every_study_done_once(store: Store, reports: Path, studies: set[str])
     assert sorted(n for _, n in per_exam) == [1] * len(studies)
     assert len(models) == 1
     assert table_counts(store)["images"] == 4 * len(studies)
-    jobs = store.jobs()
+    jobs = store.jobs.all()
     assert sorted(j.study_instance_uid for j in jobs) == sorted(studies)
     assert {j.status for j in jobs} == {JobStatus.DONE}, [(j.id, j.status) for j in jobs]
     leftovers = [p for p in reports.rglob("*") if p.is_file() and p.suffix != ".dcm"]
@@ -329,12 +329,12 @@ def test_sigterm_finishes_the_exam_in_hand_and_exits_cleanly(
     reported = [e for e in process.events("report-stored") if e["job_id"] == in_hand["job_id"]]
     store = Store(database)
     try:
-        counts = store.job_counts()
+        counts = store.jobs.counts()
         assert counts[JobStatus.RUNNING] == 0
         assert counts[JobStatus.QUEUED] >= 1, f"it did not stop early: {counts}"
-        job = store.job(in_hand["job_id"])
+        job = store.jobs.get(in_hand["job_id"])
         assert job is not None and job.status is JobStatus.DONE
-        exam = next(e for e in store.exams() if str(e.public_id) == in_hand["exam_id"])
+        exam = next(e for e in store.exams.all() if str(e.public_id) == in_hand["exam_id"])
         if in_hand["status"] == ExamStatus.SCORED.value:
             assert reported, "the exam in hand was scored but its SR was not sent"
             assert exam.report_sop_instance_uid is not None
