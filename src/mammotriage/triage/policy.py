@@ -28,10 +28,9 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mammotriage.category import HIGHEST, LOWEST, is_category
 from mammotriage.errors import ConfigError
-
-#: The calibrated categories: ten bands of about 10 % of a reference screening population.
-CATEGORIES: range = range(1, 11)
+from mammotriage.timeutil import require_aware
 
 
 class ReadingMode(str, Enum):
@@ -91,7 +90,7 @@ class RuleOutPolicy(_PolicyModel):
     _section: ClassVar[str] = "rule_out"
 
     enabled: bool = False
-    max_category: int | None = Field(default=1, ge=1, le=10)
+    max_category: int | None = Field(default=1, ge=LOWEST, le=HIGHEST)
     max_score: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -121,8 +120,8 @@ class TriagePolicy(_PolicyModel):
     """
 
     version: str = Field(min_length=1)
-    single_reading_max_category: int = Field(default=5, ge=0, le=10)
-    priority_min_category: int = Field(default=10, ge=1, le=10)
+    single_reading_max_category: int = Field(default=5, ge=LOWEST - 1, le=HIGHEST)
+    priority_min_category: int = Field(default=HIGHEST, ge=LOWEST, le=HIGHEST)
     rule_out: RuleOutPolicy = Field(default_factory=RuleOutPolicy)
     safety_net: SafetyNetPolicy = Field(default_factory=SafetyNetPolicy)
     max_wait_days: float = Field(default=5, gt=0, allow_inf_nan=False)
@@ -203,8 +202,10 @@ def validate_exam_values(
     """
     if not isinstance(exam_id, str) or not exam_id:
         raise ConfigError(f"exam_id must be a non-empty string, got {exam_id!r}")
-    if isinstance(category, bool) or not isinstance(category, int) or category not in CATEGORIES:
-        raise ConfigError(f"exam {exam_id}: category must be an integer 1-10, got {category!r}")
+    if not is_category(category):
+        raise ConfigError(
+            f"exam {exam_id}: category must be an integer {LOWEST}-{HIGHEST}, got {category!r}"
+        )
     if not _in_range(score, 0, 100):
         raise ConfigError(f"exam {exam_id}: score must be a number 0-100, got {score!r}")
     if max_finding_score is not None and not _in_range(max_finding_score, 0, 100):
@@ -254,11 +255,7 @@ class ExamForTriage:
         validate_exam_values(self.exam_id, self.score, self.category, self.max_finding_score)
         if not isinstance(self.partial, bool):
             raise ConfigError(f"exam {self.exam_id}: partial must be a bool, got {self.partial!r}")
-        if not isinstance(self.received_at, datetime) or self.received_at.utcoffset() is None:
-            raise ConfigError(
-                f"exam {self.exam_id}: received_at must be a timezone-aware datetime, "
-                f"got {self.received_at!r}"
-            )
+        require_aware(f"exam {self.exam_id}: received_at", self.received_at)
 
 
 @dataclass(frozen=True)
