@@ -4,6 +4,7 @@ programs rely on."""
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 from api_site import SERVICE_TOKEN, Site, make_site
@@ -68,3 +69,32 @@ def test_openapi_lists_every_endpoint(site: Site) -> None:
     ):
         assert path in paths, path
     assert "/login" not in paths  # the page is not part of the API
+
+
+def test_admin_stats_keep_their_json_shape(site: Site) -> None:
+    site.exam(1, 10)
+    site.exam(2, 2, waited=timedelta(hours=3))
+    client, _ = site.login("root")
+    stats = client.get("/admin/stats").json()
+    assert list(stats) == [
+        "waiting",
+        "by_queue",
+        "by_category",
+        "waiting_seconds",
+        "throughput_24h",
+        "read_total",
+    ]
+    assert stats["waiting"] == 2
+    assert stats["by_queue"] == {
+        "single": 1,
+        "double": 1,
+        "priority": 1,
+        "consensus": 0,
+        "overdue": 0,
+        "unscored": 0,
+    }
+    assert list(stats["by_category"]) == [str(c) for c in range(1, 11)]
+    assert stats["by_category"]["10"] == 1 and stats["by_category"]["2"] == 1
+    assert stats["waiting_seconds"] == {"median": 2 * 3600.0, "max": 3 * 3600.0}
+    assert stats["throughput_24h"] == {"decisions": 0, "exams_received": 2}
+    assert stats["read_total"] == 0

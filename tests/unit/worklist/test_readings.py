@@ -116,7 +116,9 @@ def test_an_abandoned_claim_expires(store: Store) -> None:
     assert expires == NOW + store.readings.claim_timeout
     store.readings.claim(exam, "ben", expires + timedelta(seconds=1))
     with pytest.raises(ConflictError, match="claim the exam"):
-        store.readings.record_decision(exam, "anna", recall=False, now=expires + timedelta(seconds=2))
+        store.readings.record_decision(
+            exam, "anna", recall=False, now=expires + timedelta(seconds=2)
+        )
 
 
 def test_release_puts_the_exam_back_unread(store: Store) -> None:
@@ -220,3 +222,14 @@ def test_a_queue_snapshot_is_shared_but_dropped_by_this_processs_own_changes(
     store.readings.queue_snapshot_seconds = 0.05
     time.sleep(0.1)
     assert store.readings.reader_queue("carl", NOW, POLICY).total == 1
+
+
+def test_each_store_has_its_own_queue_snapshot(store: Store, store_url: str) -> None:
+    other = Store(store_url)
+    try:
+        other.readings.queue_snapshot_seconds = 60.0
+        assert store.readings.queue_snapshot_seconds == 0.0
+        assert other.readings._snapshots is not store.readings._snapshots
+        assert other.readings._snapshots._lock is not store.readings._snapshots._lock
+    finally:
+        other.close()
