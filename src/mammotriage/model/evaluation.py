@@ -29,10 +29,10 @@ from mammotriage.model.metrics import (
     Aggregation,
     FloatArray,
     IntArray,
-    _probabilities,
     aggregate_scores,
     bootstrap_ci,
     brier_score,
+    checked_probabilities,
     expected_calibration_error,
     probabilistic_f1,
     roc_auc,
@@ -98,7 +98,7 @@ class ScoredImages:
     attrs: Mapping[str, npt.NDArray[np.str_]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        y, p = _probabilities(self.label, self.probability)
+        y, p = checked_probabilities(self.label, self.probability)
         n = y.size
         if n == 0:
             raise ValueError("ScoredImages needs at least one image")

@@ -7,8 +7,8 @@ module holds the metrics themselves: the AUC, the operating points a programme w
 Mammography challenge's probabilistic F1, the calibration of the probabilities (Brier score,
 reliability curve, expected calibration error), the cluster bootstrap of their confidence
 intervals and the aggregation of image scores to breasts and exams. The validation report
-built from them, level by level and subgroup by subgroup, is :mod:`.evaluation`; its names
-are re-exported here, so ``from mammotriage.model.metrics import evaluate`` keeps working.
+built from them, level by level and subgroup by subgroup, is :mod:`.evaluation`, which
+imports this module and never the other way round.
 
 Images of one woman are not independent samples: the bootstrap resamples women (patients),
 or exams when patient ids are missing, never single images, or the intervals come out too
@@ -21,57 +21,33 @@ install (the tests cross-check against scikit-learn).
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from mammotriage.model.evaluation import (
-        LESION_ATTRIBUTES,
-        SENSITIVITIES,
-        SPECIFICITIES,
-        SUBGROUPS,
-        LevelScores,
-        ScoredImages,
-        evaluate,
-        level_metrics,
-        reading_levels,
-        subgroup_aucs,
-    )
-
 __all__ = [
-    "LESION_ATTRIBUTES",
-    "SENSITIVITIES",
-    "SPECIFICITIES",
-    "SUBGROUPS",
     "Aggregation",
     "BoolArray",
     "FloatArray",
     "IntArray",
-    "LevelScores",
     "Metric",
     "OperatingPoint",
-    "ScoredImages",
     "aggregate_scores",
     "bootstrap_ci",
     "brier_score",
-    "evaluate",
+    "checked_probabilities",
     "expected_calibration_error",
-    "level_metrics",
     "operating_point",
     "probabilistic_f1",
-    "reading_levels",
     "reliability_curve",
     "roc_auc",
     "roc_curve",
     "sensitivity_at_specificity",
     "specificity_at_sensitivity",
-    "subgroup_aucs",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -102,9 +78,11 @@ def _binary(
     return y.astype(bool), s
 
 
-def _probabilities(
+def checked_probabilities(
     labels: npt.ArrayLike, probabilities: npt.ArrayLike
 ) -> tuple[BoolArray, FloatArray]:
+    """Labels as booleans and probabilities as floats, checked: 1-D, one length, labels 0 or
+    1, probabilities finite and in [0, 1] (``ValueError`` saying which is not)."""
     y, p = _binary(labels, probabilities, "probabilities")
     if p.size and (p.min() < 0.0 or p.max() > 1.0):
         raise ValueError(f"probabilities must lie in [0, 1], got [{p.min():g}, {p.max():g}]")
@@ -242,13 +220,13 @@ def probabilistic_f1(
     pTP / n_positive. As in the challenge's reference code the result is 0 when precision or
     recall is 0; it is ``nan`` without positives (recall is undefined).
     """
-    y, p = _probabilities(labels, probabilities)
+    y, p = checked_probabilities(labels, probabilities)
     return float(_f_beta(p[y].sum(), p[~y].sum(), int(y.sum()), beta))
 
 
 def brier_score(labels: npt.ArrayLike, probabilities: npt.ArrayLike) -> float:
     """Mean squared distance between probability and outcome; 0 is perfect."""
-    y, p = _probabilities(labels, probabilities)
+    y, p = checked_probabilities(labels, probabilities)
     return float(np.mean((p - y) ** 2)) if y.size else math.nan
 
 
@@ -265,7 +243,7 @@ def reliability_curve(
     """
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
-    y, p = _probabilities(labels, probabilities)
+    y, p = checked_probabilities(labels, probabilities)
     index = np.minimum((p * bins).astype(np.int64), bins - 1)  # p == 1 joins the last bin
     counts = np.bincount(index, minlength=bins)
     kept = counts > 0
@@ -419,27 +397,3 @@ def aggregate_scores(
         total = np.bincount(inverse, weights=s, minlength=unique.size)
         return unique, total / np.bincount(inverse, minlength=unique.size)
     raise ValueError(f"how must be 'max' or 'mean', got {how!r}")
-
-
-# The report lives in .evaluation, which imports this module: its names load on first use
-# (PEP 562), so that neither module's import waits on the other's.
-_EVALUATION_NAMES = frozenset(
-    {
-        "LESION_ATTRIBUTES",
-        "SENSITIVITIES",
-        "SPECIFICITIES",
-        "SUBGROUPS",
-        "LevelScores",
-        "ScoredImages",
-        "evaluate",
-        "level_metrics",
-        "reading_levels",
-        "subgroup_aucs",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EVALUATION_NAMES:
-        return getattr(importlib.import_module("mammotriage.model.evaluation"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

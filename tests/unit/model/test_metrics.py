@@ -15,17 +15,15 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.metrics import roc_curve as sklearn_roc_curve
 
-from mammotriage.model import metrics
+from mammotriage.model import evaluation, metrics
+from mammotriage.model.evaluation import ScoredImages, evaluate, reading_levels
 from mammotriage.model.metrics import (
-    ScoredImages,
     aggregate_scores,
     bootstrap_ci,
     brier_score,
-    evaluate,
     expected_calibration_error,
     operating_point,
     probabilistic_f1,
-    reading_levels,
     reliability_curve,
     roc_auc,
     roc_curve,
@@ -489,8 +487,9 @@ def test_subtlety_auc_compares_its_cancers_with_all_normals() -> None:
 
 
 def test_metrics_run_without_torch_sklearn_or_matplotlib(tmp_path: Path) -> None:
-    # A runtime install validates models; it has numpy only. Load the module by its file (the
-    # package's __init__ belongs to training) with the three imports made to fail.
+    # A runtime install validates models; it has numpy only. Load the report module by its
+    # file (the package's __init__ belongs to training) with the three imports made to fail;
+    # it imports the metrics module.
     script = f"""
 import importlib.abc, importlib.util, sys
 class Refuse(importlib.abc.MetaPathFinder):
@@ -498,9 +497,9 @@ class Refuse(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {{"torch", "sklearn", "matplotlib"}}:
             raise ImportError("refused: " + name)
 sys.meta_path.insert(0, Refuse())
-spec = importlib.util.spec_from_file_location("standalone_metrics", {metrics.__file__!r})
+spec = importlib.util.spec_from_file_location("standalone_evaluation", {evaluation.__file__!r})
 module = importlib.util.module_from_spec(spec)
-sys.modules["standalone_metrics"] = module
+sys.modules["standalone_evaluation"] = module
 spec.loader.exec_module(module)
 table = module.ScoredImages(exam_id=["E1", "E1", "E2", "E2"], laterality=["L", "R"] * 2,
     view=["CC"] * 4, label=[1, 0, 0, 0], probability=[0.9, 0.2, 0.3, 0.1])

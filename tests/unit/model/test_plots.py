@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mammotriage.model.metrics import ScoredImages
+from mammotriage.model.evaluation import ScoredImages
 from mammotriage.model.plots import (
     plot_reliability,
     plot_roc,
