@@ -5,6 +5,13 @@ on these phantoms. :func:`generate` writes a data set (DICOM files and ``truth.c
 :func:`render_view` draws one view's pixels without DICOM, for pictures and tests.
 """
 
+from mammotriage.synth.anatomy import (
+    Breast,
+    ChestWall,
+    Density,
+    display_chest_wall,
+    sample_breast,
+)
 from mammotriage.synth.batch import (
     TRUTH_COLUMNS,
     ExamPlan,
@@ -16,15 +23,7 @@ from mammotriage.synth.batch import (
     write_truth,
 )
 from mammotriage.synth.lesions import Box, BreastPosition, Lesion, LesionType
-from mammotriage.synth.phantom import (
-    Breast,
-    ChestWall,
-    Density,
-    RenderedView,
-    display_chest_wall,
-    render_view,
-    sample_breast,
-)
+from mammotriage.synth.phantom import RenderedView, render_view
 from mammotriage.synth.texture import power_law_field
 from mammotriage.synth.vendors import (
     PROFILES,

@@ -20,14 +20,9 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from mammotriage.dicom.model import Laterality, PresentationIntentType, ViewPosition
+from mammotriage.synth.anatomy import ChestWall, Density, display_chest_wall, sample_breast
 from mammotriage.synth.lesions import Box, LesionType
-from mammotriage.synth.phantom import (
-    ChestWall,
-    Density,
-    display_chest_wall,
-    render_view,
-    sample_breast,
-)
+from mammotriage.synth.phantom import render_view
 from mammotriage.synth.vendors import (
     PROFILES,
     DetectorFormat,

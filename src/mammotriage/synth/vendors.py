@@ -29,7 +29,7 @@ from pydicom.uid import (
 )
 
 from mammotriage.dicom.model import Laterality, PresentationIntentType, ViewPosition
-from mammotriage.synth.phantom import ChestWall
+from mammotriage.synth.anatomy import ChestWall
 
 #: Digital Mammography X-Ray Image Storage SOP classes (PS3.4 B.5).
 MG_FOR_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.1.2")
