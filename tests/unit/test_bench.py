@@ -69,7 +69,7 @@ def test_bench_baseline_uses_the_same_weights_as_the_onnx_model(report):
 
 def test_bench_leaves_torch_out_of_the_calling_process():
     # Other tests of the session import torch: look in a fresh interpreter.
-    code = "import sys, mammotriage.bench, mammotriage.cli_bench; print('torch' in sys.modules)"
+    code = "import sys, mammotriage.bench, mammotriage.cli.bench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,35 +1,20 @@
 """The ML engineer's commands: ``train``, ``validate``, ``export``.
 
-Registered on :data:`mammotriage.cli.app`. torch is imported inside ``train`` and
-``export`` only (and by ``validate`` only for a checkpoint), so the rest of the command
-line runs on an ONNX Runtime install.
+Plain functions; :mod:`mammotriage.cli.main` adds them to the app. torch is imported inside
+``train`` and ``export`` only (and by ``validate`` only for a checkpoint), so the rest of
+the command line runs on an ONNX Runtime install.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from mammotriage.cli import _fail, _progress, app, console
+from mammotriage.cli.common import console, fail, progress, progress_callback
 from mammotriage.errors import MammotriageError
-
-if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
-
-def _progress_callback(
-    progress: Progress, tasks: dict[str, TaskID]
-) -> Callable[[str, int, int], None]:
-    def update(label: str, done: int, total: int) -> None:
-        if label not in tasks:
-            tasks[label] = progress.add_task(label, total=total)
-        progress.update(tasks[label], completed=done, total=total)
-
-    return update
 
 
 def _auc_text(auc: float | None, ci: list[float | None]) -> str:
@@ -41,7 +26,6 @@ def _auc_text(auc: float | None, ci: list[float | None]) -> str:
     return f"{auc:.3f}{interval}"
 
 
-@app.command()
 def train(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Training recipe (configs/train-*.yaml).")
@@ -60,11 +44,11 @@ def train(
     try:
         recipe = load_train_config(config, root=data, kind=kind)
         folder = out or Path("runs") / recipe.name
-        with _progress() as progress:
+        with progress() as bar:
             result = run_training(recipe, folder, resume=not fresh,
-                                  progress=_progress_callback(progress, {}))
+                                  progress=progress_callback(bar))
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(
         f"best validation AUC {result.best_auc:.3f} at epoch {result.best_epoch} "
@@ -73,7 +57,6 @@ def train(
     )
 
 
-@app.command()
 def validate(
     model: Annotated[
         Path,
@@ -88,11 +71,11 @@ def validate(
     from mammotriage.model.validate import validate as run_validation
 
     try:
-        with _progress() as progress:
+        with progress() as bar:
             metrics = run_validation(model, data, out, kind=kind, n_boot=n_boot,
-                                     progress=_progress_callback(progress, {}))
+                                     progress=progress_callback(bar))
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     for level in ("exam", "breast", "image"):
         m = metrics[level]
@@ -101,7 +84,6 @@ def validate(
     console.print(f"wrote {out / 'metrics.json'} and plots")
 
 
-@app.command()
 def export(
     checkpoint: Annotated[
         Path, typer.Option("--checkpoint", help="Training checkpoint (best.pt).")
@@ -117,11 +99,11 @@ def export(
     from mammotriage.model.release import export_checkpoint, sidecar_summary
 
     try:
-        with _progress() as progress:
+        with progress() as bar:
             sidecar = export_checkpoint(checkpoint, out, data_root=data, int8=int8, fp16=fp16,
-                                        progress=_progress_callback(progress, {}))
+                                        progress=progress_callback(bar))
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     console.print(sidecar_summary(sidecar))
     console.print(json.dumps({"onnx": str(out), "sidecar": str(out.with_suffix('.json'))}))

@@ -1,7 +1,7 @@
 """``mammotriage bench``: end-to-end scoring speed and memory against a typical user pipeline.
 
-Registered on :data:`mammotriage.cli.app`. The work is in :mod:`mammotriage.bench`; torch is
-imported only by the baseline's own processes.
+A plain function; :mod:`mammotriage.cli.main` adds it to the app. The work is in
+:mod:`mammotriage.bench`; torch is imported only by the baseline's own processes.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli import _fail, app, console
-from mammotriage.cli_options import ModelOption, _model_path
+from mammotriage.cli.common import ModelOption, console, fail, model_path
 from mammotriage.errors import MammotriageError
 
 QUICK_EXAMS, QUICK_REPEATS = 2, 1
 DEFAULT_EXAMS, DEFAULT_REPEATS = 4, 3
 
 
-@app.command()
 def bench(
     data: Annotated[
         Path | None,
@@ -83,7 +81,7 @@ def bench(
 
     try:
         report = run_benchmark(
-            _model_path(model),
+            model_path(model),
             data=data,
             exams=exams or (QUICK_EXAMS if quick else DEFAULT_EXAMS),
             repeats=repeats or (QUICK_REPEATS if quick else DEFAULT_REPEATS),
@@ -94,7 +92,7 @@ def bench(
             say=lambda message: console.print(message, soft_wrap=True),
         )
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         sys.stdout.write(report.to_json() + "\n")

@@ -1,7 +1,9 @@
 """``mammotriage users ...`` and ``mammotriage serve``: the reading service's commands.
 
-FastAPI and uvicorn are imported inside the commands, so that ``mammotriage --help`` stays
-instant and the worker's commands never load them.
+``serve`` is a plain function that :mod:`mammotriage.cli.main` adds to the app, and the
+``users`` commands sit on their own :data:`users_app`, which it adds as ``users``. FastAPI
+and uvicorn are imported inside the commands, so that ``mammotriage --help`` stays instant
+and the worker's commands never load them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli import _fail, app, console
+from mammotriage.cli.common import console, fail
 from mammotriage.errors import ConfigError, MammotriageError
 from mammotriage.worklist.models import Role
 
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = Path("configs/api.yaml")
 
 users_app = typer.Typer(help="Users of the reading service and their tokens.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
 
 ConfigOption = Annotated[
     Path | None,
@@ -71,7 +72,7 @@ def _issue_token(store: Store, username: str, label: str) -> None:
     from mammotriage.api.security import new_token
 
     token, sha = new_token()
-    store.add_token(username, sha, label)
+    store.users.add_token(username, sha, label)
     console.print("bearer token (shown once; only its SHA-256 is stored):")
     typer.echo(token)
 
@@ -95,14 +96,14 @@ def users_add(
             password_hash = None
             if role is not Role.SERVICE:
                 password_hash = hash_password(_read_password(password_stdin))
-            store.add_user(name, role, password_hash)
+            store.users.add(name, role, password_hash)
             console.print(f"added {role.value} {name}")
             if role is Role.SERVICE:
                 _issue_token(store, name, "created with the user")
         finally:
             store.close()
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @users_app.command("token")
@@ -115,13 +116,13 @@ def users_token(
     try:
         store = _store(config)
         try:
-            if store.user(name) is None:
+            if store.users.get(name) is None:
                 raise ConfigError(f"no user {name!r}; add it with `mammotriage users add`")
             _issue_token(store, name, label)
         finally:
             store.close()
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @users_app.command("list")
@@ -130,11 +131,11 @@ def users_list(config: ConfigOption = None) -> None:
     try:
         store = _store(config)
         try:
-            users = store.users()
+            users = store.users.all()
         finally:
             store.close()
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     table = Table(title=f"{len(users)} users", title_justify="left")
     for column in ("user", "role", "active", "created"):
@@ -158,7 +159,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
@@ -185,9 +185,9 @@ def serve(
     """Run the reading service (API and page) with uvicorn."""
     tls = tls_cert is not None and tls_key is not None
     if (tls_cert is None) != (tls_key is None):
-        _fail(ConfigError("--tls-cert and --tls-key go together"))
+        fail(ConfigError("--tls-cert and --tls-key go together"))
     if not is_loopback(host) and not tls and not allow_insecure_bind:
-        _fail(
+        fail(
             ConfigError(
                 f"refusing to serve on {host} without TLS: passwords and session cookies would "
                 "cross the network in clear text. Give --tls-cert and --tls-key, or pass "
@@ -203,7 +203,7 @@ def serve(
         _settings(config, **overrides)  # refuse a bad config here, not in every process
         _store(config).close()  # the schema migrated once, before the processes start
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     resolved = (
         config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)

@@ -1,12 +1,12 @@
 """The benchmark's baseline child: what users write today, run in its own process.
 
-The parent, :mod:`mammotriage.bench`, starts ``python -m mammotriage.bench_baseline ROLE
-PAYLOAD`` for the roles in :data:`~mammotriage.bench.BASELINE_ROLES` and reads the last
-stdout line as JSON. Two roles:
+The parent, :mod:`mammotriage.bench.runner`, starts ``python -m mammotriage.bench.baseline
+ROLE PAYLOAD`` for the roles :data:`~mammotriage.bench.runner.ROLE_MODULES` gives this module
+and reads the last stdout line as JSON. Two roles:
 
 - ``baseline-weights``: rebuild the sidecar's architecture in torch, load it from the ONNX
   initializers, check it against ONNX Runtime to
-  :data:`~mammotriage.bench.PARITY_TOLERANCE`, and save its state dict;
+  :data:`~mammotriage.bench.common.PARITY_TOLERANCE`, and save its state dict;
 - ``baseline``: ``pydicom`` full-resolution decode, a MONAI ``Compose``, PyTorch eager
   inference one image at a time; see :mod:`mammotriage.bench` for why each step.
 
@@ -16,16 +16,14 @@ its functions: importing it, or :mod:`mammotriage.bench`, leaves both out of the
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mammotriage.bench import PARITY_TOLERANCE, BenchmarkError, peak_rss_mb
+from mammotriage.bench.common import PARITY_TOLERANCE, BenchmarkError, Role, peak_rss_mb, run_role
 
 
 def _torch_network(model: Path) -> Any:
@@ -233,16 +231,11 @@ def _baseline(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_ROLES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+ROLES: dict[str, Role] = {
     "baseline-weights": _baseline_weights,
     "baseline": _baseline,
 }
 
 
-def _main(argv: Sequence[str]) -> None:
-    role, payload = argv[0], json.loads(argv[1])
-    print(json.dumps(_ROLES[role](payload)))
-
-
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    run_role(ROLES, sys.argv[1:])

@@ -1,8 +1,8 @@
-"""The ``mammotriage`` command: one sub-command per job.
+"""The commands for looking at images: ``synth`` (write phantom exams) and ``inspect``
+(what mammotriage reads in DICOM files).
 
-Only this module (and :mod:`mammotriage.api`) turns :class:`MammotriageError` into a
-message for a person. Heavy modules are imported inside each command so that ``--help``
-is instant and the inference commands never pull in torch.
+Plain functions; :mod:`mammotriage.cli.main` adds them to the app. The DICOM and synthetic
+data modules are imported inside each command so that ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -14,55 +14,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mammotriage.cli.common import console, fail, progress
 from mammotriage.errors import MammotriageError
 
-app = typer.Typer(
-    help="Triage screening mammograms: read DICOM, score with an ONNX model, fill reading queues.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console(stderr=True)
 
-
-@app.callback()
-def _main(
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log progress at INFO level.")
-    ] = False,
-) -> None:
-    """Log to stderr: warnings by default, progress with --verbose (for batch jobs)."""
-    import logging
-
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-
-
-def _fail(exc: MammotriageError) -> None:
-    from rich.markup import escape
-
-    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-@app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the exams and truth.csv into.")],
     exams: Annotated[int, typer.Option("--exams", "-n", min=1, help="Number of exams.")] = 20,
@@ -78,14 +35,14 @@ def synth(
     from mammotriage import synth as synth_mod
 
     try:
-        with _progress() as progress:
-            task = progress.add_task("writing exams", total=exams)
+        with progress() as bar:
+            task = bar.add_task("writing exams", total=exams)
             rows = synth_mod.generate(
                 out, exams=exams, seed=seed, small=small, prevalence=prevalence,
-                progress=lambda n: progress.update(task, completed=n),
+                progress=lambda n: bar.update(task, completed=n),
             )
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
     cancers = len({r.exam_id for r in rows if int(r.cancer)})
     console.print(f"wrote {len(rows)} images in {exams} exams ({cancers} with cancer) to {out}")
 
@@ -136,7 +93,6 @@ def _exam_record(exam: Any) -> dict[str, Any]:
     }
 
 
-@app.command()
 def inspect(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
@@ -150,11 +106,11 @@ def inspect(
         console.print(f"[red]error:[/red] no such file or folder: {missing[0]}")
         raise typer.Exit(code=2)
     images = []
-    with _progress() as progress:
-        task = progress.add_task("reading", total=len(files))
+    with progress() as bar:
+        task = bar.add_task("reading", total=len(files))
         for path in files:
             images.append(read_image(path, load_pixels=False))
-            progress.advance(task)
+            bar.advance(task)
     exams = group_exams(images)
 
     if as_json:
@@ -194,20 +150,3 @@ def inspect(
             "yes" if exam.partial else "no",
         )
     Console().print(exams_table)
-
-
-# The model and site commands live in their own modules; importing them registers them on
-# `app`.
-from mammotriage import cli_api, cli_bench, cli_infer, cli_model, cli_queue, cli_worker  # noqa: E402,F401
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # Run through the package module so that the commands registered by cli_model (on
-    # mammotriage.cli.app, not on this __main__ copy) are present.
-    from mammotriage.cli import app as _app
-
-    _app()

@@ -1,7 +1,13 @@
-"""The site's commands: ``score``, ``calibrate``, ``simulate``.
+"""The site's commands: ``score``, ``calibrate``, ``simulate``, ``queue``.
 
-Registered on :data:`mammotriage.cli.app`. Runs on an ONNX Runtime install: nothing here
-imports torch, and the scoring modules are imported inside each command.
+Plain functions; :mod:`mammotriage.cli.main` adds them to the app. Runs on an ONNX Runtime
+install: nothing here imports torch, and the scoring modules are imported inside each
+command.
+
+``queue`` reads the JSON lines of ``mammotriage score --json``. Until the worklist store
+exists, the exams of one file are taken as arriving together (now); an exam the model could
+not score is never put on a single-reader queue: it is listed first, for human double
+reading.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,34 +23,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli import _fail, _progress, app, console
-from mammotriage.cli_options import (
+from mammotriage.cli.common import (
     BatchOption,
     ModelOption,
     ThreadsOption,
     WorkersOption,
-    _model_path,
-    _repository_root,
+    console,
+    fail,
+    model_path,
+    progress,
+    progress_callback,
+    repository_root,
 )
 from mammotriage.errors import ConfigError, MammotriageError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     from mammotriage.infer.scores import ExamScore
 
 DEFAULT_POLICY = Path("configs") / "triage.yaml"
-
-
-def _callback(progress: Progress) -> Callable[[str, int, int], None]:
-    tasks: dict[str, TaskID] = {}
-
-    def update(label: str, done: int, total: int) -> None:
-        if label not in tasks:
-            tasks[label] = progress.add_task(label, total=total)
-        progress.update(tasks[label], completed=done, total=total)
-
-    return update
 
 
 def _finding_text(exam: ExamScore) -> str:
@@ -59,7 +55,6 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-@app.command()
 def score(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
     as_json: Annotated[
@@ -83,26 +78,27 @@ def score(
     if missing:
         console.print(f"[red]error:[/red] no such file or folder: {missing[0]}")
         raise typer.Exit(code=2)
+    from mammotriage.dicom.model import Laterality
     from mammotriage.infer.engine import ScoringEngine
 
     exams: list[ExamScore] = []
     try:
         engine = ScoringEngine(
-            _model_path(model),
+            model_path(model),
             batch_size=batch_size,
             decode_workers=decode_workers,
             providers=provider or None,
             threads=threads,
         )
-        with engine, _progress() as progress:
-            for exam in engine.iter_paths(paths, progress=_callback(progress)):
+        with engine, progress() as bar:
+            for exam in engine.iter_paths(paths, progress=progress_callback(bar)):
                 if as_json:
                     sys.stdout.write(exam.to_json() + "\n")
                     sys.stdout.flush()
                 else:
                     exams.append(exam)
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         return
@@ -118,8 +114,8 @@ def score(
             _number(exam.score),
             "-" if exam.category is None else str(exam.category),
             ("yes: no " + " ".join(exam.missing)) if exam.partial else "no",
-            _number(exam.breasts.get("L")),
-            _number(exam.breasts.get("R")),
+            _number(exam.breasts.get(Laterality.LEFT)),
+            _number(exam.breasts.get(Laterality.RIGHT)),
             _finding_text(exam),
             f"[red]{unusable}[/red]" if unusable else "0",
         )
@@ -127,7 +123,6 @@ def score(
     console.print(f"calibration: {sidecar.calibration.reference}")
 
 
-@app.command()
 def calibrate(
     data: Annotated[
         Path, typer.Option("--data", help="The site's reference exams: a folder of DICOM.")
@@ -150,9 +145,9 @@ def calibrate(
     from mammotriage.sidecar import sidecar_path
 
     try:
-        model_path = _model_path(model)
+        model_file = model_path(model)
         sidecar = run_calibration(
-            model_path,
+            model_file,
             data,
             out,
             population=population,
@@ -161,12 +156,12 @@ def calibrate(
             threads=threads,
         )
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     cuts = ", ".join(f"{t:g}" for t in sidecar.calibration.thresholds)
     console.print(f"thresholds (categories 1|2|...|10): {cuts}")
     console.print(sidecar.calibration.reference)
-    console.print(f"wrote {out or sidecar_path(model_path)}")
+    console.print(f"wrote {out or sidecar_path(model_file)}")
 
 
 def _scored_lines_only(scores: Path, folder: Path) -> tuple[Path, int]:
@@ -200,7 +195,6 @@ def _estimate_text(estimate: dict[str, Any], fmt: str = "{:.0%}") -> str:
     return text + (f" (95% CI {fmt.format(ci[0])} to {fmt.format(ci[1])})" if ci else "")
 
 
-@app.command()
 def simulate(
     scores: Annotated[
         Path, typer.Option("--scores", help="Exam scores, as `mammotriage score --json` writes.")
@@ -226,7 +220,7 @@ def simulate(
     from mammotriage.triage import simulate as run_simulation
 
     if policy is None:
-        policy = DEFAULT_POLICY if DEFAULT_POLICY.exists() else _repository_root() / DEFAULT_POLICY
+        policy = DEFAULT_POLICY if DEFAULT_POLICY.exists() else repository_root() / DEFAULT_POLICY
     try:
         triage_policy = load_policy(policy)
         with tempfile.TemporaryDirectory() as tmp:
@@ -240,7 +234,7 @@ def simulate(
         (out / "simulation.json").write_text(json.dumps(result, indent=2) + "\n")
         plot_workload_curve(curve, out / "workload_curve.png")
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     shares = result["mode_share"]
     console.print(
@@ -259,3 +253,124 @@ def simulate(
         f"ruled out {result['cancers_ruled_out']['count']}"
     )
     console.print(f"wrote {out / 'simulation.json'} and {out / 'workload_curve.png'}")
+
+
+def _read_scores(path: Path) -> list[dict[str, Any]]:
+    """The exam lines of a `mammotriage score --json` file (same reader as `simulate`)."""
+    from mammotriage.triage.simulate import read_score_lines
+
+    exams = []
+    for number, record in read_score_lines(path):
+        if "exam_id" not in record:
+            raise ConfigError(
+                f"{path}:{number}: no exam_id (expected `mammotriage score --json` output)"
+            )
+        exams.append(record)
+    return exams
+
+
+def queue(
+    scores: Annotated[Path, typer.Argument(help="JSON lines from `mammotriage score --json`.")],
+    policy: Annotated[Path, typer.Option(help="Triage policy (YAML).")] = DEFAULT_POLICY,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per queued exam.")
+    ] = False,
+) -> None:
+    """Decide single / double reading and priority per exam and print the reading queue in order."""
+    from mammotriage.triage import ExamForTriage, WorklistItem, decide, load_policy, order_worklist
+    from mammotriage.triage.simulate import max_finding_score
+
+    try:
+        rules = load_policy(policy)
+        records = _read_scores(scores)
+    except FileNotFoundError as exc:
+        fail(ConfigError(f"{exc.filename} not found"))
+        return
+    except MammotriageError as exc:
+        fail(exc)
+        return
+    now = datetime.now(timezone.utc)
+    unscored = [r for r in records if r.get("category") is None]
+    items = []
+    for record in records:
+        if record.get("category") is None:
+            continue
+        top_finding = max_finding_score(record.get("findings"), f"{scores}: {record['exam_id']}")
+        exam = ExamForTriage(
+            exam_id=record["exam_id"],
+            score=float(record["score"]),
+            category=int(record["category"]),
+            max_finding_score=None if top_finding is None else float(top_finding),
+            partial=bool(record.get("partial")),
+            received_at=now,
+        )
+        items.append(WorklistItem(decide(rules, exam), exam))
+    ordered = order_worklist(items, now, rules)
+
+    if as_json:
+        for record in unscored:
+            print(
+                json.dumps(
+                    {
+                        "exam_id": record["exam_id"],
+                        "mode": "double",
+                        "priority": False,
+                        "rule": "not scored by the model: human double reading",
+                        "policy_version": rules.version,
+                    }
+                )
+            )
+        for item in ordered:
+            d = item.decision
+            print(
+                json.dumps(
+                    {
+                        "exam_id": d.exam_id,
+                        "mode": d.mode.value,
+                        "priority": d.priority,
+                        "category": item.exam.category,
+                        "score": item.exam.score,
+                        "rule": d.rule,
+                        "policy_version": d.policy_version,
+                    }
+                )
+            )
+        return
+    table = Table(title=f"reading queue ({rules.version}): {len(records)} exams, in reading order")
+    for column in ("#", "exam", "category", "score", "reading", "priority", "rule"):
+        table.add_column(column, overflow="fold")
+    position = 0
+    for record in unscored:
+        position += 1
+        table.add_row(
+            str(position),
+            record["exam_id"][-20:],
+            "-",
+            "-",
+            "double",
+            "",
+            "not scored by the model: human double reading",
+        )
+    for item in ordered:
+        position += 1
+        d = item.decision
+        table.add_row(
+            str(position),
+            d.exam_id[-20:],
+            str(item.exam.category),
+            f"{item.exam.score:.1f}",
+            d.mode.value,
+            "yes" if d.priority else "",
+            d.rule,
+        )
+    Console().print(table)
+    modes: dict[str, int] = {}
+    for item in ordered:
+        modes[item.decision.mode.value] = modes.get(item.decision.mode.value, 0) + 1
+    reads = sum({"single": 1, "double": 2}.get(m, 0) * n for m, n in modes.items()) + 2 * len(
+        unscored
+    )
+    console.print(
+        f"reading modes: {modes}, not scored: {len(unscored)}; reads {reads} of {2 * len(records)} "
+        f"under double reading of every exam ({reads / max(1, 2 * len(records)):.0%})"
+    )

@@ -1,4 +1,7 @@
-"""``mammotriage worker``: the batch job a hospital runs unattended next to its PACS."""
+"""``mammotriage worker``: the batch job a hospital runs unattended next to its PACS.
+
+A plain function; :mod:`mammotriage.cli.main` adds it to the app.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli import _fail, app, console
+from mammotriage.cli.common import console, fail
 from mammotriage.errors import MammotriageError
 
 if TYPE_CHECKING:
@@ -22,7 +25,6 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = Path("configs/worker.yaml")
 
 
-@app.command()
 def worker(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Worker settings (YAML).")
@@ -55,7 +57,7 @@ def worker(
         configure_logging(settings.log_format, sys.stderr)
         the_worker = build_worker(settings)
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     stop = threading.Event()
 
@@ -69,7 +71,7 @@ def worker(
             console.print(f"metrics on http://{settings.metrics.host}:{port}/metrics")
         summary = the_worker.run(stop, once=once)
     except MammotriageError as exc:
-        _fail(exc)
+        fail(exc)
         return
     finally:
         for sig, handler in previous.items():
@@ -95,7 +97,7 @@ def _print_queues(the_worker: Worker, out: Console) -> None:
     from mammotriage.triage import QueueTier, ReadingMode
 
     now = datetime.now(timezone.utc)
-    entries = the_worker.store.worklist(now, the_worker.policy)
+    entries = the_worker.store.readings.worklist(now, the_worker.policy)
     queues = {
         "read first (priority, overdue)": [
             e for e in entries if e.order.tier <= QueueTier.PRIORITY
@@ -125,6 +127,6 @@ def _print_queues(the_worker: Worker, out: Console) -> None:
                 entry.decision.rule,
             )
         out.print(table)
-    rejected = [e for e in the_worker.store.exams() if e.status.value == "rejected"]
+    rejected = [e for e in the_worker.store.exams.all() if e.status.value == "rejected"]
     if rejected:
         out.print(f"not mammography (kept off the queues, reasons in the store): {len(rejected)}")

@@ -1,0 +1,115 @@
+"""What the command modules share: the console, the one-line error exit, the progress bar,
+and the options and default model of the scoring commands (``score``, ``calibrate``,
+``bench``).
+
+Imports nothing of the command line itself, so every command module can use it without
+importing another command module or the app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mammotriage.errors import ConfigError, MammotriageError
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+#: Messages for a person go to stderr; results (tables, JSON) go to stdout.
+console = Console(stderr=True)
+
+#: The model trained here on synthetic phantoms and shipped in ``models/``.
+DEFAULT_MODEL_FILE = "mammotriage-synthetic-tiny.onnx"
+MODEL_ENV = "MAMMOTRIAGE_MODEL"
+
+
+def progress() -> Progress:
+    """A progress bar on the stderr console, drawn only on a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def progress_callback(bar: Progress) -> Callable[[str, int, int], None]:
+    """A ``progress(label, done, total)`` callback that keeps one task of ``bar`` per label."""
+    tasks: dict[str, TaskID] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bar.add_task(label, total=total)
+        bar.update(tasks[label], completed=done, total=total)
+
+    return update
+
+
+def fail(exc: MammotriageError) -> NoReturn:
+    """Print ``exc`` as one line for a person and exit with status 2."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def repository_root() -> Path:
+    """The checkout the package runs from (``src/mammotriage`` -> two levels up)."""
+    import mammotriage
+
+    return Path(mammotriage.__file__).resolve().parents[2]
+
+
+def default_model() -> Path:
+    """``$MAMMOTRIAGE_MODEL``, else ``models/mammotriage-synthetic-tiny.onnx`` of the checkout."""
+    named = os.environ.get(MODEL_ENV)
+    if named:
+        return Path(named)
+    return repository_root() / "models" / DEFAULT_MODEL_FILE
+
+
+def model_path(model: Path | None) -> Path:
+    """``model`` if given, else :func:`default_model`; refused if the file is not there.
+
+    Raises
+    ------
+    ConfigError
+        If the model file does not exist.
+    """
+    path = model or default_model()
+    if not path.is_file():
+        how = "--model" if model else f"--model or ${MODEL_ENV}"
+        raise ConfigError(
+            f"model {path} not found; name an exported .onnx model with {how} "
+            "(mammotriage export writes one)"
+        )
+    return path
+
+
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"ONNX model with its sidecar (default: ${MODEL_ENV}, "
+        f"else models/{DEFAULT_MODEL_FILE}).",
+    ),
+]
+BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Images per model run.")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")
+]
+WorkersOption = Annotated[
+    int,
+    typer.Option("--decode-workers", min=0, help="Threads decoding ahead of the model (0: none)."),
+]
