@@ -19,22 +19,23 @@ echo "== 2. what mammotriage reads in it"
 echo
 cat > "$out/worker.yaml" <<YAML
 # The demo's worker: folder source, SQLite store (see configs/worker.yaml for every option).
-database: $out/worklist.sqlite
-model: models/mammotriage-synthetic-tiny.onnx
-policy: configs/triage.yaml
-work_dir: $out/work
-thumbnails_dir: $out/thumbnails
+# Relative paths are relative to this file's folder; model and policy are the packaged
+# defaults (the demonstration model, the Capital Region of Denmark's policy).
+database: worklist.sqlite
+work_dir: work
+thumbnails_dir: thumbnails
 poll_seconds: 0.5
 source:
   kind: folder
-  path: $out/incoming
+  path: incoming
   quiet_seconds: 1
-  reports: $out/reports
+  reports: reports
 metrics:
-  textfile: $out/metrics.prom
+  textfile: metrics.prom
 log_format: json
 YAML
-echo "== 3. the batch worker: score, triage (configs/triage.yaml: categories 1-5 single, 6-10 double, 10 priority), store, write SRs"
+echo "== 3. the batch worker: score, triage (the packaged policy: categories 1-5 single, 6-10 double, 10 priority), store, write SRs"
+"$bin" config show worker --config "$out/worker.yaml" | grep -E '^ *(model|policy|database) '
 "$bin" worker --config "$out/worker.yaml" --once --show-queues 2> "$out/worker.log"
 echo
 echo "== 4. the radiologists' worklist: a reading service on the same store"
@@ -43,8 +44,7 @@ password=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(9))'
 cat > "$out/api.yaml" <<YAML
 # The demo's reading service (see configs/api.yaml): the worker's SQLite store, a random
 # session secret made for this demo.
-database: $out/worklist.sqlite
-policy: configs/triage.yaml
+database: worklist.sqlite
 environment: production
 session_secret: $secret
 YAML

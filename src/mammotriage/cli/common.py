@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mammotriage import defaults
 from mammotriage.errors import ConfigError, MammotriageError
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 #: Messages for a person go to stderr; results (tables, JSON) go to stdout.
 console = Console(stderr=True)
 
-#: The model trained here on synthetic phantoms and shipped in ``models/``.
-DEFAULT_MODEL_FILE = "mammotriage-synthetic-tiny.onnx"
 MODEL_ENV = "MAMMOTRIAGE_MODEL"
 
 
@@ -63,19 +62,12 @@ def fail(exc: MammotriageError) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def repository_root() -> Path:
-    """The checkout the package runs from (``src/mammotriage`` -> two levels up)."""
-    import mammotriage
-
-    return Path(mammotriage.__file__).resolve().parents[2]
-
-
 def default_model() -> Path:
-    """``$MAMMOTRIAGE_MODEL``, else ``models/mammotriage-synthetic-tiny.onnx`` of the checkout."""
+    """``$MAMMOTRIAGE_MODEL``, else the demonstration model packaged with mammotriage."""
     named = os.environ.get(MODEL_ENV)
     if named:
         return Path(named)
-    return repository_root() / "models" / DEFAULT_MODEL_FILE
+    return defaults.model_path()
 
 
 def model_path(model: Path | None) -> Path:
@@ -102,7 +94,7 @@ ModelOption = Annotated[
         "--model",
         "-m",
         help=f"ONNX model with its sidecar (default: ${MODEL_ENV}, "
-        f"else models/{DEFAULT_MODEL_FILE}).",
+        f"else the packaged demonstration model {defaults.DEMONSTRATION_MODEL}).",
     ),
 ]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Images per model run.")]

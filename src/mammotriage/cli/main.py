@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mammotriage.cli import bench, model, reading, scoring, service, worker
+from mammotriage.cli import bench, config, model, reading, scoring, service, worker
 
 app = typer.Typer(
     help="Triage screening mammograms: read DICOM, score with an ONNX model, fill reading queues.",
@@ -52,3 +52,4 @@ COMMANDS = (
 for command in COMMANDS:
     app.command()(command)
 app.add_typer(service.users_app, name="users")
+app.add_typer(config.config_app, name="config")

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mammotriage import defaults
 from mammotriage.cli.common import (
     BatchOption,
     ModelOption,
@@ -33,14 +34,13 @@ from mammotriage.cli.common import (
     model_path,
     progress,
     progress_callback,
-    repository_root,
 )
 from mammotriage.errors import ConfigError, MammotriageError
 
 if TYPE_CHECKING:
     from mammotriage.infer.scores import ExamScore
 
-DEFAULT_POLICY = Path("configs") / "triage.yaml"
+POLICY_HELP = f"Triage policy (default: the packaged {defaults.TRIAGE_POLICY})."
 
 
 def _finding_text(exam: ExamScore) -> str:
@@ -205,7 +205,7 @@ def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for simulation.json and the plot.")],
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help=f"Triage policy (default: {DEFAULT_POLICY})."),
+        typer.Option("--policy", help=POLICY_HELP),
     ] = None,
     n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples for the CIs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
@@ -219,10 +219,8 @@ def simulate(
     )
     from mammotriage.triage import simulate as run_simulation
 
-    if policy is None:
-        policy = DEFAULT_POLICY if DEFAULT_POLICY.exists() else repository_root() / DEFAULT_POLICY
     try:
-        triage_policy = load_policy(policy)
+        triage_policy = load_policy(policy or defaults.policy_path())
         with tempfile.TemporaryDirectory() as tmp:
             scored, unscored = _scored_lines_only(scores, Path(tmp))
             exams = load_sim_inputs(scored, truth)
@@ -271,7 +269,7 @@ def _read_scores(path: Path) -> list[dict[str, Any]]:
 
 def queue(
     scores: Annotated[Path, typer.Argument(help="JSON lines from `mammotriage score --json`.")],
-    policy: Annotated[Path, typer.Option(help="Triage policy (YAML).")] = DEFAULT_POLICY,
+    policy: Annotated[Path | None, typer.Option(help=POLICY_HELP)] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per queued exam.")
     ] = False,
@@ -281,7 +279,7 @@ def queue(
     from mammotriage.triage.simulate import max_finding_score
 
     try:
-        rules = load_policy(policy)
+        rules = load_policy(policy or defaults.policy_path())
         records = _read_scores(scores)
     except FileNotFoundError as exc:
         fail(ConfigError(f"{exc.filename} not found"))
