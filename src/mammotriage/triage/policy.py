@@ -113,7 +113,7 @@ class SafetyNetPolicy(_PolicyModel):
 
 
 class TriagePolicy(_PolicyModel):
-    """A whole triage policy, as read from ``configs/triage.yaml``.
+    """A whole triage policy, as read from YAML (the packaged one: ``defaults/triage.yaml``).
 
     ``single_reading_max_category`` 0 means double reading of every exam (the programme
     before AI); 10 means single reading of every exam.
@@ -174,7 +174,7 @@ def policy_from_dict(raw: Any, *, source: str = "triage policy") -> TriagePolicy
 
 
 def load_policy(path: Path) -> TriagePolicy:
-    """Read a triage policy from YAML (see ``configs/triage.yaml``).
+    """Read a triage policy from YAML (the packaged one: ``mammotriage/defaults/triage.yaml``).
 
     Raises
     ------
