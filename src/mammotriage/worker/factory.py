@@ -16,6 +16,7 @@ from mammotriage.worker.config import (
     SourceSettings,
     WorkerSettings,
 )
+from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.loop import Worker
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
@@ -97,6 +98,7 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         providers=settings.providers,
         threads=settings.threads,
     )
+    crash_point("after-model-load")
     store = Store(settings.database)
     store.migrate()
     metrics = WorkerMetrics()

@@ -46,6 +46,7 @@ from mammotriage.triage import (
     decide_unscored,
 )
 from mammotriage.worker.config import RetrySettings
+from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
@@ -150,6 +151,7 @@ class Worker:
                 job = self._store_call(lambda: self.store.jobs.claim(self.name), stop)
                 if job is None:
                     break
+                crash_point("after-claim")
                 try:
                     self.process(job, summary)
                 except StoreError as exc:
@@ -217,9 +219,11 @@ class Worker:
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir(parents=True)
             paths = self.source.fetch(job.study_instance_uid, scratch / "study")
+            crash_point("after-fetch")
             exam_scores = self.engine.score_paths(paths)
             if not exam_scores:
                 raise SourceError("the study has no files")
+            crash_point("after-score")
             for exam_score in exam_scores:
                 self._store_exam(job, exam_score, scratch, summary, context)
             self.store.jobs.done(job)
@@ -269,6 +273,7 @@ class Worker:
             {k: v for k, v in fields.items() if k != "exam_id"}
             | {"model_sha256": exam_score.model_sha256},
         )
+        crash_point("after-exam-stored")
         self.metrics.exams.labels(status=status.value).inc()
         if status is ExamStatus.SCORED:
             summary.scored += 1
@@ -283,14 +288,17 @@ class Worker:
             )
         if decision is not None and self.thumbnails_dir is not None:
             self._thumbnails(exam_score, public_id)
+            crash_point("after-thumbnails")
         log.info("exam stored", extra={"event": "exam-stored", **fields})
         if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
             report = self.reports.write(exam_score, decision, scratch / "report")
             location = self.source.store_reports(job.study_instance_uid, [report.path])
+            crash_point("after-report-written")
             self.store.exams.save_report(exam_score.exam_id, report.sop_instance_uid, location)
             self.metrics.reports.inc()
             summary.reports.append(location)
             log.info("report stored", extra={"event": "report-stored", **fields})
+            crash_point("after-report-stored")
 
     def _thumbnails(self, exam_score: ExamScore, public_id: object) -> None:
         """Render the usable views' thumbnails (named by internal ids only) and record them."""

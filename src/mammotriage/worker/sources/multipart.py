@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mammotriage.errors import SourceError
+from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.sources.http import disk_error
 
 
@@ -126,6 +127,8 @@ class _PartSplitter:
         os.replace(self._partial, target)
         self._written.append(target)
         self._out = self._partial = None
+        if len(self._written) == 1:
+            crash_point("mid-fetch")
 
     def finish(self, what: str) -> list[Path]:
         if self._state != "end":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from mammotriage.errors import SourceError, SourceUnavailableError
+from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worker.sources.http import (
     REPORT_MANUFACTURER,
@@ -177,7 +178,12 @@ class OrthancSource(HttpSource):
             into.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise disk_error(exc, into) from exc
-        return [self._download(instance, into / f"{instance}.dcm") for instance in instances]
+        paths = []
+        for instance in instances:
+            paths.append(self._download(instance, into / f"{instance}.dcm"))
+            if len(paths) == 1:
+                crash_point("mid-fetch")
+        return paths
 
     def _study_id(self, study_uid: str) -> str | None:
         found = self._http.json("POST", "/tools/lookup", content=study_uid.encode())
