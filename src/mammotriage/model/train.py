@@ -11,6 +11,7 @@ import csv
 import json
 import logging
 import math
+import pickle
 import random
 import time
 from collections.abc import Callable
@@ -138,26 +139,88 @@ def level_aucs(records: list[ImageRecord], logits: np.ndarray) -> dict[str, floa
     return out
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers, so that
+    a checkpoint holds only what ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
+
+
 class _Checkpoint:
-    """``last.pt`` / ``best.pt`` with everything needed to resume bit-for-bit."""
+    """``last.pt`` / ``best.pt`` with everything needed to resume bit-for-bit.
+
+    A checkpoint holds tensors, numbers, strings, lists and dicts only (the numpy RNG state
+    is stored as a list), and is read with ``torch.load(weights_only=True)``: a file that
+    would run code when unpickled is refused, never executed.
+    """
 
     @staticmethod
     def save(path: Path, **state: Any) -> None:
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        torch.save(_plain(state), tmp)
         tmp.replace(path)  # atomic: a crash never leaves half a checkpoint
 
     @staticmethod
-    def load(path: Path) -> dict[str, Any]:
-        return torch.load(path, map_location="cpu", weights_only=False)
+    def load(path: Path, *, required: tuple[str, ...] = ("model", "config")) -> dict[str, Any]:
+        """The state saved at ``path``.
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` is missing, not a torch file, truncated or corrupt, holds anything but
+            plain data (a pickle that would run code), or is not a mammotriage checkpoint.
+        """
+        from mammotriage.errors import ConfigError
+
+        if not path.is_file():
+            raise ConfigError(f"checkpoint {path} does not exist")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"checkpoint {path} is refused: it is not a torch checkpoint, or it holds "
+                f"something other than plain data, which is never unpickled ({first})"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+            raise ConfigError(
+                f"checkpoint {path} cannot be read: truncated, corrupt or not a torch file "
+                f"({type(exc).__name__})"
+            ) from exc
+        missing = [key for key in required if not isinstance(state, dict) or key not in state]
+        if missing:
+            raise ConfigError(
+                f"{path} is not a mammotriage training checkpoint (no {', '.join(missing)})"
+            )
+        return state
 
 
 def load_model(checkpoint: Path) -> tuple[SuspicionNetwork, TrainConfig, dict[str, Any]]:
-    """The network of a checkpoint, in eval mode, with its training config and state."""
+    """The network of a checkpoint, in eval mode, with its training config and state.
+
+    Raises
+    ------
+    ConfigError
+        If the file is not a readable, safe mammotriage checkpoint, or its weights do not
+        fit the network its config names.
+    """
+    from pydantic import ValidationError
+
+    from mammotriage.errors import ConfigError
+
     state = _Checkpoint.load(checkpoint)
-    config = TrainConfig.model_validate(state["config"])
-    model = build_network(config.network)
-    model.load_state_dict(state["model"])
+    try:
+        config = TrainConfig.model_validate(state["config"])
+        model = build_network(config.network)
+        model.load_state_dict(state["model"])
+    except (ValidationError, RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"checkpoint {checkpoint} does not fit its network: {first}") from exc
     model.eval()
     return model, config, state
 
@@ -228,7 +291,9 @@ def train(
     start_epoch, best_auc, best_epoch, stale = 0, -1.0, -1, 0
     last = out / "last.pt"
     if resume and last.exists():
-        state = _Checkpoint.load(last)
+        state = _Checkpoint.load(
+            last, required=("model", "optimizer", "scheduler", "epoch", "numpy_rng")
+        )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         # A run resumed with another number of epochs follows the new schedule from the
@@ -244,8 +309,10 @@ def train(
             state["stale"],
         )
         torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        name, keys, pos, has_gauss, cached = state["numpy_rng"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        python_rng = state["python_rng"]
+        random.setstate((python_rng[0], tuple(python_rng[1]), python_rng[2]))
         # A crash between writing an epoch's row and its last.pt leaves a row to be redone.
         _keep_metrics(out / "metrics.csv", start_epoch)
     elif (out / "metrics.csv").exists():
