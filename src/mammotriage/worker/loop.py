@@ -24,6 +24,7 @@ import logging
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -300,22 +301,18 @@ class Worker:
             log.info("report stored", extra={"event": "report-stored", **fields})
             crash_point("after-report-stored")
 
-    def _thumbnails(self, exam_score: ExamScore, public_id: object) -> None:
+    def _thumbnails(self, exam_score: ExamScore, public_id: uuid.UUID) -> None:
         """Render the usable views' thumbnails (named by internal ids only) and record them."""
         assert self.thumbnails_dir is not None
         folder = self.thumbnails_dir / str(public_id)
         made = {}
         for n, image in enumerate(exam_score.images):
-            if not (image.usable and image.path is not None and image.sop_instance_uid):
+            if not (image.usable and image.path is not None):
                 continue
             thumbnail = render_thumbnail(image.path, folder / f"{n}.png")
             if thumbnail is not None:
-                made[image.sop_instance_uid] = (
-                    str(thumbnail.path.resolve()),
-                    thumbnail.rows,
-                    thumbnail.columns,
-                )
-        self.store.exams.save_thumbnails(made)
+                made[n] = (str(thumbnail.path.resolve()), thumbnail.rows, thumbnail.columns)
+        self.store.exams.save_thumbnails(public_id, made)
 
     def _decide(self, exam_score: ExamScore, received_at: datetime) -> TriageDecision | None:
         if not exam_score.is_mammography:

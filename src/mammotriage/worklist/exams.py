@@ -1,9 +1,11 @@
 """Scored exams as the worker stores them: the exam, its images, score, findings and reading
 assignment, the SR sent back and the thumbnails.
 
-Every write is an upsert on a unique constraint (``exams (study)``, ``images (sop)``,
-``scores (exam, model sha256)``, ``assignments (exam)``), so that re-processing a study
-updates its rows and never duplicates them.
+Every write is an upsert on a unique constraint (``exams (study)``, ``images (exam,
+position)``, ``scores (exam, model sha256)``, ``assignments (exam)``), so that re-processing
+a study updates its rows and never duplicates them. Images are keyed by their place in the
+exam, not by SOPInstanceUID: every file keeps its own row, also when files share a UID (a
+damaged copy of a view) or have none, and a UID seen in two studies stays in both.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from mammotriage.dicom.model import Laterality
@@ -129,31 +131,38 @@ class ExamArchive:
         return int(id_and_public_id[0]), id_and_public_id[1]
 
     def _save_images(self, session: Session, exam_id: int, exam_score: ExamScore) -> None:
-        """Upsert images by SOPInstanceUID; drop this exam's images no longer in the score."""
-        keep = [im.sop_instance_uid for im in exam_score.images if im.sop_instance_uid]
-        stale = delete(ImageRow).where(ImageRow.exam_id == exam_id)
-        if keep:
-            stale = stale.where(
-                or_(ImageRow.sop_instance_uid.is_(None), ImageRow.sop_instance_uid.not_in(keep))
+        """One row per image of the score, upserted on (exam, position); rows past the
+        score's last image are dropped. A thumbnail recorded for a position is cleared when
+        another file takes that position."""
+        session.execute(
+            delete(ImageRow).where(
+                ImageRow.exam_id == exam_id, ImageRow.position >= len(exam_score.images)
             )
-        session.execute(stale)
-        for image in exam_score.images:
-            values = {
-                "exam_id": exam_id,
+        )
+        for position, image in enumerate(exam_score.images):
+            values: dict[str, Any] = {
+                "sop_instance_uid": image.sop_instance_uid,
                 "path": str(image.path) if image.path is not None else None,
                 "laterality": image.laterality,
                 "view": image.view,
                 "usable": image.usable,
                 "reason": image.reason,
             }
-            statement = self.db.insert(ImageRow).values(
-                sop_instance_uid=image.sop_instance_uid, **values
-            )
-            if image.sop_instance_uid:
-                statement = statement.on_conflict_do_update(
-                    index_elements=["sop_instance_uid"], set_=values
+            existing = session.execute(
+                select(ImageRow.sop_instance_uid, ImageRow.path).where(
+                    ImageRow.exam_id == exam_id, ImageRow.position == position
                 )
-            session.execute(statement)
+            ).one_or_none()
+            if existing is not None and tuple(existing) != (
+                values["sop_instance_uid"],
+                values["path"],
+            ):
+                values |= {"thumbnail": None, "rows": None, "columns": None}
+            session.execute(
+                self.db.insert(ImageRow)
+                .values(exam_id=exam_id, position=position, **values)
+                .on_conflict_do_update(index_elements=["exam_id", "position"], set_=values)
+            )
 
     def _upsert_score(self, session: Session, exam_id: int, exam_score: ExamScore) -> int:
         """The score row of this exam and model; returns its id."""
@@ -213,13 +222,21 @@ class ExamArchive:
             if not getattr(result, "rowcount", 0):
                 raise StoreError("cannot record a report for an exam that is not stored")
 
-    def save_thumbnails(self, thumbnails: dict[str, tuple[str, int, int]]) -> None:
-        """Record each image's thumbnail: SOPInstanceUID -> (PNG path, rows, columns)."""
+    def save_thumbnails(
+        self, public_id: uuid.UUID, thumbnails: dict[int, tuple[str, int, int]]
+    ) -> None:
+        """Record thumbnails of the exam ``public_id``: position of the image in the exam's
+        image list (as saved by :meth:`save_score`) -> (PNG path, rows, columns)."""
         with self.db.session() as session:
-            for sop_instance_uid, (path, rows, columns) in thumbnails.items():
+            exam_id = session.execute(
+                select(ExamRow.id).where(ExamRow.public_id == public_id)
+            ).scalar_one_or_none()
+            if exam_id is None:
+                raise StoreError("cannot record thumbnails for an exam that is not stored")
+            for position, (path, rows, columns) in thumbnails.items():
                 session.execute(
                     update(ImageRow)
-                    .where(ImageRow.sop_instance_uid == sop_instance_uid)
+                    .where(ImageRow.exam_id == exam_id, ImageRow.position == position)
                     .values(thumbnail=path, rows=rows, columns=columns)
                     .execution_options(synchronize_session=False)
                 )
@@ -234,7 +251,11 @@ class ExamArchive:
         )
         with self.db.session() as session:
             rows = session.execute(query).all()
-            images = session.execute(select(ImageRow).order_by(ImageRow.id)).scalars().all()
+            images = (
+                session.execute(select(ImageRow).order_by(ImageRow.exam_id, ImageRow.position))
+                .scalars()
+                .all()
+            )
         by_exam: dict[int, list[StoredImage]] = {}
         for image in images:
             by_exam.setdefault(image.exam_id, []).append(

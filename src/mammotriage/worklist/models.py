@@ -9,7 +9,10 @@ Idempotency lives here, in unique constraints, not in the code that writes:
 - ``scores (exam_id, model_sha256)``: one score per exam and model; re-processing updates it;
 - ``jobs (source, study_instance_uid)``: a study is enqueued once per source;
 - ``assignments (exam_id)``: one reading assignment per exam;
-- ``exams (study_instance_uid)`` and ``images (sop_instance_uid)``.
+- ``exams (study_instance_uid)``;
+- ``images (exam_id, position)``: one row per file of the exam, so that files sharing a
+  SOPInstanceUID (a damaged copy, a UID reused by another study) or without one each keep
+  their own row; ``sop_instance_uid`` is indexed, not unique.
 
 Coded values are stored as their enum's value (VARCHAR), not as native database enums, so
 that adding a value is a data change and not a type migration.
@@ -165,11 +168,15 @@ class ExamRow(Base):
 
 class ImageRow(Base):
     __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("exam_id", "position", name="uq_images_exam_position"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
-    #: NULL for a file that could not be read far enough to know it (NULLs never collide).
-    sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH), unique=True)
+    #: The file's place in the exam's image list (files sorted by path, then UID).
+    position: Mapped[int] = mapped_column(Integer)
+    #: NULL for a file that could not be read far enough to know it. Not unique: two files
+    #: may carry the same UID (a damaged copy; a UID reused by another study).
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH), index=True)
     path: Mapped[str | None] = mapped_column(Text)
     laterality: Mapped[Laterality] = mapped_column(_enum(Laterality, "laterality"))
     view: Mapped[ViewPosition] = mapped_column(_enum(ViewPosition, "view_position"))

@@ -101,7 +101,25 @@ def test_migrate_creates_every_table(store: Store) -> None:
 
 
 def test_migrate_twice_is_a_no_op(store: Store) -> None:
+    from mammotriage.worklist.models import Role
+
+    def schema() -> tuple[list[str], dict[str, list[str]]]:
+        with store.db.engine.connect() as conn:
+            versions = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+            inspector = inspect(conn)
+            tables = {
+                t: sorted(c["name"] for c in inspector.get_columns(t))
+                for t in inspector.get_table_names()
+            }
+        return versions, tables
+
+    store.users.add("kept-reader", Role.RADIOLOGIST, None)
+    before = schema()
     store.migrate()
+    assert schema() == before
+    assert len(before[0]) == 1  # one revision, at head, not re-stamped or duplicated
+    kept = store.users.get("kept-reader")
+    assert kept is not None and kept.role is Role.RADIOLOGIST  # data survives
 
 
 def test_migration_matches_the_models(store: Store) -> None:
@@ -260,3 +278,84 @@ def test_audit_rows_are_written(store: Store) -> None:
         row = conn.execute(select(AuditRow).where(AuditRow.actor == "reader-7")).one()
     assert row.exam_public_id == public_id
     assert row.detail == {"view": "L-CC"}
+
+
+def _images_of(store: Store, study: str) -> list[tuple[str | None, str | None, str | None]]:
+    from mammotriage.worklist.models import ExamRow
+
+    with store.db.engine.connect() as conn:
+        rows = conn.execute(
+            select(ImageRow.sop_instance_uid, ImageRow.path, ImageRow.reason)
+            .join(ExamRow, ExamRow.id == ImageRow.exam_id)
+            .where(ExamRow.study_instance_uid == study)
+            .order_by(ImageRow.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def _with_images(score: ExamScore, *images: ImageScore) -> ExamScore:
+    from dataclasses import replace
+
+    return replace(score, images=score.images + images)
+
+
+def _extra(study: str, name: str, sop: str | None, reason: str) -> ImageScore:
+    return ImageScore(
+        path=Path(f"/data/{study}/{name}.dcm"),
+        sop_instance_uid=sop,
+        laterality=Laterality.LEFT,
+        view=ViewPosition.CC,
+        usable=False,
+        reason=reason,
+    )
+
+
+def test_every_file_keeps_its_image_row_when_uids_are_shared_or_missing(store: Store) -> None:
+    """Issue 11 item 8: files sharing a SOPInstanceUID (or with none) each keep a row."""
+    score = _with_images(
+        exam_score("1.2.3", 3),
+        _extra("1.2.3", "copy-of-0", "1.2.3.0", "damaged copy"),
+        _extra("1.2.3", "another-copy-of-0", "1.2.3.0", "another damaged copy"),
+        _extra("1.2.3", "no-uid-a", None, "no header"),
+        _extra("1.2.3", "no-uid-b", None, "no header either"),
+    )
+    triage = ExamForTriage("1.2.3", 25.0, 3, 30.0, False, NOW)
+    for _ in range(2):  # saving again neither duplicates nor drops a row
+        store.exams.save_score(score, decide(POLICY, triage), NOW)
+        stored = _images_of(store, "1.2.3")
+        assert len(stored) == 8
+        assert {path for _, path, _ in stored} == {str(im.path) for im in score.images}
+    # A later save with fewer files drops the rows of the files that are gone.
+    store.exams.save_score(exam_score("1.2.3", 3), decide(POLICY, triage), NOW)
+    assert len(_images_of(store, "1.2.3")) == 4
+
+
+def test_the_same_sop_instance_uid_in_two_studies_stays_in_both(store: Store) -> None:
+    """Issue 11 item 16: the second study must not silently take the first one's image."""
+    save(store, "1.2.3", 3, timedelta(hours=1))
+    clash = exam_score("1.2.4", 4)
+    clash = _with_images(clash, _extra("1.2.4", "borrowed", "1.2.3.0", "from the other study"))
+    triage = ExamForTriage("1.2.4", 35.0, 4, 30.0, False, NOW)
+    store.exams.save_score(clash, decide(POLICY, triage), NOW)
+    first = _images_of(store, "1.2.3")
+    second = _images_of(store, "1.2.4")
+    assert len(first) == 4 and len(second) == 5
+    assert "1.2.3.0" in {sop for sop, _, _ in first}
+    assert "1.2.3.0" in {sop for sop, _, _ in second}
+
+
+def test_thumbnails_are_recorded_per_exam_and_position(store: Store) -> None:
+    first = save(store, "1.2.3", 3, timedelta(hours=1))
+    clash = _with_images(
+        exam_score("1.2.4", 4), _extra("1.2.4", "borrowed", "1.2.3.0", "from the other study")
+    )
+    triage = ExamForTriage("1.2.4", 35.0, 4, 30.0, False, NOW)
+    store.exams.save_score(clash, decide(POLICY, triage), NOW)
+    store.exams.save_thumbnails(first, {0: ("/t/0.png", 10, 20)})
+    with store.db.engine.connect() as conn:
+        made = (
+            conn.execute(select(ImageRow.thumbnail).where(ImageRow.thumbnail.is_not(None)))
+            .scalars()
+            .all()
+        )
+    assert made == ["/t/0.png"]
