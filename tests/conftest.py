@@ -136,17 +136,60 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class PostgresCluster:
+    """The session's PostgreSQL server: its URL, and stop / start for the fault tests (same
+    data directory, same port)."""
+
+    url: str
+    port: int
+    prefix: tuple[str, ...]
+    binaries: dict[str, str]
+    data: Path
+    log: Path
+    options: str
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            [*self.prefix, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            pytest.fail(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> None:
+        """``pg_ctl start`` and wait until it accepts connections (30 s at most)."""
+        pg_ctl = self.binaries["pg_ctl"]
+        data, log = str(self.data), str(self.log)
+        self._run(pg_ctl, "-D", data, "-l", log, "-o", self.options, "-w", "-t", "60", "start")
+        deadline = time.monotonic() + 30
+        while True:
+            ready = subprocess.run(
+                [self.binaries["pg_isready"], "-h", "127.0.0.1", "-p", str(self.port), "-U", "mt"],
+                capture_output=True,
+                check=False,
+            )
+            if ready.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"PostgreSQL on port {self.port} not ready after 30 s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``: open connections are cut, as in a server restart."""
+        self._run(self.binaries["pg_ctl"], "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_cluster() -> Iterator[PostgresCluster]:
     """A throw-away PostgreSQL server on a free loopback port, for the whole session.
 
-    Yields ``postgresql+psycopg://mt@127.0.0.1:PORT/mammotriage`` (trust auth, user ``mt``).
-    The server runs as the ``postgres`` system user when the tests run as root (PostgreSQL
-    refuses to run as root) and is stopped and its data removed at the end.
+    Its URL is ``postgresql+psycopg://mt@127.0.0.1:PORT/mammotriage`` (trust auth, user
+    ``mt``). The server runs as the ``postgres`` system user when the tests run as root
+    (PostgreSQL refuses to run as root) and is stopped and its data removed at the end.
     """
     binaries = _postgres_binaries()
     as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    prefix = ("runuser", "-u", "postgres", "--") if as_root else ()
     # Under /tmp, not pytest's tmp_path: its parents are private to root and the socket path
     # must stay short.
     root = Path(tempfile.mkdtemp(prefix="mt-pg-"))
@@ -158,17 +201,18 @@ def postgres_url() -> Iterator[str]:
         for path in (root, data, sockets):
             shutil.chown(path, "postgres", "postgres")
     port = _free_port()
-
-    def run(*args: str) -> None:
-        result = subprocess.run(
-            [*prefix, *args], capture_output=True, text=True, timeout=120, check=False
-        )
-        if result.returncode != 0:
-            pytest.fail(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-
+    cluster = PostgresCluster(
+        url=f"postgresql+psycopg://mt@127.0.0.1:{port}/mammotriage",
+        port=port,
+        prefix=prefix,
+        binaries=binaries,
+        data=data,
+        log=root / "server.log",
+        options=f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
+    )
     started = False
     try:
-        run(
+        cluster._run(
             binaries["initdb"],
             "-D",
             str(data),
@@ -179,35 +223,10 @@ def postgres_url() -> Iterator[str]:
             "UTF8",
             "--no-sync",
         )
-        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(
-            binaries["pg_ctl"],
-            "-D",
-            str(data),
-            "-l",
-            str(root / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
         started = True
-        deadline = time.monotonic() + 30
-        while True:
-            ready = subprocess.run(
-                [binaries["pg_isready"], "-h", "127.0.0.1", "-p", str(port), "-U", "mt"],
-                capture_output=True,
-                check=False,
-            )
-            if ready.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"PostgreSQL on port {port} not ready after 30 s")
-            time.sleep(0.2)
+        cluster.start()
         _postgres_admin(port, "CREATE DATABASE mammotriage")
-        yield f"postgresql+psycopg://mt@127.0.0.1:{port}/mammotriage"
+        yield cluster
     finally:
         if started:
             subprocess.run(
@@ -217,6 +236,12 @@ def postgres_url() -> Iterator[str]:
                 check=False,
             )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """``postgresql+psycopg://mt@127.0.0.1:PORT/mammotriage`` on :func:`postgres_cluster`."""
+    return postgres_cluster.url
 
 
 def _postgres_admin(port: int, sql: str) -> None:

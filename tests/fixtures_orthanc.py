@@ -174,8 +174,9 @@ class OrthancServer:
         """The number of Orthanc's latest change, as a cursor to poll from."""
         return str(self.http.get("/changes", params={"last": ""}).json()["Last"])
 
-    def stop(self) -> None:
-        """Terminate Orthanc (kill it if it does not stop in 10 s) and remove its storage."""
+    def halt(self) -> None:
+        """Terminate Orthanc (kill it if it does not stop in 10 s); storage, index and ports
+        are kept for :meth:`resume`."""
         # Close our keep-alive connections first: Orthanc waits for open ones when it stops.
         self.http.close()
         process, self.process = self.process, None
@@ -186,6 +187,31 @@ class OrthancServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+    def resume(self, timeout: float = 30.0) -> None:
+        """Start Orthanc again after :meth:`halt`: same storage, index, ports and config."""
+        self.http = httpx.Client(auth=(self.username, self.password), timeout=30.0)
+        self.http.base_url = httpx.URL(self.url)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [ORTHANC, str(self.root / "orthanc.json")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if self.http.get("/system").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"Orthanc did not come back on {self.url} within {timeout} s\n{self.log()}")
+
+    def stop(self) -> None:
+        """Terminate Orthanc (kill it if it does not stop in 10 s) and remove its storage."""
+        self.halt()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

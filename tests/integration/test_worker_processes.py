@@ -29,6 +29,7 @@ import yaml
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine, create_engine, func, make_url, select, text
 
+from mammotriage.worker import crashpoints
 from mammotriage.worklist import ExamStatus, JobStatus, Store
 from mammotriage.worklist.models import AuditRow, ScoreRow
 from worker_helpers import MODEL, POLICY, count, table_counts
@@ -85,6 +86,7 @@ def write_config(root: Path, database: str, **overrides: Any) -> Path:
     settings: dict[str, Any] = {
         "database": database,
         "model": str(MODEL),
+        "allow_demonstration_model": True,
         "policy": str(POLICY),
         "work_dir": str(root / "work"),
         "poll_seconds": 0.2,
@@ -104,15 +106,30 @@ def write_config(root: Path, database: str, **overrides: Any) -> Path:
     return path
 
 
-def worker_env() -> dict[str, str]:
-    """The test's environment, one thread per library, no worker settings inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAMMOTRIAGE_WORKER_")}
+def worker_env(**extra: str) -> dict[str, str]:
+    """The test's environment, one thread per library, no worker settings or crash points
+    inherited; ``extra`` added."""
+    inherited = ("MAMMOTRIAGE_WORKER_", crashpoints.SWITCH, crashpoints.VARIABLE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     env["OMP_NUM_THREADS"] = "1"
-    return env
+    return env | extra
 
 
-def start_worker(config: Path, name: str, *args: str, tag: str | None = None) -> WorkerProcess:
-    """Start ``mammotriage worker --config CONFIG --name NAME ARGS`` in ``config``'s folder."""
+def crash_env(point: str) -> dict[str, str]:
+    """The variables that make a worker SIGKILL itself at crash point ``point``
+    (``NAME`` or ``NAME@N``, see :mod:`mammotriage.worker.crashpoints`)."""
+    return {crashpoints.SWITCH: "1", crashpoints.VARIABLE: point}
+
+
+def start_worker(
+    config: Path,
+    name: str,
+    *args: str,
+    tag: str | None = None,
+    env: dict[str, str] | None = None,
+) -> WorkerProcess:
+    """Start ``mammotriage worker --config CONFIG --name NAME ARGS`` in ``config``'s folder,
+    with ``env`` added to :func:`worker_env`."""
     logs = config.parent / "logs"
     logs.mkdir(exist_ok=True)
     tag = tag or name
@@ -122,7 +139,7 @@ def start_worker(config: Path, name: str, *args: str, tag: str | None = None) ->
         popen = subprocess.Popen(
             [*command, "--name", name, *args],
             cwd=config.parent,
-            env=worker_env(),
+            env=worker_env(**(env or {})),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -166,9 +183,10 @@ def copy_exams(synthetic: Path, incoming: Path, n: int) -> set[str]:
     return study_uids(incoming)
 
 
-def clone_exams(synthetic: Path, incoming: Path, n: int) -> set[str]:
+def clone_exams(synthetic: Path, incoming: Path, n: int, salt: str = "") -> set[str]:
     """``n`` distinct studies from a synthetic set's exams, reused in turn: each copy gets new
-    Study, Series and SOP Instance UIDs (derived from the copy number, so reruns match)."""
+    Study, Series and SOP Instance UIDs (derived from the copy number and ``salt``, so reruns
+    match and different salts do not)."""
     folders = sorted(p for p in synthetic.iterdir() if p.is_dir())
     for copy in range(n):
         folder = folders[copy % len(folders)]
@@ -178,7 +196,8 @@ def clone_exams(synthetic: Path, incoming: Path, n: int) -> set[str]:
             dataset = pydicom.dcmread(path)
             for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
                 old = str(getattr(dataset, keyword))
-                setattr(dataset, keyword, generate_uid(entropy_srcs=[old, str(copy)]))
+                entropy = [old, str(copy), *([salt] if salt else [])]
+                setattr(dataset, keyword, generate_uid(entropy_srcs=entropy))
             dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
             dataset.save_as(target / path.name)
     uids = study_uids(incoming)
@@ -254,42 +273,60 @@ def assert_every_study_done_once(store: Store, reports: Path, studies: set[str])
 
 @dataclass(frozen=True)
 class KillPoint:
-    """When to SIGKILL a run: ``delay`` seconds after its start (``after_exams`` None) or
-    after its ``after_exams``-th "exam-stored" line."""
+    """One planned kill: SIGKILL sent from outside ``delay`` seconds after the run's start, or,
+    with ``crash_at`` (``NAME@N``), by the worker itself at that named crash point (the N-th
+    time it gets there), so that the test knows where the kill landed."""
 
     label: str
-    after_exams: int | None
-    delay: float
+    delay: float = 0.0
+    crash_at: str | None = None
 
 
 def test_sigkill_at_random_moments_then_once_scores_every_study_exactly_once(
     tmp_path: Path, tiny_synthetic: Path, processes: list[WorkerProcess]
 ) -> None:
-    # 14 studies: enough that the last planned kill still finds three left to score.
+    # 14 studies: enough that the last planned kill still finds some left to score.
     studies = clone_exams(tiny_synthetic, tmp_path / "incoming", 14)
     config = write_config(tmp_path, str(tmp_path / "worklist.sqlite"))
     rng = random.Random(20240611)
     plan = [
-        KillPoint("during start-up (imports, model load)", None, rng.uniform(0.3, 1.2)),
-        KillPoint("right after an exam is stored, before its SR", 1, 0.0),
-        KillPoint("mid-job", 2, rng.uniform(0.02, 0.3)),
-        KillPoint("at a random moment", None, rng.uniform(1.5, 3.5)),
-        KillPoint("mid-job, later", 3, rng.uniform(0.02, 0.3)),
+        KillPoint("during start-up (imports, model load)", delay=rng.uniform(0.3, 1.2)),
+        KillPoint("right after an exam is stored, before its SR", crash_at="after-exam-stored"),
+        KillPoint("mid-job: scored, nothing stored", crash_at=f"after-score@{rng.randint(2, 3)}"),
+        KillPoint("at a random moment", delay=rng.uniform(1.5, 3.5)),
+        KillPoint(
+            "mid-job: SR written, not yet recorded",
+            crash_at=f"after-report-written@{rng.randint(2, 3)}",
+        ),
     ]
     kills = []
     for i, point in enumerate(plan):
-        process = start_worker(config, "crashy", tag=f"run{i}")
+        env = crash_env(point.crash_at) if point.crash_at else None
+        process = start_worker(config, "crashy", tag=f"run{i}", env=env)
         processes.append(process)
-        if point.after_exams is not None:
-            process.wait_for("exam-stored", point.after_exams)
-        time.sleep(point.delay)
-        assert process.popen.poll() is None, f"worker ended by itself:\n{process.output()}"
-        process.popen.send_signal(signal.SIGKILL)
-        process.popen.wait(timeout=10)
+        if point.crash_at is None:
+            time.sleep(point.delay)
+            assert process.popen.poll() is None, f"worker ended by itself:\n{process.output()}"
+            process.popen.send_signal(signal.SIGKILL)
+        try:
+            process.popen.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"{point.label}: the worker never reached its crash point\n{process.output()}"
+            )
         at = time.monotonic() - process.started
+        assert process.popen.returncode == -signal.SIGKILL, process.output()
         events = [e["event"] for e in process.events() if "event" in e]
+        if point.crash_at is not None:
+            # Where it landed: the named point, at the planned pass, and nothing after it.
+            name, _, nth = point.crash_at.partition("@")
+            (landed,) = process.events("crash-point")
+            assert (landed["point"], landed["pass"]) == (name, int(nth or "1")), landed
+            assert events[-1] == "crash-point", events
+        elif i == 0:
+            assert "exam-stored" not in events, f"the start-up kill landed after a job: {events}"
         kills.append((point.label, round(at, 2), events[-3:], Counter(events)["exam-stored"]))
-    print("kill points (what, seconds after start, last events, exams stored in that run):")
+    print("kills (what, seconds after start, last events, exams stored in that run):")
     for kill in kills:
         print("  ", *kill)
 

@@ -7,7 +7,8 @@ variables, both read once, when this module is first imported:
 
 - ``MAMMOTRIAGE_TEST_CRASH_POINTS=1``, the test switch: without it nothing here ever kills,
   whatever else is set, so a production worker cannot die from a stray variable;
-- ``MAMMOTRIAGE_CRASH_AT=NAME``, one of :data:`CRASH_POINTS`.
+- ``MAMMOTRIAGE_CRASH_AT=NAME`` (one of :data:`CRASH_POINTS`), or ``NAME@N``: the N-th
+  time the point is reached (a later job, or a later instance), not the first.
 
 When the armed point is reached, :func:`crash_point` logs a ``crash-point`` event (JSON
 logs: ``{"event": "crash-point", "point": NAME}``) and sends SIGKILL to its own process:
@@ -52,27 +53,35 @@ CRASH_POINTS: tuple[str, ...] = (
 )
 
 
-def _armed() -> str | None:
+def _armed() -> tuple[str, int] | None:
     if os.environ.get(SWITCH) != "1":
         return None
-    name = os.environ.get(VARIABLE, "").strip()
-    if not name:
+    value = os.environ.get(VARIABLE, "").strip()
+    if not value:
         return None
-    if name not in CRASH_POINTS:
-        raise ValueError(f"{VARIABLE}={name!r} is not a crash point; known: {CRASH_POINTS}")
-    return name
+    name, _, nth = value.partition("@")
+    if name not in CRASH_POINTS or not (nth or "1").isdigit() or int(nth or "1") < 1:
+        raise ValueError(f"{VARIABLE}={value!r} is not NAME or NAME@N; names: {CRASH_POINTS}")
+    return name, int(nth or "1")
 
 
-#: The point armed for this process, or None (read once, at import).
-ARMED: str | None = _armed()
+#: The point armed for this process and at which pass it kills, or None (read once, at import).
+ARMED: tuple[str, int] | None = _armed()
+_reached = 0
 
 
 def crash_point(name: str) -> None:
-    """SIGKILL this process if ``name`` is the armed crash point; otherwise do nothing."""
-    if ARMED is None or name != ARMED:
+    """SIGKILL this process if ``name`` is the armed crash point (at its armed pass)."""
+    global _reached
+    if ARMED is None or name != ARMED[0]:
+        return
+    _reached += 1
+    if _reached < ARMED[1]:
         return
     log.warning(
-        "crash point %s reached: SIGKILL", name, extra={"event": "crash-point", "point": name}
+        "crash point %s reached: SIGKILL",
+        name,
+        extra={"event": "crash-point", "point": name, "pass": _reached},
     )
     for handler in logging.getLogger("mammotriage").handlers:
         handler.flush()

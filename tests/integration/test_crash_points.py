@@ -1,0 +1,375 @@
+"""``kill -9`` at every named crash point, from every kind of source, on both databases; and
+real faults: the PACS and the database stopped and started again in the middle of a batch.
+
+A crash run is ``mammotriage worker --once`` with ``MAMMOTRIAGE_TEST_CRASH_POINTS=1`` and
+``MAMMOTRIAGE_CRASH_AT=<point>`` (see :mod:`mammotriage.worker.crashpoints`): the worker
+logs a ``crash-point`` event and SIGKILLs itself there, so each run proves that it got to
+that place. One test per source x database runs one crash per point, in the order a job
+reaches them (each run picks up the job the previous one died holding), then one clean
+``--once`` run, and checks that every study ends with one exam row, one score row and one
+SR, and that no temporary file is left.
+
+Sources: a folder (SRs written to a folder), Orthanc over REST (SRs posted back) and our
+C-STORE SCP (studies pushed by dcmtk's ``storescu``, SRs sent to Orthanc by C-STORE).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from test_worker_processes import (
+    WorkerProcess,
+    assert_every_study_done_once,
+    clone_exams,
+    crash_env,
+    finish,
+    free_port,
+    processes,  # noqa: F401  (the fixture)
+    reports_by_study,
+    start_worker,
+    worker_env,
+    write_config,
+)
+
+from fixtures_orthanc import OrthancFactory, OrthancServer
+from mammotriage.worker.crashpoints import CRASH_POINTS
+from mammotriage.worklist import ExamStatus, JobStatus, Store
+from mammotriage.worklist.models import ScoreRow
+from worker_helpers import REPO, count, table_counts
+
+pytestmark = pytest.mark.integration
+
+SRC = REPO / "src" / "mammotriage"
+SCP_AET = "MAMMOTRIAGE"
+#: A crash run: start-up, a poll and at most one job up to its crash point.
+CRASH_TIMEOUT = 90.0
+
+#: The points each source reaches: the folder and C-STORE sources read files in place, so
+#: there is no fetch of several instances to die in the middle of.
+POINTS = {
+    "folder": [p for p in CRASH_POINTS if p != "mid-fetch"],
+    "orthanc": list(CRASH_POINTS),
+    "cstore": [p for p in CRASH_POINTS if p != "mid-fetch"],
+}
+
+
+# -- the crash-point switch itself ------------------------------------------------------
+
+
+def test_every_crash_point_is_called_in_the_source_and_every_call_is_a_known_point() -> None:
+    called = {
+        name
+        for path in SRC.rglob("*.py")
+        for name in re.findall(r'crash_point\("([^"]+)"\)', path.read_text())
+    }
+    assert called == set(CRASH_POINTS)
+
+
+def armed(**env: str) -> str:
+    """``crashpoints.ARMED`` in a fresh interpreter with ``env`` (and no inherited switch)."""
+    code = "from mammotriage.worker import crashpoints; print(crashpoints.ARMED)"
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", code],
+        env=worker_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return (result.stdout + result.stderr).strip()
+
+
+def test_the_crash_variable_alone_arms_nothing_the_test_switch_is_needed_too() -> None:
+    assert armed(MAMMOTRIAGE_CRASH_AT="after-claim") == "None"
+    assert armed(**crash_env("after-claim")) == "('after-claim', 1)"
+    assert armed(**crash_env("after-score@3")) == "('after-score', 3)"
+    assert "ValueError" in armed(**crash_env("after-lunch"))
+
+
+# -- one source, one database ---------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """A worker config on one source, the studies it will be given, and how to read back the
+    SRs the source holds (study UID -> SOP Instance UIDs of our SRs)."""
+
+    config: Path
+    studies: set[str]
+    reports: Callable[[], dict[str, list[str]]]
+    #: Called once the first worker with a live source runs (C-STORE: push the studies).
+    deliver: Callable[[], None] | None = None
+
+
+def orthanc_reports(server: OrthancServer, studies: set[str]) -> dict[str, list[str]]:
+    """Our SRs Orthanc holds, per study."""
+    held: dict[str, list[str]] = {}
+    for study_uid in studies:
+        found = server.http.post("/tools/lookup", content=study_uid).json()
+        for study in (item["ID"] for item in found if item["Type"] == "Study"):
+            for series in server.http.get(f"/studies/{study}/series").json():
+                if series["MainDicomTags"].get("Modality") != "SR":
+                    continue
+                for instance in series["Instances"]:
+                    tags = server.http.get(f"/instances/{instance}").json()["MainDicomTags"]
+                    held.setdefault(study_uid, []).append(tags["SOPInstanceUID"])
+    return held
+
+
+def wait_stable(server: OrthancServer, studies: set[str], timeout: float = 30.0) -> None:
+    """Until Orthanc calls every study stable (a ``--once`` run started earlier finds none)."""
+    deadline = time.monotonic() + timeout
+    for study_uid in studies:
+        while True:
+            found = server.http.post("/tools/lookup", content=study_uid).json()
+            ids = [item["ID"] for item in found if item["Type"] == "Study"]
+            if ids and server.http.get(f"/studies/{ids[0]}").json().get("IsStable"):
+                break
+            assert time.monotonic() < deadline, "Orthanc never called the study stable"
+            time.sleep(0.2)
+
+
+def orthanc_settings(server: OrthancServer) -> dict[str, Any]:
+    return {
+        "kind": "orthanc",
+        "url": server.url,
+        "username": server.username,
+        "password": server.password,
+        "timeout_seconds": 10,
+    }
+
+
+def start_from_now(database: str, server: OrthancServer) -> None:
+    """Migrate the store and set the Orthanc cursor to its last change: the shared server
+    holds other tests' studies, which this worker must not see."""
+    store = Store(database)
+    try:
+        store.migrate()
+        store.jobs.save_cursor(f"orthanc:{server.url}", server.last_change())
+    finally:
+        store.close()
+
+
+def wait_listening(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            time.sleep(0.1)
+
+
+def make_site(
+    kind: str, root: Path, database: str, synthetic: Path, orthanc: OrthancServer, salt: str
+) -> Site:
+    """Two small studies (UIDs of this test's own) on a source of ``kind``."""
+    common: dict[str, Any] = {"thumbnails_dir": str(root / "thumbnails")}
+    if kind == "folder":
+        studies = clone_exams(synthetic, root / "incoming", 2, salt)
+        config = write_config(root, database, **common)
+        return Site(
+            config,
+            studies,
+            lambda: {
+                study: [p.stem for p in files]
+                for study, files in reports_by_study(root / "reports").items()
+            },
+        )
+    outgoing = root / "outgoing"
+    studies = clone_exams(synthetic, outgoing, 2, salt)
+    files = sorted(outgoing.rglob("*.dcm"))
+    if kind == "orthanc":
+        start_from_now(database, orthanc)
+        orthanc.upload_all(files)
+        wait_stable(orthanc, studies)
+        config = write_config(root, database, source=orthanc_settings(orthanc), **common)
+        return Site(config, studies, lambda: orthanc_reports(orthanc, studies))
+    assert kind == "cstore"
+    port = free_port()
+    source = {
+        "kind": "cstore",
+        "incoming": str(root / "incoming"),
+        "ae_title": SCP_AET,
+        "port": port,
+        # Long enough that the push of both studies ends before the first claim.
+        "quiet_seconds": 2.0,
+        "write_back": {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.dicom_port},
+    }
+    config = write_config(root, database, source=source, **common)
+
+    def push() -> None:
+        wait_listening(port)
+        command = ["storescu", "-aet", "MODALITY", "-aec", SCP_AET, "-xv", "127.0.0.1"]
+        sent = subprocess.run(
+            [*command, str(port), *map(str, files)], capture_output=True, text=True, timeout=60
+        )
+        assert sent.returncode == 0, sent.stderr
+
+    return Site(config, studies, lambda: orthanc_reports(orthanc, studies), deliver=push)
+
+
+def crash(site: Site, point: str, tag: str, started: list[WorkerProcess]) -> WorkerProcess:
+    """One run that must die at ``point``: SIGKILL, with its ``crash-point`` event last."""
+    # The source is built after the model: at "after-model-load" nothing listens yet.
+    deliver = site.deliver if point != "after-model-load" else None
+    if deliver is not None:
+        site.deliver = None
+    # The run that is pushed to waits for the studies (--once would find none and end).
+    once = () if deliver is not None else ("--once",)
+    process = start_worker(site.config, "crashy", *once, tag=tag, env=crash_env(point))
+    started.append(process)
+    if deliver is not None:
+        deliver()
+    try:
+        process.popen.wait(timeout=CRASH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"never reached crash point {point}:\n{process.output()}")
+    assert process.popen.returncode == -signal.SIGKILL, (point, process.output())
+    events = [e for e in process.events() if "event" in e]
+    assert events and events[-1]["event"] == "crash-point", (point, process.output())
+    assert events[-1]["point"] == point
+    assert "Traceback" not in process.output()
+    return process
+
+
+def assert_done_once(store: Store, site: Site, root: Path) -> None:
+    """One DONE job, one scored exam, one score row and one SR per study (the SR the exam
+    row names), and no temporary file or job folder left anywhere."""
+    studies = site.studies
+    exams = store.exams.all()
+    assert sorted(e.study_instance_uid for e in exams) == sorted(studies)
+    assert {e.status for e in exams} == {ExamStatus.SCORED}
+    with store.db.engine.connect() as connection:
+        per_exam = connection.execute(
+            select(ScoreRow.exam_id, func.count()).group_by(ScoreRow.exam_id)
+        ).all()
+    assert count(store, ScoreRow) == len(studies)
+    assert sorted(n for _, n in per_exam) == [1] * len(studies)
+    assert table_counts(store)["images"] == 4 * len(studies)
+    jobs = store.jobs.all()
+    assert sorted(j.study_instance_uid for j in jobs) == sorted(studies)
+    assert {j.status for j in jobs} == {JobStatus.DONE}, [(j.id, j.status) for j in jobs]
+    reports = site.reports()
+    for exam in exams:
+        assert exam.report_sop_instance_uid is not None
+        assert reports.get(exam.study_instance_uid) == [exam.report_sop_instance_uid]
+    left = [
+        p
+        for p in root.rglob("*")
+        if p.name.endswith((".tmp", ".part")) or p.parent == root / "work"
+    ]
+    assert left == [], f"left behind: {left}"
+
+
+@pytest.mark.parametrize("kind", ["folder", "orthanc", "cstore"])
+def test_sigkill_at_every_crash_point_then_once_scores_every_study_exactly_once(
+    kind: str,
+    store_url: str,
+    tmp_path: Path,
+    tiny_synthetic: Path,
+    orthanc: OrthancServer,
+    processes: list[WorkerProcess],  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> None:
+    site = make_site(kind, tmp_path, store_url, tiny_synthetic, orthanc, request.node.name)
+    started = time.monotonic()
+    for i, point in enumerate(POINTS[kind]):
+        crash(site, point, f"{i:02d}-{point}", processes)
+    crashed = time.monotonic() - started
+    final = start_worker(site.config, "crashy", "--once", tag="final")
+    processes.append(final)
+    took = finish(final)
+    print(f"{kind}: {len(POINTS[kind])} crash runs {crashed:.1f} s, final run {took:.1f} s")
+    assert final.events("released"), "the final run released no job: the last kill held none"
+    store = Store(store_url)
+    try:
+        assert_done_once(store, site, tmp_path)
+        if kind == "folder":
+            assert_every_study_done_once(store, tmp_path / "reports", site.studies)
+    finally:
+        store.close()
+
+
+# -- real faults ----------------------------------------------------------------------------
+
+
+def test_orthanc_stopped_and_started_again_mid_batch_loses_nothing_and_scores_once(
+    tmp_path: Path,
+    tiny_synthetic: Path,
+    orthanc_factory: OrthancFactory,
+    processes: list[WorkerProcess],  # noqa: F811
+) -> None:
+    pacs = orthanc_factory()
+    outgoing = tmp_path / "outgoing"
+    studies = clone_exams(tiny_synthetic, outgoing, 4, "orthanc-restart")
+    pacs.upload_all(sorted(outgoing.rglob("*.dcm")))
+    wait_stable(pacs, studies)
+    retry = {"max_attempts": 20, "base_seconds": 0.5, "max_seconds": 2.0}
+    database = str(tmp_path / "worklist.sqlite")
+    config = write_config(tmp_path, database, source=orthanc_settings(pacs), retry=retry)
+    worker = start_worker(config, "survivor", "--once")
+    processes.append(worker)
+    worker.wait_for("exam-stored")
+    pacs.halt()  # mid-batch: the exam just stored still has its SR to post
+    time.sleep(2.0)
+    pacs.resume()
+    finish(worker, timeout=180)
+
+    faults = worker.events("retry") + worker.events("poll-failed")
+    print(f"while Orthanc was down: {len(faults)} retries / failed polls")
+    assert faults, "the worker never noticed that Orthanc was down"
+    site = Site(config, studies, lambda: orthanc_reports(pacs, studies))
+    store = Store(database)
+    try:
+        assert_done_once(store, site, tmp_path)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_postgresql_restarted_mid_batch_loses_nothing_and_scores_once(
+    tmp_path: Path,
+    tiny_synthetic: Path,
+    store_url: str,
+    postgres_cluster: Any,
+    processes: list[WorkerProcess],  # noqa: F811
+) -> None:
+    studies = clone_exams(tiny_synthetic, tmp_path / "incoming", 4)
+    config = write_config(tmp_path, store_url)
+    worker = start_worker(config, "survivor", "--once")
+    processes.append(worker)
+    worker.wait_for("exam-stored")
+    postgres_cluster.stop()  # pg_ctl stop -m fast: every connection cut
+    time.sleep(1.0)
+    postgres_cluster.start()
+    finish(worker, timeout=180)
+
+    down = worker.events("store-down")
+    print(f"while PostgreSQL was down: {len(down)} store-down events")
+    assert down, "the worker never noticed that PostgreSQL was down"
+    site = Site(
+        config,
+        studies,
+        lambda: {
+            study: [p.stem for p in files]
+            for study, files in reports_by_study(tmp_path / "reports").items()
+        },
+    )
+    store = Store(store_url)
+    try:
+        assert_done_once(store, site, tmp_path)
+        assert_every_study_done_once(store, tmp_path / "reports", studies)
+    finally:
+        store.close()
