@@ -55,6 +55,14 @@ def _why(best: Image, others: list[Image]) -> str:
     return f"{'; '.join(reasons)} ({len(others) + 1} candidates)"
 
 
+def candidates(exam: Exam, slot: Slot) -> list[Image]:
+    """The exam's usable images that can fill ``slot``, best first (the rule
+    :func:`build_exam` chooses by): when the chosen one cannot be decoded, the scorer falls
+    back to the next."""
+    found = [im for im in exam.images if im.usable and slot_of(im) == slot]
+    return sorted(found, key=_preference, reverse=True)
+
+
 def build_exam(exam_id: str, source: str, images: list[Image]) -> Exam:
     """Choose one usable image per slot and record why when there was a choice."""
     candidates: dict[Slot, list[Image]] = {}

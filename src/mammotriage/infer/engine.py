@@ -12,7 +12,10 @@ The pipeline, in the order a batch job meets it:
    worth of mammograms.
 3. Batches are cut across exam boundaries (a four-view exam does not waste half a batch
    of eight), and each exam is handed back as soon as its last image is scored.
-4. Image probabilities -> breast -> exam score as the sidecar says, the calibrated
+4. A chosen image that does not decode gives its view slot to the view's next candidate
+   (:func:`~mammotriage.dicom.exams.candidates`, same rule, best first), so a damaged
+   duplicate never costs the exam a view that another file holds.
+5. Image probabilities -> breast -> exam score as the sidecar says, the calibrated
    category from the sidecar's thresholds, findings from the suspicion maps
    (:mod:`.assemble`).
 
@@ -26,6 +29,7 @@ Never raises for a bad file: it becomes an unusable image with its reason.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from mammotriage.dicom import Exam, Image, group_exams, iter_files
+from mammotriage.dicom.exams import candidates, slot_of
 from mammotriage.infer.assemble import Failed, ImageResult, Scored, exam_score, to_score
 from mammotriage.infer.findings import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, find_regions, sigmoid
 from mammotriage.infer.prepare import (
@@ -60,6 +65,8 @@ __all__ = [
     "Unusable",
     "prepare_image",
 ]
+
+log = logging.getLogger(__name__)
 
 #: ``progress(label, done, total)``: "reading headers" per file, "scoring" per image.
 Progress = Callable[[str, int, int], None]
@@ -223,6 +230,8 @@ class ScoringEngine:
         try:
             for job, prepared in stream:
                 if isinstance(prepared, Unusable):
+                    job, prepared = self._fall_back(exams[job.exam_index], job, prepared, results)
+                if isinstance(prepared, Unusable):
                     results[id(job.image)] = Failed(prepared.reason)
                     remaining[job.exam_index] -= 1
                     done += 1
@@ -256,6 +265,41 @@ class ScoringEngine:
             _crashed_job,
             depth=2 * self.batch_size,
         )
+
+    def _fall_back(
+        self,
+        exam: Exam,
+        job: _Job,
+        prepared: Unusable,
+        results: dict[int, ImageResult],
+    ) -> tuple[_Job, Prepared | Unusable]:
+        """The chosen image of a view did not decode: try the view's next candidate (a
+        duplicate, an older acquisition, a For Processing copy), best first, until one
+        decodes or none is left. Each image that failed keeps its own reason."""
+        slot = slot_of(job.image)
+        result: Prepared | Unusable = prepared
+        while isinstance(result, Unusable) and slot is not None:
+            untried = (
+                im for im in candidates(exam, slot) if im is not job.image and id(im) not in results
+            )
+            following = next(untried, None)
+            if following is None:
+                break
+            results[id(job.image)] = Failed(
+                f"{result.reason} (the next image for {slot} was tried in its place)"
+            )
+            log.info(
+                "an image of %s did not decode; trying the next candidate for the view",
+                slot,
+                extra={"event": "view-fallback", "reason": result.reason},
+            )
+            job = _Job(job.exam_index, following)
+            [(_, result)] = list(
+                self.decoder.ordered_map(
+                    partial(_prepare_job, params=self.params), [job], _crashed_job, depth=1
+                )
+            )
+        return job, result
 
     def _run(
         self,

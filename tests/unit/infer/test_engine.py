@@ -197,3 +197,44 @@ def test_inference_modules_never_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _damaged_copy(good: Path, copy: Path, **attrs) -> Path:
+    """``good`` with its UIDs and ``attrs``, JPEG 2000 coded with its coded packets
+    overwritten: the header reads, the pixels do not decode."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = pydicom.dcmread(good)
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    ds.compress(JPEG2000Lossless)
+    data = bytearray(ds.PixelData)
+    sod = data.find(b"\xff\x93")  # start of data: everything after is coded packets
+    data[sod + 2 : -8] = b"\xff" * (len(data) - sod - 10)
+    ds.PixelData = bytes(data)
+    ds.save_as(copy)
+    return copy
+
+
+def test_a_damaged_duplicate_that_wins_the_view_falls_back_to_the_copy_that_decodes(
+    model, tmp_path
+):
+    """Issue 11 item 8: the damaged copy (same UIDs, latest acquisition) won the L-CC slot,
+    failed to decode, and the good copy holding the lesion was left "not scored"."""
+    study = "1.2.826.0.1.3680043.8.498.501"
+    write_exam(tmp_path, study=study, blobs={("L", "CC"): L_BLOB})
+    _damaged_copy(tmp_path / "LCC.dcm", tmp_path / "LCC-z-copy.dcm", AcquisitionDateTime="20300101")
+    with ScoringEngine(model) as engine:
+        [reference] = engine.score_paths(
+            [tmp_path / n for n in ("LCC.dcm", "LMLO.dcm", "RCC.dcm", "RMLO.dcm")]
+        )
+        [exam] = engine.score_paths([tmp_path])
+    assert len(exam.images) == 5
+    damaged = next(im for im in exam.images if im.path.name == "LCC-z-copy.dcm")
+    good = next(im for im in exam.images if im.path.name == "LCC.dcm")
+    assert not damaged.usable and damaged.reason and "L-CC" in damaged.reason
+    assert good.usable and good.score is not None and good.reason is None
+    assert not exam.partial and exam.missing == ()
+    assert exam.score == pytest.approx(reference.score)
+    assert exam.findings and exam.findings[0].path.name == "LCC.dcm"
