@@ -13,6 +13,9 @@ What can go wrong, and what happens:
   (:class:`~mammotriage.worker.config.RetrySettings`) and fails for good after the last try;
 - the study is gone, or holds no mammogram: recorded with the reason, never retried;
 - an image cannot be read: the exam is stored with that image's reason, scored on the rest;
+- an output of a stored exam (its thumbnails) cannot be written: the other outputs (the SR)
+  are still made, the failure is logged, counted (``mammotriage_output_failures_total``)
+  and kept on the job, which is retried like a passing fault;
 - the database is locked or gone: the loop logs it, waits and tries again; the job it held
   stays RUNNING until released.
 """
@@ -61,6 +64,10 @@ _T = TypeVar("_T")
 
 #: errno values of a full or read-only disk: passing faults, retried like a PACS outage.
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+class OutputError(MammotriageError):
+    """An output of a stored exam (its thumbnails) could not be written; the others were."""
 
 
 @dataclass
@@ -225,11 +232,16 @@ class Worker:
             if not exam_scores:
                 raise SourceError("the study has no files")
             crash_point("after-score")
+            failed_outputs: list[str] = []
             for exam_score in exam_scores:
-                self._store_exam(job, exam_score, scratch, summary, context)
+                failed_outputs += self._store_exam(job, exam_score, scratch, summary, context)
+            if failed_outputs:
+                raise OutputError("; ".join(failed_outputs))
             self.store.jobs.done(job)
         except SourceUnavailableError as exc:
             self._retry_or_fail(job, str(exc), summary, context)
+        except OutputError as exc:  # the exam is stored; an output may pass: try again
+            self._retry_or_fail(job, f"output failed: {exc}", summary, context)
         except OSError as exc:
             if exc.errno in _DISK_ERRNOS:
                 self._retry_or_fail(job, f"disk full or unwritable: {exc}", summary, context)
@@ -256,7 +268,10 @@ class Worker:
         scratch: Path,
         summary: RunSummary,
         context: dict[str, object],
-    ) -> None:
+    ) -> list[str]:
+        """Store the exam, then attempt each output (thumbnails, the SR); returns what
+        failed among the thumbnails, so that their failure never stops the SR."""
+        failed: list[str] = []
         received_at = job.created_at or utcnow()
         decision = self._decide(exam_score, received_at)
         public_id = self.store.exams.save_score(exam_score, decision, received_at)
@@ -288,7 +303,18 @@ class Worker:
                 max(0.0, (utcnow() - job.created_at).total_seconds())
             )
         if decision is not None and self.thumbnails_dir is not None:
-            self._thumbnails(exam_score, public_id)
+            try:
+                self._thumbnails(exam_score, public_id)
+            except StoreError:
+                raise
+            except Exception as exc:  # an output failure must not lose the other outputs
+                failed.append(f"thumbnails: {type(exc).__name__}: {exc}")
+                self.metrics.output_failures.labels(output="thumbnails").inc()
+                log.warning(
+                    "thumbnails not written: %s",
+                    exc,
+                    extra={"event": "output-failed", "output": "thumbnails", **fields},
+                )
             crash_point("after-thumbnails")
         log.info("exam stored", extra={"event": "exam-stored", **fields})
         if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
@@ -300,6 +326,7 @@ class Worker:
             summary.reports.append(location)
             log.info("report stored", extra={"event": "report-stored", **fields})
             crash_point("after-report-stored")
+        return failed
 
     def _thumbnails(self, exam_score: ExamScore, public_id: uuid.UUID) -> None:
         """Render the usable views' thumbnails (named by internal ids only) and record them."""

@@ -41,6 +41,13 @@ class WorkerMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.output_failures = Counter(
+            "mammotriage_output_failures_total",
+            "Outputs of a stored exam that could not be written (thumbnails); the job is "
+            "retried, the other outputs are still made.",
+            ["output"],
+            registry=self.registry,
+        )
         self.reports = Counter(
             "mammotriage_reports_sent_total",
             "DICOM SRs sent back to the source.",
