@@ -100,6 +100,7 @@ def run(
             "database": db,
             "work_dir": str(work / f"work-{n_workers}"),
             "poll_seconds": 0.5,
+            "allow_demonstration_model": True,  # the packaged model, on synthetic exams
             "threads": max(1, (os.cpu_count() or 2) // n_workers),
             "source": {
                 "kind": "orthanc",

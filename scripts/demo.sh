@@ -33,6 +33,8 @@ source:
 metrics:
   textfile: metrics.prom
 log_format: json
+# The packaged model is trained on synthetic phantoms: the worker runs it only when told to.
+allow_demonstration_model: true
 YAML
 echo "== 3. the batch worker: score, triage (the packaged policy: categories 1-5 single, 6-10 double, 10 priority), store, write SRs"
 "$bin" config show worker --config "$out/worker.yaml" | grep -E '^ *(model|policy|database) '

@@ -40,6 +40,8 @@ def folder_settings(root: Path, **overrides: Any) -> WorkerSettings:
         },
         "retry": {"max_attempts": 3, "base_seconds": 0.01, "max_seconds": 0.05},
         "log_format": "text",
+        # MODEL is the packaged demonstration model, trained on synthetic data.
+        "allow_demonstration_model": True,
     }
     values.update(overrides)
     return WorkerSettings(**values)

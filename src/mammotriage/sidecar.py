@@ -49,6 +49,8 @@ class Calibration(_Frozen):
     thresholds: tuple[float, ...] = Field(default=(10, 20, 30, 40, 50, 60, 70, 80, 90))
     reference: str = "uncalibrated: evenly spaced score thresholds"
     exams: int = 0
+    #: Why this table should not be trusted as it is (e.g. too few exams), or None.
+    warning: str | None = None
 
     @field_validator("thresholds")
     @classmethod
@@ -64,6 +66,10 @@ class Variant(_Frozen):
     sha256: str
     max_abs_logit_delta: float
     auc_delta: float | None = None
+
+
+#: What everything made with a demonstration model says (score output, SR, reading page).
+DEMONSTRATION_NOTICE = "demonstration model, not for clinical use"
 
 
 class Sidecar(_Frozen):
@@ -89,6 +95,17 @@ class Sidecar(_Frozen):
         "Demonstration and tests only; not for clinical use. Retrain and validate on your own "
         "site's data before any use."
     )
+
+    @property
+    def demonstration(self) -> bool:
+        """Whether this model was trained on synthetic data (``training_data.synthetic``, or
+        for an older export ``training_data.kind == "synthetic"``): a demonstration model,
+        not for clinical use. The worker refuses it unless its settings allow it, and
+        everything made with it says so."""
+        synthetic = self.training_data.get("synthetic")
+        if synthetic is not None:
+            return bool(synthetic)
+        return self.training_data.get("kind") == "synthetic"
 
     @property
     def preprocess_params(self) -> PreprocessParams:

@@ -94,6 +94,7 @@ def test_worker_once_reads_paths_relative_to_its_config_file(installed, site, tm
         "poll_seconds: 0.2\n"
         "source: {kind: folder, path: ../incoming, quiet_seconds: 0, reports: state/reports}\n"
         "log_format: text\n"
+        "allow_demonstration_model: true\n"
     )
     (conf / "state").mkdir()
     elsewhere = tmp_path / "elsewhere"

@@ -50,6 +50,7 @@ def pacs_settings(tmp_path: Path, source: dict[str, Any], **overrides: Any) -> W
         "name": "pacs-worker",
         "database": str(tmp_path / "db.sqlite"),
         "model": MODEL,
+        "allow_demonstration_model": True,  # MODEL is the packaged demonstration model
         "policy": POLICY,
         "work_dir": tmp_path / "work",
         "poll_seconds": 0.2,

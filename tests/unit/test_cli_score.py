@@ -100,7 +100,9 @@ def test_calibrate_writes_a_new_sidecar_at_out(tmp_path: Path, model: Path):
         app, ["calibrate", "--model", str(model), "--data", str(reference), "--out", str(out)]
     )
     # 12 exams are fewer than calibration accepts: said in one line, nothing written
-    assert result.exit_code == 2 and "calibration needs at least" in result.output
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "too few exams: 12, calibration needs at least 20" in message
     assert not out.exists()
     for i in range(12, 20):
         study = f"1.2.826.0.1.3680043.8.498.8{i:02d}"
@@ -112,6 +114,46 @@ def test_calibrate_writes_a_new_sidecar_at_out(tmp_path: Path, model: Path):
     written = json.loads(out.read_text())
     assert written["calibration"]["exams"] == 20
     assert written["sha256"] == load_sidecar(model).sha256
+    assert f"wrote {out}" in " ".join(result.output.split())
+
+
+def test_calibrate_in_place_keeps_the_old_sidecar_as_a_backup_and_says_so(
+    tmp_path: Path,
+):
+    model = tiny_model(tmp_path / "model")
+    old = model.with_suffix(".json").read_text()
+    reference = tmp_path / "reference"
+    for i in range(20):
+        study = f"1.2.826.0.1.3680043.8.498.6{i:02d}"
+        write_exam(reference / study, study=study, views=(("L", "CC"),),
+                   blobs={("L", "CC"): ((4, 30, 34, 60), 0.7 + 0.01 * i)})
+    result = runner.invoke(app, ["calibrate", "--model", str(model), "--data", str(reference)],
+                           env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    (backup,) = model.parent.glob("tiny-brightness.json.*.bak")
+    assert backup.read_text() == old
+    assert f"kept as {backup}" in result.output
+    assert json.loads(model.with_suffix(".json").read_text())["calibration"]["exams"] == 20
+
+
+def test_score_says_demonstration_model_on_the_table_and_in_json(tmp_path: Path, data: Path):
+    from mammotriage import defaults
+
+    shipped = runner.invoke(app, ["score", str(data / "b"), "--model", str(defaults.model_path())],
+                            env={"COLUMNS": "250"})
+    assert shipped.exit_code == 0, shipped.output
+    assert "demonstration model, not for clinical use" in shipped.stdout
+    record = score_json(str(data / "b"), "--model", str(defaults.model_path()))[0]
+    assert record["demonstration_model"] is True
+    assert record["notice"] == "demonstration model, not for clinical use"
+
+
+def test_score_of_a_model_not_trained_on_synthetic_data_has_no_notice(model, data):
+    table = runner.invoke(app, ["score", str(data / "b"), "--model", str(model)],
+                          env={"COLUMNS": "250"})
+    assert "demonstration model" not in table.stdout
+    record = score_json(str(data / "b"), "--model", str(model))[0]
+    assert record["demonstration_model"] is False and "notice" not in record
 
 
 def test_simulate_writes_the_simulation_and_the_workload_curve(tmp_path: Path):

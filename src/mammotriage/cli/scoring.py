@@ -80,6 +80,7 @@ def score(
         raise typer.Exit(code=2)
     from mammotriage.dicom.model import Laterality
     from mammotriage.infer.engine import ScoringEngine
+    from mammotriage.sidecar import DEMONSTRATION_NOTICE
 
     exams: list[ExamScore] = []
     try:
@@ -90,10 +91,14 @@ def score(
             providers=provider or None,
             threads=threads,
         )
+        # A model trained on synthetic data says so on every line and under the table.
+        notice = {"demonstration_model": engine.sidecar.demonstration} | (
+            {"notice": DEMONSTRATION_NOTICE} if engine.sidecar.demonstration else {}
+        )
         with engine, progress() as bar:
             for exam in engine.iter_paths(paths, progress=progress_callback(bar)):
                 if as_json:
-                    sys.stdout.write(exam.to_json() + "\n")
+                    sys.stdout.write(json.dumps(json.loads(exam.to_json()) | notice) + "\n")
                     sys.stdout.flush()
                 else:
                     exams.append(exam)
@@ -119,8 +124,13 @@ def score(
             _finding_text(exam),
             f"[red]{unusable}[/red]" if unusable else "0",
         )
+    if sidecar.demonstration:
+        table.caption = f"{sidecar.name}: {DEMONSTRATION_NOTICE} (trained on synthetic data)"
     Console().print(table)
     console.print(f"calibration: {sidecar.calibration.reference}")
+    if sidecar.demonstration:
+        console.print(f"[bold red]{DEMONSTRATION_NOTICE}[/bold red]: {sidecar.name} was trained "
+                      "on synthetic phantoms; its scores say nothing about patients")
 
 
 def calibrate(
@@ -130,7 +140,10 @@ def calibrate(
     model: ModelOption = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Where to write the new sidecar (default: replace the model's own)."),
+        typer.Option(
+            help="Where to write the new sidecar (default: replace the model's own, keeping "
+            "the old one as NAME.json.TIME.bak; the packaged model's sidecar is never changed)."
+        ),
     ] = None,
     population: Annotated[
         str | None,
@@ -142,11 +155,10 @@ def calibrate(
 ) -> None:
     """Set the category thresholds to the exam-score deciles of a reference population."""
     from mammotriage.infer.calibrate import calibrate as run_calibration
-    from mammotriage.sidecar import sidecar_path
 
     try:
         model_file = model_path(model)
-        sidecar = run_calibration(
+        written = run_calibration(
             model_file,
             data,
             out,
@@ -158,10 +170,13 @@ def calibrate(
     except MammotriageError as exc:
         fail(exc)
         return
+    sidecar = written.sidecar
     cuts = ", ".join(f"{t:g}" for t in sidecar.calibration.thresholds)
     console.print(f"thresholds (categories 1|2|...|10): {cuts}")
     console.print(sidecar.calibration.reference)
-    console.print(f"wrote {out or sidecar_path(model_file)}")
+    console.print(f"wrote {written.path}")
+    if written.backup is not None:
+        console.print(f"the sidecar it replaced is kept as {written.backup}")
 
 
 def _scored_lines_only(scores: Path, folder: Path) -> tuple[Path, int]:

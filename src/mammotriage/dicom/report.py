@@ -56,6 +56,8 @@ from mammotriage.atomic import atomic_write
 from mammotriage.dicom.report_content import (
     BREAST,
     BREAST_BY_LATERALITY,
+    DEMONSTRATION_ONLY,
+    INTENDED_USE,
     PRIVATE_SCHEME,
     PRIVATE_SCHEME_NAME,
     PROCEDURE_MAMMOGRAPHY,
@@ -182,6 +184,7 @@ def _fingerprint(
         ],
         "reading": content.reading,
         "partial": content.partial,
+        **({"demonstration": True} if content.demonstration else {}),
     }
     return json.dumps(facts, sort_keys=True, separators=(",", ":"))
 
@@ -230,6 +233,8 @@ def _exam_group(
         evaluations.append(
             hd.sr.QualitativeEvaluation(name=TRIAGE_READING, value=reading_code(content.reading))
         )
+    if content.demonstration:
+        evaluations.append(hd.sr.QualitativeEvaluation(name=INTENDED_USE, value=DEMONSTRATION_ONLY))
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=_derived_uid(fingerprint, "exam"), identifier="exam"

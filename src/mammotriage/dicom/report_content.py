@@ -52,6 +52,10 @@ UNIT_NONE = CodedConcept(
 )
 TRIAGE_CATEGORY = CodedConcept("CATEGORY", PRIVATE_SCHEME, "Triage category")
 TRIAGE_READING = CodedConcept("READING", PRIVATE_SCHEME, "Triage reading")
+INTENDED_USE = CodedConcept("INTENDED-USE", PRIVATE_SCHEME, "Intended use")
+DEMONSTRATION_ONLY = CodedConcept(
+    "DEMONSTRATION", PRIVATE_SCHEME, "demonstration model, not for clinical use"
+)
 BREAST = CodedConcept(codes.SCT.Breast.value, codes.SCT.Breast.scheme_designator, "Breast")
 #: SCT 80248007 "Left breast" / 73056007 "Right breast" (CID 6022).
 BREAST_BY_LATERALITY = {
@@ -190,6 +194,9 @@ class ReportContent:
         The triage decision ("single reading", "double reading"), or ``None``.
     partial:
         Whether the exam lacked a standard view; the SR's Completion Flag says PARTIAL.
+    demonstration:
+        Whether the model is a demonstration model (trained on synthetic data); the SR then
+        says "demonstration model, not for clinical use" in the exam's evaluations.
     """
 
     exam_score: float
@@ -198,6 +205,7 @@ class ReportContent:
     findings: tuple[ReportFinding, ...] = ()
     reading: str | None = None
     partial: bool = False
+    demonstration: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exam_score", _check_score("exam_score", self.exam_score))

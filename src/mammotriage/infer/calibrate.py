@@ -14,7 +14,9 @@ probabilities, x 100), exactly as the export defined it for its own table.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,11 +50,37 @@ def decile_thresholds(scores: npt.ArrayLike) -> tuple[float, ...]:
     return tuple(float(t) for t in cuts)
 
 
-def calibration_from_scores(scores: npt.ArrayLike, reference: str) -> Calibration:
-    """The calibration table for a reference population's exam scores."""
+def too_few_exams(
+    exams: int, scored: int | None = None, *, min_exams: int = MIN_EXAMS
+) -> str | None:
+    """The one rule on how many exams a calibration table needs, shared by ``calibrate``
+    (which refuses) and ``export`` (which warns, in the sidecar and on the console): the
+    reason the ``exams`` found (``scored`` of them with a score) are too few, or None."""
+    scored = exams if scored is None else scored
+    if exams < min_exams:
+        return (
+            f"too few exams: {exams}, calibration needs at least {min_exams} "
+            "(a few thousand is typical)"
+        )
+    if scored < min_exams:
+        return (
+            f"too few scorable exams: only {scored} of {exams} could be scored, calibration "
+            f"needs at least {min_exams} (a few thousand is typical)"
+        )
+    return None
+
+
+def calibration_from_scores(
+    scores: npt.ArrayLike, reference: str, *, min_exams: int = MIN_EXAMS
+) -> Calibration:
+    """The calibration table for a reference population's exam scores; with fewer than
+    ``min_exams`` scores it carries a warning (:func:`too_few_exams`)."""
     values = np.asarray(scores, dtype=np.float64).ravel()
     return Calibration(
-        thresholds=decile_thresholds(values), reference=reference, exams=int(values.size)
+        thresholds=decile_thresholds(values),
+        reference=reference,
+        exams=int(values.size),
+        warning=too_few_exams(int(values.size), min_exams=min_exams),
     )
 
 
@@ -67,7 +95,7 @@ def calibrate(
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     min_exams: int = MIN_EXAMS,
-) -> Sidecar:
+) -> Calibrated:
     """Score a reference population and write a sidecar with its decile thresholds.
 
     Parameters
@@ -78,21 +106,24 @@ def calibrate(
         A folder of DICOM (walked recursively) or a list of files and folders.
     out_sidecar_path
         Where to write the new sidecar; default: the model's own sidecar (``NAME.json``
-        beside ``NAME.onnx``), which is replaced.
+        beside ``NAME.onnx``), which is replaced after the old one is copied to a backup
+        (:attr:`Calibrated.backup`). The packaged demonstration model's sidecar is never
+        modified: calibrating it needs ``out_sidecar_path``.
     population
         Words for the reference population in the sidecar (default: the data paths).
 
     Returns
     -------
-    Sidecar
-        The written sidecar: the model's own with only ``calibration`` replaced; its
-        ``reference`` says what population, how many exams and when.
+    Calibrated
+        The written sidecar (the model's own with only ``calibration`` replaced; its
+        ``reference`` says what population, how many exams and when), where it was written
+        and the backup of the sidecar it replaced, if any.
 
     Raises
     ------
     ConfigError
-        If the model cannot be loaded, ``data`` does not exist, or fewer than ``min_exams``
-        exams could be scored.
+        If the model cannot be loaded, ``data`` does not exist, fewer than ``min_exams``
+        exams could be scored, or the target is the packaged model's own sidecar.
     """
     from mammotriage.infer.engine import ScoringEngine
 
@@ -100,6 +131,12 @@ def calibrate(
     missing = [p for p in paths if not p.exists()]
     if not paths or missing:
         raise ConfigError(f"reference data {missing[0] if missing else '(none)'} not found")
+    target = Path(out_sidecar_path) if out_sidecar_path is not None else sidecar_path(model_path)
+    if _packaged(target):
+        raise ConfigError(
+            f"{target} is the packaged demonstration model's sidecar, which calibrate never "
+            "modifies: give --out NEW.json (and copy the .onnx beside it as NEW.onnx to use it)"
+        )
     with ScoringEngine(
         Path(model_path),
         batch_size=batch_size,
@@ -110,11 +147,9 @@ def calibrate(
         exams = engine.score_paths(paths)
         sidecar = engine.sidecar
     scores = [e.score for e in exams if e.score is not None]
-    if len(scores) < min_exams:
-        raise ConfigError(
-            f"only {len(scores)} of {len(exams)} exams in {', '.join(map(str, paths))} could be "
-            f"scored; calibration needs at least {min_exams} (a few thousand is typical)"
-        )
+    problem = too_few_exams(len(exams), len(scores), min_exams=min_exams)
+    if problem is not None:
+        raise ConfigError(f"{problem}; in {', '.join(map(str, paths))}")
     partial = sum(e.partial for e in exams if e.score is not None)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     where = population or ", ".join(str(p) for p in paths)
@@ -122,8 +157,32 @@ def calibrate(
         f"site reference population: {where}; {len(scores)} exams scored "
         f"({partial} partial, {len(exams) - len(scores)} unscorable left out); calibrated {when}"
     )
-    updated = sidecar.model_copy(update={"calibration": calibration_from_scores(scores, reference)})
-    target = Path(out_sidecar_path) if out_sidecar_path is not None else sidecar_path(model_path)
+    updated = sidecar.model_copy(
+        update={"calibration": calibration_from_scores(scores, reference, min_exams=min_exams)}
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
+    backup = None
+    if target.exists():
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        backup = target.with_name(f"{target.name}.{stamp}.bak")
+        shutil.copy2(target, backup)
     write_sidecar(updated, target)
-    return updated
+    return Calibrated(updated, target, backup)
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What :func:`calibrate` wrote: the sidecar, where, and the backup of the one it
+    replaced (None when nothing was there)."""
+
+    sidecar: Sidecar
+    path: Path
+    backup: Path | None
+
+
+def _packaged(path: Path) -> bool:
+    """Whether ``path`` lies in the package's own folder of defaults (the shipped model)."""
+    from mammotriage import defaults
+
+    folder = Path(defaults.__file__).resolve().parent
+    return path.resolve().parent == folder

@@ -18,6 +18,7 @@ import torch
 
 from mammotriage.errors import ConfigError
 from mammotriage.infer.calibrate import calibration_from_scores
+from mammotriage.model.datasets import detect_kind
 from mammotriage.model.export import add_variants, export_onnx, quantize_int8, to_fp16
 from mammotriage.model.metrics import aggregate_scores, roc_auc
 from mammotriage.model.train import load_model, predict, prepare_splits, split_indices
@@ -71,6 +72,7 @@ def export_checkpoint(
     root = data_root or config.data.root
     if root is None or not Path(root).exists():
         raise ConfigError(f"the training data {root} is not there; pass --data to export")
+    kind = config.data.kind or detect_kind(Path(root))
     _, splits, prepared = prepare_splits(
         config, Path(root), config.data.cache_dir or checkpoint.parent / "cache", progress
     )
@@ -115,7 +117,9 @@ def export_checkpoint(
                 "config": config.name,
                 "seed": config.seed,
                 "data": str(root),
-                "kind": config.data.kind,
+                "kind": kind,
+                # The worker refuses a model trained on synthetic data unless told to allow it.
+                "synthetic": kind == "synthetic",
                 **state.get("training_data", {}),
             },
             "validation": validation,
@@ -156,6 +160,12 @@ def sidecar_summary(sidecar: Sidecar) -> str:
         f"validation exam AUC {sidecar.validation.get('exam_auc', float('nan')):.3f} "
         f"({sidecar.validation.get('exams')} exams)",
     ]
+    if sidecar.calibration.warning:
+        lines.append(
+            f"warning: the calibration table is from the validation split, "
+            f"{sidecar.calibration.warning}; recalibrate with `mammotriage calibrate` on a "
+            "screening population before use"
+        )
     for v in sidecar.variants:
         lines.append(
             f"variant {v.file} ({v.precision}): max |delta logit| {v.max_abs_logit_delta:.2e}, "

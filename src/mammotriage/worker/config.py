@@ -124,6 +124,9 @@ class WorkerSettings(YamlSettings):
     database: Annotated[str, FileRelative(unless=is_url)] = "var/mammotriage.sqlite"
     #: The ONNX model with its sidecar; default: the packaged demonstration model.
     model: Path = Field(default_factory=defaults.model_path)
+    #: Run on a model trained on synthetic data (the packaged one is): for the demo and
+    #: tests only, never for patients. Without it the worker refuses such a model.
+    allow_demonstration_model: bool = False
     #: The triage policy; default: the packaged one (``mammotriage config show`` names it).
     policy: Path = Field(default_factory=defaults.policy_path)
     #: Scratch space for fetched studies and reports (one folder per job, removed after).

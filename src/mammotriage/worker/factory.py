@@ -6,6 +6,7 @@ pynetdicom, the PACS sources httpx).
 
 from __future__ import annotations
 
+from mammotriage.errors import ConfigError
 from mammotriage.infer.engine import ScoringEngine
 from mammotriage.triage import load_policy
 from mammotriage.worker.config import (
@@ -98,11 +99,22 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         providers=settings.providers,
         threads=settings.threads,
     )
+    if engine.sidecar.demonstration and not settings.allow_demonstration_model:
+        engine.close()
+        raise ConfigError(
+            f"model {settings.model} is a demonstration model (trained on synthetic data), "
+            "not for clinical use; the worker runs it only with "
+            "allow_demonstration_model: true in its config"
+        )
     crash_point("after-model-load")
     store = Store(settings.database)
     store.migrate()
     metrics = WorkerMetrics()
-    reports = ReportWriter(engine.sidecar.name) if settings.write_reports else None
+    reports = (
+        ReportWriter(engine.sidecar.name, demonstration=engine.sidecar.demonstration)
+        if settings.write_reports
+        else None
+    )
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     after_job = None
     if settings.metrics.textfile is not None:

@@ -42,11 +42,17 @@ class ReportWriter:
         The model's name (from its sidecar), reported as the algorithm name.
     institution_name
         Optional, written into the SR's equipment module.
+    demonstration
+        The model is a demonstration model (trained on synthetic data): every SR says
+        "demonstration model, not for clinical use".
     """
 
-    def __init__(self, model_name: str, *, institution_name: str | None = None) -> None:
+    def __init__(
+        self, model_name: str, *, institution_name: str | None = None, demonstration: bool = False
+    ) -> None:
         self.model_name = model_name
         self.institution_name = institution_name
+        self.demonstration = demonstration
 
     def write(
         self, exam_score: ExamScore, decision: TriageDecision, out_dir: Path
@@ -89,6 +95,7 @@ class ReportWriter:
             findings=findings,
             reading=_READING.get(decision.mode),
             partial=exam_score.partial,
+            demonstration=self.demonstration,
         )
         algorithm = AlgorithmIdentity(self.model_name, __version__, exam_score.model_sha256)
         report = build_measurement_report(

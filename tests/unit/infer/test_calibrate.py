@@ -11,7 +11,12 @@ import pytest
 
 from infer_builders import tiny_model, write_exam
 from mammotriage.errors import ConfigError
-from mammotriage.infer.calibrate import calibrate, calibration_from_scores, decile_thresholds
+from mammotriage.infer.calibrate import (
+    calibrate,
+    calibration_from_scores,
+    decile_thresholds,
+    too_few_exams,
+)
 from mammotriage.infer.scores import category_of
 from mammotriage.infer.session import OnnxModel
 from mammotriage.sidecar import load_sidecar
@@ -60,8 +65,13 @@ def test_calibrating_replaces_only_the_calibration_of_the_models_own_sidecar(
 ):
     model = tiny_model(tmp_path)
     before = load_sidecar(model)
-    after = calibrate(model, reference, population="test site 2026", min_exams=10)
+    old_text = model.with_suffix(".json").read_text()
+    written = calibrate(model, reference, population="test site 2026", min_exams=10)
+    after = written.sidecar
     assert load_sidecar(model) == after
+    # The sidecar it replaced is kept beside it, byte for byte, and named.
+    assert written.backup is not None and written.backup.parent == model.parent
+    assert written.backup.read_text() == old_text
     assert after.calibration.thresholds != before.calibration.thresholds
     assert after.calibration.exams == 12
     assert "test site 2026" in after.calibration.reference
@@ -74,7 +84,9 @@ def test_calibration_can_be_written_elsewhere(tmp_path: Path, reference: Path):
     model = tiny_model(tmp_path / "model")
     before = load_sidecar(model)
     out = tmp_path / "site" / "calibrated.json"
-    sidecar = calibrate(model, [reference], out, min_exams=10)
+    written = calibrate(model, [reference], out, min_exams=10)
+    sidecar = written.sidecar
+    assert written.path == out and written.backup is None
     assert load_sidecar(model) == before
     assert out.read_text().count('"thresholds"') == 1
     assert sidecar.sha256 == before.sha256
@@ -82,7 +94,40 @@ def test_calibration_can_be_written_elsewhere(tmp_path: Path, reference: Path):
 
 def test_too_few_exams_are_refused_with_the_count(tmp_path: Path, reference: Path):
     model = tiny_model(tmp_path)
-    with pytest.raises(ConfigError, match="only 12 of 12 exams"):
+    # 12 exams, all scorable: the reason is the count, not scoring.
+    with pytest.raises(ConfigError, match="too few exams: 12, calibration needs at least 20"):
         calibrate(model, reference)
     with pytest.raises(ConfigError, match="not found"):
         calibrate(model, tmp_path / "nowhere", min_exams=1)
+
+
+def test_one_rule_names_the_real_reason_for_too_few_exams():
+    assert too_few_exams(20) is None and too_few_exams(25, 20) is None
+    assert "too few exams: 12, calibration needs at least 20" in str(too_few_exams(12))
+    assert "only 12 of 25 could be scored" in str(too_few_exams(25, 12))
+
+
+def test_a_table_from_fewer_exams_than_calibrate_accepts_carries_the_same_warning():
+    # export builds its table with this function: 18 validation exams are flagged with the
+    # very words calibrate refuses with, 20 are not.
+    rng = np.random.default_rng(3)
+    small = calibration_from_scores(list(100 * rng.random(18)), "18 validation exams")
+    assert small.warning == too_few_exams(18)
+    assert calibration_from_scores(list(100 * rng.random(20)), "20 exams").warning is None
+
+
+def test_the_packaged_models_sidecar_is_never_modified(tmp_path: Path, reference: Path):
+    from mammotriage import defaults
+
+    shipped = defaults.model_path().with_suffix(".json")
+    before = shipped.read_bytes()
+    with pytest.raises(ConfigError, match="packaged demonstration model's sidecar.*--out"):
+        calibrate(defaults.model_path(), reference, min_exams=10)
+    with pytest.raises(ConfigError, match="packaged demonstration model's sidecar"):
+        calibrate(tiny_model(tmp_path), reference, shipped, min_exams=10)
+    assert shipped.read_bytes() == before
+    assert not list(shipped.parent.glob("*.bak"))
+    out = tmp_path / "site.json"
+    written = calibrate(defaults.model_path(), reference, out, min_exams=10)
+    assert written.path == out and written.sidecar.calibration.exams == 12
+    assert shipped.read_bytes() == before

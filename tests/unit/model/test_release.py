@@ -68,3 +68,21 @@ def test_validation_block_names_the_checkpoints_epoch(sidecar: dict, tiny_run: C
     state = torch.load(tiny_run.path / "best.pt", weights_only=False)
     assert sidecar["validation"]["best_epoch"] == state["epoch"] + 1
     assert sidecar["training_data"]["seed"] == 0
+
+
+def test_export_from_too_few_validation_exams_warns_in_the_sidecar_and_on_the_console(
+    sidecar: dict, tiny_model: CliRun
+) -> None:
+    # The tiny run validates on a handful of exams: fewer than calibrate accepts (one rule,
+    # mammotriage.infer.calibrate.too_few_exams), so export says so instead of keeping quiet.
+    from mammotriage.infer.calibrate import too_few_exams
+
+    assert sidecar["validation"]["exams"] < 20
+    assert sidecar["calibration"]["warning"] == too_few_exams(sidecar["validation"]["exams"])
+    output = " ".join(tiny_model.output.split())
+    assert "warning: the calibration table is from the validation split, too few exams" in output
+
+
+def test_export_records_that_the_model_was_trained_on_synthetic_data(sidecar: dict) -> None:
+    assert sidecar["training_data"]["kind"] == "synthetic"
+    assert sidecar["training_data"]["synthetic"] is True
