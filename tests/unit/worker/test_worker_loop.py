@@ -17,7 +17,7 @@ import pytest
 from pydicom import dcmread
 
 from mammotriage.errors import ConfigError, SourceError, SourceUnavailableError
-from mammotriage.triage import ReadingMode, load_policy
+from mammotriage.triage import ReadingMode
 from mammotriage.worker.config import load_worker_settings
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worklist import ExamStatus, JobStatus
@@ -58,21 +58,33 @@ def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_syntheti
     assert {j.status for j in worker.store.jobs.all()} == {JobStatus.DONE}
 
 
-def test_decisions_follow_the_policy(tmp_path, tiny_synthetic):
-    settings = folder_settings(tmp_path)
+@pytest.mark.parametrize(
+    ("bands", "mode", "priority_from"),
+    [
+        # Every category single read, only category 10 a priority.
+        ("single_reading_max_category: 10\npriority_min_category: 10\n", ReadingMode.SINGLE, 10),
+        # No category single read (0), every category a priority (1).
+        ("single_reading_max_category: 0\npriority_min_category: 1\n", ReadingMode.DOUBLE, 1),
+    ],
+    ids=["all-single", "all-double-priority"],
+)
+def test_decisions_follow_the_policy_the_worker_is_given(
+    tmp_path, tiny_synthetic, bands, mode, priority_from
+):
+    # The same four exams, two policies with opposite bands (safety net off): the worker's
+    # decisions must follow the policy file, whatever the model's categories are.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f'version: "test"\n{bands}safety_net: {{enabled: false}}\n')
+    settings = folder_settings(tmp_path, policy=policy)
     copy_exams(tiny_synthetic, settings.source.path, 4)
     worker = build(settings)
     run_once(worker)
-    policy = load_policy(settings.policy)
-    for exam in worker.store.exams.all():
-        assert exam.category is not None
-        expected = (
-            ReadingMode.SINGLE
-            if exam.category <= policy.single_reading_max_category
-            else ReadingMode.DOUBLE
-        )
-        assert exam.mode is expected
-        assert exam.priority is (exam.category >= policy.priority_min_category)
+    exams = worker.store.exams.all()
+    assert len(exams) == 4 and all(exam.category is not None for exam in exams)
+    assert [exam.mode for exam in exams] == [mode] * 4
+    assert [exam.priority for exam in exams] == [
+        exam.category is not None and exam.category >= priority_from for exam in exams
+    ]
 
 
 def test_running_again_scores_nothing_twice(tmp_path, tiny_synthetic):

@@ -105,7 +105,8 @@ def test_migrate_twice_is_a_no_op(store: Store) -> None:
 
     def schema() -> tuple[list[str], dict[str, list[str]]]:
         with store.db.engine.connect() as conn:
-            versions = list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+            versions = list(rows.scalars())
             inspector = inspect(conn)
             tables = {
                 t: sorted(c["name"] for c in inspector.get_columns(t))
