@@ -387,6 +387,14 @@ def _deeply_nested_sequences(depth: int = 2000) -> bytes:
     return _inserted_before_pixel_data(_mg_bytes(), opening * depth + closing * depth)
 
 
+def _sequence_with_many_items(count: int = 400_000) -> bytes:
+    # Found by the fuzzer (tests/fuzzing, mutation many_items): a 3 MB private sequence of
+    # empty items cost pydicom over 10 s of CPU, one Dataset per item.
+    opening = struct.pack("<HH", 0x0029, 0x1020) + b"SQ\0\0" + UNDEFINED
+    items = (ITEM + b"\0\0\0\0") * count
+    return _inserted_before_pixel_data(_mg_bytes(), opening + items + SEQUENCE_DELIMITER)
+
+
 def _number_of_frames_not_a_number() -> bytes:
     data = _mg_bytes(NumberOfFrames=7)
     offset = _find(data, b"\x28\x00\x08\x00IS")
@@ -570,6 +578,8 @@ CORPUS: list[Kind] = [
     Kind("odd_pixel_data_length", _from(_odd_pixel_data_length), "shorter than rows x"),
     Kind("rows_wrong_value_length", _from(_rows_wrong_value_length), "damaged rows (0028,0010)"),
     Kind("sequences_nested_2000_deep", _from(_deeply_nested_sequences), "nested too deeply"),
+    Kind("sequence_with_400000_items", _from(_sequence_with_many_items),
+         "more than 10000 sequence items"),
     Kind("deflate_stream_corrupted", _from(_deflate_stream_corrupted), "damaged deflated dataset"),
     Kind("deflate_bomb", _from(_deflate_bomb), "inflates beyond the 1073741824 byte limit"),
     # sizes
