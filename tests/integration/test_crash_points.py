@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 from sqlalchemy import func, select
 from test_worker_processes import (
     WorkerProcess,
@@ -51,6 +53,13 @@ pytestmark = pytest.mark.integration
 
 SRC = REPO / "src" / "mammotriage"
 SCP_AET = "MAMMOTRIAGE"
+#: The storescu option that proposes each compressed syntax (and the uncompressed ones).
+STORESCU_SYNTAX = {
+    JPEG2000Lossless: "-xv",
+    JPEGLSLossless: "-xt",
+    JPEGLosslessSV1: "-xs",
+    RLELossless: "-xr",
+}
 #: A crash run: start-up, a poll and at most one job up to its crash point.
 CRASH_TIMEOUT = 90.0
 
@@ -203,19 +212,24 @@ def make_site(
         "incoming": str(root / "incoming"),
         "ae_title": SCP_AET,
         "port": port,
-        # Long enough that the push of both studies ends before the first claim.
-        "quiet_seconds": 2.0,
+        "quiet_seconds": 1.0,
         "write_back": {"ae_title": orthanc.aet, "host": "127.0.0.1", "port": orthanc.dicom_port},
     }
     config = write_config(root, database, source=source, **common)
 
     def push() -> None:
+        """A modality (dcmtk) pushes each file in its own transfer syntax."""
         wait_listening(port)
-        command = ["storescu", "-aet", "MODALITY", "-aec", SCP_AET, "-xv", "127.0.0.1"]
-        sent = subprocess.run(
-            [*command, str(port), *map(str, files)], capture_output=True, text=True, timeout=60
-        )
-        assert sent.returncode == 0, sent.stderr
+        by_option: dict[str, list[str]] = {}
+        for path in files:
+            syntax = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+            by_option.setdefault(STORESCU_SYNTAX.get(syntax, "-xe"), []).append(str(path))
+        for option, paths in by_option.items():
+            command = ["storescu", "-aet", "MODALITY", "-aec", SCP_AET, option, "127.0.0.1"]
+            sent = subprocess.run(
+                [*command, str(port), *paths], capture_output=True, text=True, timeout=60
+            )
+            assert sent.returncode == 0, sent.stderr
 
     return Site(config, studies, lambda: orthanc_reports(orthanc, studies), deliver=push)
 
@@ -226,9 +240,11 @@ def crash(site: Site, point: str, tag: str, started: list[WorkerProcess]) -> Wor
     deliver = site.deliver if point != "after-model-load" else None
     if deliver is not None:
         site.deliver = None
-    # The run that is pushed to waits for the studies (--once would find none and end).
-    once = () if deliver is not None else ("--once",)
-    process = start_worker(site.config, "crashy", *once, tag=tag, env=crash_env(point))
+    # The run that is pushed to waits for the studies (--once would find none and end) and
+    # dies at its second pass only: the SCP must live until the push is over, and the first
+    # study may be complete (and claimed) while the second is still on its way.
+    once, armed = ((), f"{point}@2") if deliver is not None else (("--once",), point)
+    process = start_worker(site.config, "crashy", *once, tag=tag, env=crash_env(armed))
     started.append(process)
     if deliver is not None:
         deliver()
