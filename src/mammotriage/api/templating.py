@@ -79,9 +79,23 @@ def waiting(seconds: float | timedelta | None) -> str:
     return f"{minutes} min"
 
 
+def demonstration_shas() -> frozenset[str]:
+    """The sha256 of the packaged demonstration model and its variants: a score whose model
+    has one of them came from a model trained on synthetic data, not for clinical use."""
+    from mammotriage import defaults
+    from mammotriage.sidecar import load_sidecar
+
+    sidecar = load_sidecar(defaults.model_path(), verify_hash=False)
+    if not sidecar.demonstration:
+        return frozenset()
+    return frozenset({sidecar.sha256, *(variant.sha256 for variant in sidecar.variants)})
+
+
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     templates.env.filters["waiting"] = waiting
+    shas = demonstration_shas()
+    templates.env.globals["demonstration_model"] = lambda sha: sha in shas
     return templates
 
 
