@@ -51,6 +51,8 @@ from mammotriage.infer.prepare import (
     crashed_header,
     prepare_image,
     read_header,
+    timed_out_header,
+    timed_out_reason,
 )
 from mammotriage.infer.scores import ExamScore, Finding
 from mammotriage.infer.session import OnnxModel
@@ -86,6 +88,10 @@ def _crashed_job(job: _Job) -> Prepared | Unusable:
     return Unusable(CRASHED)
 
 
+def _timed_out_job(seconds: float, job: _Job) -> Prepared | Unusable:
+    return Unusable(timed_out_reason(seconds))
+
+
 class ScoringEngine:
     """Scores exams with one ONNX model and its sidecar.
 
@@ -101,7 +107,13 @@ class ScoringEngine:
     providers, threads
         ONNX Runtime execution providers and intra-op threads (when ``model`` is a path).
     executor
-        ``"thread"`` (default: the decoders release the GIL) or ``"process"``.
+        ``"thread"`` (default: the decoders release the GIL) or ``"process"``: decoding
+        isolated from this process, so a codec that crashes or hangs on a hostile file
+        costs that file, not the caller.
+    decode_timeout
+        Seconds one file's header read or decode may take (``"process"`` only); a file
+        that overruns it on its own becomes an unusable image with that reason. None: no
+        budget.
     min_finding_score, findings_per_image
         Passed to :func:`~mammotriage.infer.findings.find_regions`.
 
@@ -124,6 +136,7 @@ class ScoringEngine:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         executor: Executors = "thread",
+        decode_timeout: float | None = None,
         min_finding_score: float = DEFAULT_MIN_SCORE,
         findings_per_image: int = DEFAULT_TOP_K,
     ) -> None:
@@ -154,7 +167,7 @@ class ScoringEngine:
         self.executor = executor
         self.min_finding_score = float(min_finding_score)
         self.findings_per_image = findings_per_image
-        self.decoder = DecodePool(decode_workers, executor)
+        self.decoder = DecodePool(decode_workers, executor, decode_timeout)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -195,8 +208,13 @@ class ScoringEngine:
         """Read every file's header (no pixels kept), in file order."""
         files = list(iter_files(paths))
         images = []
+        timeout = self.decoder.timeout
         for _, image in self.decoder.ordered_map(
-            read_header, files, crashed_header, depth=4 * max(1, self.decode_workers)
+            read_header,
+            files,
+            crashed_header,
+            depth=4 * max(1, self.decode_workers),
+            timed_out=None if timeout is None else partial(timed_out_header, timeout),
         ):
             images.append(image)
             if progress is not None:
@@ -264,7 +282,12 @@ class ScoringEngine:
             jobs,
             _crashed_job,
             depth=2 * self.batch_size,
+            timed_out=self._timed_out_job(),
         )
+
+    def _timed_out_job(self) -> Callable[[_Job], Prepared | Unusable] | None:
+        timeout = self.decoder.timeout
+        return None if timeout is None else partial(_timed_out_job, timeout)
 
     def _fall_back(
         self,
@@ -296,7 +319,11 @@ class ScoringEngine:
             job = _Job(job.exam_index, following)
             [(_, result)] = list(
                 self.decoder.ordered_map(
-                    partial(_prepare_job, params=self.params), [job], _crashed_job, depth=1
+                    partial(_prepare_job, params=self.params),
+                    [job],
+                    _crashed_job,
+                    depth=1,
+                    timed_out=self._timed_out_job(),
                 )
             )
         return job, result

@@ -13,7 +13,10 @@ inference, with no process start and no tensor pickling. Part of every decode st
 the GIL, so on a worker with free cores a process pool (``executor="process"``) may decode
 faster; measure there (``mammotriage bench``; figures and how they were taken in
 ``docs/benchmarks.md``). Processes also isolate a codec that crashes on a hostile file: the
-file is marked unusable and the pool restarts.
+file is marked unusable and the pool restarts. With processes a per-item time budget
+(``timeout``) also stops a runaway decode: the pool's processes are killed, the pool
+restarts, and an item that overruns the budget again on its own, in a started process of
+its own, becomes ``timed_out(item)``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import (
     BrokenExecutor,
+    CancelledError,
     Executor,
     Future,
     ProcessPoolExecutor,
@@ -37,7 +41,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from mammotriage.dicom import Image, read_image
-from mammotriage.dicom.decode import one_line
+from mammotriage.dicom.decode import is_codec_failure, one_line
 from mammotriage.errors import DicomReadError
 from mammotriage.preprocess import PreprocessParams, Transform, preprocess_image
 
@@ -47,6 +51,12 @@ Executors = Literal["thread", "process"]
 EXECUTORS: tuple[str, ...] = ("thread", "process")
 #: The reason recorded for a file whose decoding killed a worker process twice.
 CRASHED = "the decoder crashed on this file (the worker process died)"
+
+
+def timed_out_reason(seconds: float) -> str:
+    """The reason recorded for a file whose decoding ran past the time budget, alone."""
+    return f"decoding ran past its time budget of {seconds:g} s (the decode process was stopped)"
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -87,7 +97,9 @@ def prepare_image(image: Image, params: PreprocessParams) -> Prepared | Unusable
         tensor, transform = preprocess_image(source, params)
     except DicomReadError as exc:
         return Unusable(exc.reason)
-    except Exception as exc:  # a hostile file must never stop the batch
+    except BaseException as exc:  # a hostile file must never stop the batch
+        if not is_codec_failure(exc):  # Rust codec panics are BaseExceptions; interrupts are not
+            raise
         return Unusable(f"cannot preprocess: {type(exc).__name__}: {one_line(exc)}")
     return Prepared(tensor, transform)
 
@@ -102,6 +114,27 @@ def crashed_header(path: Path) -> Image:
     return Image(path=path, usable=False, reason=CRASHED)
 
 
+def timed_out_header(seconds: float, path: Path) -> Image:
+    """The unusable image of a file whose header reading ran past the time budget."""
+    return Image(path=path, usable=False, reason=timed_out_reason(seconds))
+
+
+def _ready() -> None:
+    """Submitted first to a fresh one-process pool: returns once its process has started,
+    so that the time budget of the next item measures that item, not the process start."""
+
+
+def _kill(pool: Executor) -> None:
+    """Stop a process pool now, its running work included (a hung decode never returns)."""
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14+
+    if kill is not None:
+        kill()
+    else:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 class DecodePool:
     """Runs decode work in order, a bounded number of items ahead of the consumer.
 
@@ -109,9 +142,18 @@ class DecodePool:
     starts on first use and :meth:`close` stops it; a later call starts a new one.
     """
 
-    def __init__(self, workers: int, executor: Executors = "thread") -> None:
+    def __init__(
+        self, workers: int, executor: Executors = "thread", timeout: float | None = None
+    ) -> None:
+        if timeout is not None and (executor != "process" or workers < 1 or timeout <= 0):
+            raise ValueError(
+                "a decode time budget needs decode processes (executor 'process', workers >= 1)"
+                f" and a positive number of seconds, got {timeout!r}"
+            )
         self.workers = workers
         self.executor = executor
+        #: Seconds one item may take (process pools only); None: no budget.
+        self.timeout = timeout
         self._pool: Executor | None = None
 
     def close(self) -> None:
@@ -139,12 +181,16 @@ class DecodePool:
         crashed: Callable[[_T], _R],
         *,
         depth: int,
+        timed_out: Callable[[_T], _R] | None = None,
     ) -> Generator[tuple[_T, _R], None, None]:
         """``(item, fn(item))`` in order, with up to ``depth`` items in the pool at a time.
 
         A worker process that dies (a codec crashing on a hostile file) breaks the whole
         pool: the pool is restarted and each item that was in flight is run again on its
         own, so that only the item that crashes a worker twice becomes ``crashed(item)``.
+        An item not done within the time budget (counted from when the consumer waits for
+        it) gets its pool killed and the same treatment: only an item that overruns the
+        budget again on its own becomes ``timed_out(item)`` (default ``crashed``).
         """
         pool = self._executor()
         if pool is None:
@@ -167,28 +213,51 @@ class DecodePool:
             while window:
                 item, future, executor = window.popleft()
                 try:
-                    result = future.result()
-                except BrokenExecutor:
+                    result = future.result(timeout=self.timeout)
+                except (BrokenExecutor, CancelledError):  # cancelled: its pool was killed
                     if executor is self._pool:
                         log.warning("a decode worker died; restarting the decode pool")
                         self.close()
-                    result = self._alone(fn, item, crashed)
+                    result = self._alone(fn, item, crashed, timed_out)
+                except TimeoutError:
+                    if executor is self._pool:
+                        log.warning(
+                            "a decode ran past its time budget of %g s; restarting the decode"
+                            " pool",
+                            self.timeout,
+                        )
+                        _kill(executor)
+                        self._pool = None
+                    result = self._alone(fn, item, crashed, timed_out)
                 submit()
                 yield item, result
         finally:
             for _, future, _ in window:
                 future.cancel()
 
-    def _alone(self, fn: Callable[[_T], _R], item: _T, crashed: Callable[[_T], _R]) -> _R:
+    def _alone(
+        self,
+        fn: Callable[[_T], _R],
+        item: _T,
+        crashed: Callable[[_T], _R],
+        timed_out: Callable[[_T], _R] | None = None,
+    ) -> _R:
         """Run ``item`` in a one-worker pool of its own: ``crashed(item)`` if it kills that
-        worker too, so a crash is pinned on the file that caused it, not its neighbours."""
+        worker too, ``timed_out(item)`` if it overruns the budget there, so a crash or a hang
+        is pinned on the file that caused it, not its neighbours."""
         if self.executor != "process":
             return fn(item)
-        with ProcessPoolExecutor(1, mp_context=process_context()) as solo:
-            try:
-                return solo.submit(fn, item).result()
-            except BrokenExecutor:
-                return crashed(item)
+        solo = ProcessPoolExecutor(1, mp_context=process_context())
+        try:
+            solo.submit(_ready).result()  # the budget runs from a started process
+            return solo.submit(fn, item).result(timeout=self.timeout)
+        except BrokenExecutor:
+            return crashed(item)
+        except TimeoutError:
+            _kill(solo)
+            return (timed_out or crashed)(item)
+        finally:
+            solo.shutdown(wait=True, cancel_futures=True)
 
 
 def process_context() -> multiprocessing.context.BaseContext:

@@ -144,6 +144,13 @@ class WorkerSettings(YamlSettings):
     providers: tuple[str, ...] | None = None
     threads: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=8, ge=1)
+    #: Decode in child processes, so that a codec that crashes or hangs on a hostile file
+    #: costs that file (an unusable image with the reason), never the worker.
+    isolate_decoding: bool = True
+    #: Seconds one file's header read or decode may take when isolated; null: no budget.
+    decode_timeout_seconds: float | None = Field(default=120.0, gt=0)
+    #: Processes (or threads, without isolation) decoding ahead of inference.
+    decode_workers: int = Field(default=2, ge=1)
     log_format: Literal["json", "text"] = "json"
 
 

@@ -98,6 +98,9 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         batch_size=settings.batch_size,
         providers=settings.providers,
         threads=settings.threads,
+        decode_workers=settings.decode_workers,
+        executor="process" if settings.isolate_decoding else "thread",
+        decode_timeout=settings.decode_timeout_seconds if settings.isolate_decoding else None,
     )
     if engine.sidecar.demonstration and not settings.allow_demonstration_model:
         engine.close()

@@ -238,3 +238,42 @@ def test_a_damaged_duplicate_that_wins_the_view_falls_back_to_the_copy_that_deco
     assert not exam.partial and exam.missing == ()
     assert exam.score == pytest.approx(reference.score)
     assert exam.findings and exam.findings[0].path.name == "LCC.dcm"
+
+
+@pytest.fixture(scope="module")
+def full_size_j2k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full-size (3328 x 2560, the hologic-like detector) JPEG 2000 lossless view."""
+    from pydicom.uid import JPEG2000Lossless
+
+    from dicom_builders import breast_pixels
+
+    ds = mg_dataset(
+        breast_pixels(3328, 2560),
+        ImageLaterality="L",
+        ViewPosition="CC",
+        StudyInstanceUID="1.2.826.0.1.3680043.8.498.601",
+    )
+    ds.compress(JPEG2000Lossless)
+    return write(ds, tmp_path_factory.mktemp("full-size") / "LCC.dcm")
+
+
+def test_a_decode_past_its_time_budget_is_stopped_and_the_file_marked(model, full_size_j2k):
+    """Isolation: a real decode (a full-size JPEG 2000 file) runs past a 0.01 s budget in a
+    decode process, which is killed; the file becomes an unusable image with the reason,
+    and the same engine goes on scoring."""
+    with ScoringEngine(model) as reader:
+        headers = reader.read_headers([full_size_j2k])
+    exams = group_exams(headers)
+    with ScoringEngine(model, executor="process", decode_workers=1, decode_timeout=0.01) as engine:
+        [stopped] = engine.score_exams(exams)
+        [image] = stopped.images
+        assert not image.usable and "time budget of 0.01 s" in image.reason
+        assert stopped.score is None
+        engine.decoder.timeout = 120.0  # the restarted pool decodes within a sane budget
+        [scored] = engine.score_exams(exams)
+    assert scored.images[0].usable and scored.score is not None
+
+
+def test_a_decode_budget_needs_decode_processes(model):
+    with pytest.raises(ValueError, match="time budget"):
+        ScoringEngine(model, decode_timeout=1.0)

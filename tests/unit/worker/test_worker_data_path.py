@@ -75,3 +75,104 @@ def test_a_thumbnail_folder_that_comes_back_completes_the_job(tmp_path, tiny_syn
     (exam,) = worker.store.exams.all()
     detail = worker.store.readings.exam_detail(exam.public_id, None)
     assert all(image.thumbnail for image in detail.images if image.usable)
+
+
+def _damaged_duplicate(good: Path, copy: Path) -> Path:
+    """``good`` with the same UIDs, a later acquisition (so it wins the view's slot) and
+    JPEG 2000 pixel data whose coded packets are overwritten: it does not decode."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = pydicom.dcmread(good)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+    ds.AcquisitionDateTime = "20991231235959"
+    ds.compress(JPEG2000Lossless)
+    data = bytearray(ds.PixelData)
+    sod = data.find(b"\xff\x93")
+    data[sod + 2 : -8] = b"\xff" * (len(data) - sod - 10)
+    ds.PixelData = bytes(data)
+    ds.save_as(copy)
+    return copy
+
+
+def _hostile_corpus(folder: Path) -> list[Path]:
+    """The reader's damaged-file corpus (tests/unit/dicom/test_damaged_files.py)."""
+    import importlib
+
+    try:
+        corpus = importlib.import_module("unit.dicom.test_damaged_files").CORPUS
+    except Exception:  # another engineer's module may be mid-edit: use what is there
+        return []
+    made = []
+    for kind in corpus:
+        (folder / kind.name).mkdir()
+        try:
+            built = kind.build(folder / kind.name)
+        except Exception:
+            continue
+        target = folder / f"{kind.name}.dcm"
+        if built.is_file():
+            shutil.move(built, target)
+            made.append(target)
+        shutil.rmtree(folder / kind.name, ignore_errors=True)
+    return made
+
+
+def test_a_poisoned_folder_scores_every_good_exam_whole_and_accounts_for_every_file(
+    tmp_path, tiny_synthetic
+):
+    """Good synthetic exams mixed with the hostile corpus and with damaged duplicates (same
+    UIDs, later acquisition) of two good views: every good exam is scored on all four
+    views, and every file of the folder has its own image row, with a reason unless used."""
+    from sqlalchemy import select
+
+    from mammotriage.worklist.models import ImageRow
+
+    settings = folder_settings(tmp_path)
+    incoming = settings.source.path
+    exams = copy_exams(tiny_synthetic, incoming, 3)
+    good_studies = set()
+    import pydicom
+
+    for exam in exams[:2]:
+        view = sorted(exam.glob("*.dcm"))[0]
+        _damaged_duplicate(view, exam / f"zz-damaged-{view.name}")
+    for exam in exams:
+        good_studies.add(pydicom.dcmread(sorted(exam.glob("*.dcm"))[0]).StudyInstanceUID)
+    (incoming / "hostile").mkdir()
+    hostile = _hostile_corpus(incoming / "hostile")
+    (incoming / "hostile" / "random.dcm").write_bytes(b"\x00garbage" * 100)
+    files = {p for p in incoming.rglob("*") if p.is_file()}
+    assert len(hostile) > 20 or not hostile  # the corpus, when importable, is large
+
+    worker = build(settings)
+    run_once(worker)
+
+    with worker.store.db.engine.connect() as conn:
+        rows = conn.execute(select(ImageRow.path, ImageRow.usable, ImageRow.reason)).all()
+    stored_paths = [Path(path) for path, _, _ in rows if path]
+    assert len(stored_paths) == len(rows)  # every row names its file
+    assert sorted(stored_paths) == sorted(files)  # every file once: none lost, none twice
+    for path, usable, reason in rows:
+        assert usable or reason, path  # unusable only with a reason
+    for study in good_studies:
+        (exam,) = [e for e in worker.store.exams.all() if e.study_instance_uid == study]
+        assert exam.score is not None and not exam.partial, study
+        scored = [im for im in exam.images if im.usable and im.reason is None]
+        assert len(scored) == 4, exam.images
+    for job in worker.store.jobs.all():
+        assert job.status in (JobStatus.DONE, JobStatus.FAILED)
+    assert not [
+        j
+        for j in worker.store.jobs.all()
+        if j.status is JobStatus.FAILED and any(j.study_instance_uid == s for s in good_studies)
+    ]
+
+
+def test_decoding_is_isolated_with_a_time_budget_by_default(tmp_path):
+    isolated = build(folder_settings(tmp_path / "a"))
+    assert isolated.engine.executor == "process"
+    assert isolated.engine.decoder.timeout == 120.0
+    threads = build(folder_settings(tmp_path / "b", isolate_decoding=False))
+    assert threads.engine.executor == "thread" and threads.engine.decoder.timeout is None
