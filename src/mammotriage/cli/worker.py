@@ -5,21 +5,23 @@ A plain function; :mod:`mammotriage.cli.main` adds it to the app.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli.common import console, fail
-from mammotriage.errors import MammotriageError
+from mammotriage.cli.common import console
+from mammotriage.errors import MammotriageError, StoreError
 
 if TYPE_CHECKING:
+    from mammotriage.worker.config import WorkerSettings
     from mammotriage.worker.loop import Worker
 
 DEFAULT_CONFIG = Path("configs/worker.yaml")
@@ -45,20 +47,68 @@ def worker(
 ) -> None:
     """Score every study the configured source delivers: store, triage, send the SR back.
 
-    Runs until SIGTERM or Ctrl-C, which finish the job in hand and then stop.
+    Runs until SIGTERM or Ctrl-C, which finish the job in hand and then stop; with --once,
+    until what has arrived is done. Logs go to stderr (JSON lines by default), the summary
+    to stdout.
+
+    \b
+    Exit status:
+      0  done (with --once: every job ended, the source answered; without: stopped)
+      1  --once only: some jobs failed, or the source could not be reached
+      2  configuration or usage error (a wrong setting, a missing source folder,
+         the metrics port in use, a wrong option)
+      3  the worklist database cannot be opened or migrated
+      4  internal error (a bug): its traceback is in the log
     """
     from mammotriage.worker.config import load_worker_settings
-    from mammotriage.worker.factory import build_worker
-    from mammotriage.worker.logs import configure_logging
 
     try:
         overrides = {} if name is None else {"name": name}
         settings = load_worker_settings(config, **overrides)
-        configure_logging(settings.log_format, sys.stderr)
-        the_worker = build_worker(settings)
     except MammotriageError as exc:
-        fail(exc)
-        return
+        _exit_with(exc, EXIT_CONFIG)
+    code = _run(settings, once=once, show_queues=show_queues)
+    if code != EXIT_OK:
+        raise typer.Exit(code=code)
+
+
+#: ``mammotriage worker``'s exit status (documented in its help and in README.md).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_STORE = 3
+EXIT_INTERNAL = 4
+
+
+def _exit_with(exc: MammotriageError, code: int) -> NoReturn:
+    """One line for a person (before the log is set up), then exit with ``code``."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(code=code)
+
+
+def _error_code(exc: BaseException) -> int:
+    if isinstance(exc, StoreError):
+        return EXIT_STORE
+    if isinstance(exc, MammotriageError):
+        return EXIT_CONFIG
+    return EXIT_INTERNAL
+
+
+def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
+    """Build the worker, run it, print the summary; the exit status. Every error ends as one
+    log line (JSON by default) and its status: never a traceback on stderr, except in the
+    log entry of an internal error."""
+    from mammotriage.worker.factory import build_worker
+    from mammotriage.worker.logs import configure_logging, scrub
+
+    configure_logging(settings.log_format, sys.stderr)
+    log = logging.getLogger("mammotriage.worker")
+    try:
+        the_worker = build_worker(settings)
+    except Exception as exc:  # one line and a status, whatever it was
+        return _report(log, exc, "start-failed", json_log=settings.log_format == "json")
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -70,9 +120,8 @@ def worker(
             port = the_worker.metrics.serve(settings.metrics.port, settings.metrics.host)
             console.print(f"metrics on http://{settings.metrics.host}:{port}/metrics")
         summary = the_worker.run(stop, once=once)
-    except MammotriageError as exc:
-        fail(exc)
-        return
+    except Exception as exc:
+        return _report(log, exc, "stopped", json_log=settings.log_format == "json")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -83,14 +132,37 @@ def worker(
         f"worker {settings.name}: {summary.jobs} jobs, {summary.scored} exams scored, "
         f"{summary.unscored} not scorable (double reading), {summary.rejected} not mammography, "
         f"{summary.retried} retried, {summary.failed} failed, {len(summary.reports)} SRs sent"
+        + (", source unreachable" if summary.source_unreachable else "")
     )
     if summary.reports:
-        places = sorted(set(summary.reports))
+        places = sorted({scrub(place, quoted=False) for place in summary.reports})
         shown = ", ".join(places[:3]) + (f" (+{len(places) - 3} more)" if len(places) > 3 else "")
         out.print(f"SRs written to: {shown}")
     if show_queues:
         _print_queues(the_worker, out)
     the_worker.store.close()
+    if once and (summary.failed or summary.source_unreachable):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _report(log: logging.Logger, exc: BaseException, event: str, *, json_log: bool) -> int:
+    """Say ``exc`` in one line and return its exit status: a JSON log line when the log is
+    JSON (the log stays JSON line by line), else ``error: ...``; a bug is logged with its
+    traceback."""
+    code = _error_code(exc)
+    if code != EXIT_INTERNAL and not json_log:
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    elif code == EXIT_INTERNAL:
+        log.critical(
+            "internal error: %s: %s", type(exc).__name__, exc,
+            exc_info=exc, extra={"event": "internal-error", "exit_code": code},
+        )
+    else:
+        log.error("%s", exc, extra={"event": event, "exit_code": code})
+    return code
 
 
 def _print_queues(the_worker: Worker, out: Console) -> None:

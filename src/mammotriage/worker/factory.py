@@ -6,6 +6,9 @@ pynetdicom, the PACS sources httpx).
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from mammotriage.errors import ConfigError
 from mammotriage.infer.engine import ScoringEngine
 from mammotriage.triage import load_policy
@@ -23,6 +26,32 @@ from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
 from mammotriage.worklist import Store
+from mammotriage.worklist.database import sqlite_file
+
+log = logging.getLogger("mammotriage.worker")
+
+
+def ensure_folder(path: Path, setting: str) -> None:
+    """Create a folder the worker writes into (database, scratch, thumbnails, received files)
+    if it is missing, and say so in the log; a folder it only reads from is never created.
+
+    Raises
+    ------
+    ConfigError
+        If it cannot be created (the message names the setting).
+    """
+    if path.is_dir():
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot create folder {path}: {exc.strerror or exc}") from exc
+    log.info(
+        "created folder %s for %s",
+        path,
+        setting,
+        extra={"event": "folder-created", "setting": setting, "path": str(path)},
+    )
 
 
 def build_source(settings: SourceSettings) -> Source:
@@ -30,7 +59,13 @@ def build_source(settings: SourceSettings) -> Source:
     if isinstance(settings, FolderSourceSettings):
         from mammotriage.worker.sources.folder import FolderSource
 
-        settings.path.mkdir(parents=True, exist_ok=True)
+        if not settings.path.is_dir():
+            # Not created: a missing folder is a typo or a share that is not mounted, and a
+            # worker watching an empty folder of its own would report "0 jobs" for ever.
+            raise ConfigError(
+                f"source.path {settings.path} does not exist or is not a folder: the folder the "
+                "studies arrive in must be there (mounted, readable) before the worker starts"
+            )
         return FolderSource(
             settings.path, quiet_seconds=settings.quiet_seconds, reports_dir=settings.reports
         )
@@ -58,7 +93,7 @@ def build_source(settings: SourceSettings) -> Source:
     if isinstance(settings, CStoreSourceSettings):
         from mammotriage.worker.sources.cstore import CStoreSource, WriteBack
 
-        settings.incoming.mkdir(parents=True, exist_ok=True)
+        ensure_folder(settings.incoming, "source.incoming")
         write_back = (
             None
             if settings.write_back is None
@@ -110,6 +145,9 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
             "allow_demonstration_model: true in its config"
         )
     crash_point("after-model-load")
+    database = sqlite_file(settings.database)
+    if database is not None:
+        ensure_folder(database.parent, "database")
     store = Store(settings.database)
     store.migrate()
     metrics = WorkerMetrics()
@@ -118,7 +156,11 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         if settings.write_reports
         else None
     )
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(settings.work_dir, "work_dir")
+    if settings.thumbnails_dir is not None:
+        ensure_folder(settings.thumbnails_dir, "thumbnails_dir")
+    if settings.metrics.textfile is not None:
+        ensure_folder(settings.metrics.textfile.parent, "metrics.textfile")
     after_job = None
     if settings.metrics.textfile is not None:
         textfile = settings.metrics.textfile
@@ -142,4 +184,4 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
     )
 
 
-__all__ = ["build_source", "build_worker"]
+__all__ = ["build_source", "build_worker", "ensure_folder"]

@@ -56,7 +56,9 @@ from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
 from mammotriage.worker.thumbnails import render_thumbnail
 from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
+from mammotriage.worklist.database import StoreDataError
 from mammotriage.worklist.exams import exam_status
+from mammotriage.worklist.jobs import instance_id
 from mammotriage.worklist.models import utcnow
 
 log = logging.getLogger("mammotriage.worker")
@@ -81,6 +83,8 @@ class RunSummary:
     retried: int = 0
     failed: int = 0
     reports: list[str] = field(default_factory=list)
+    #: The last poll of the source failed (unreachable, refused): ``--once`` exits 1.
+    source_unreachable: bool = False
 
 
 class Worker:
@@ -119,8 +123,12 @@ class Worker:
         poll_seconds: float = 5.0,
         after_job: Callable[[], None] | None = None,
         thumbnails_dir: Path | None = None,
+        instance: str | None = None,
     ) -> None:
         self.name = name
+        #: This process's identity in claims (:func:`~mammotriage.worklist.jobs.instance_id`):
+        #: two processes sharing ``name`` never release or finish each other's jobs.
+        self.instance = instance or instance_id(name)
         self.source = source
         self.store = store
         self.engine = engine
@@ -146,7 +154,9 @@ class Worker:
         release_pending = True  # a previous run of this name may have died holding a job
         while not stop.is_set():
             if release_pending:
-                released = self._store_call(lambda: self.store.jobs.release_claims(self.name), stop)
+                released = self._store_call(
+                    lambda: self.store.jobs.release_claims(self.name, me=self.instance), stop
+                )
                 if released is not None:
                     release_pending = False
                 if released:
@@ -154,9 +164,9 @@ class Worker:
                         "released jobs left by a previous run",
                         extra={"event": "released", "jobs": released},
                     )
-            self._poll(stop)
+            summary.source_unreachable = not self._poll(stop)
             while not stop.is_set():
-                job = self._store_call(lambda: self.store.jobs.claim(self.name), stop)
+                job = self._store_call(lambda: self.store.jobs.claim(self.instance), stop)
                 if job is None:
                     break
                 crash_point("after-claim")
@@ -181,7 +191,8 @@ class Worker:
             stop.wait(self.poll_seconds)
         return summary
 
-    def _poll(self, stop: threading.Event) -> None:
+    def _poll(self, stop: threading.Event) -> bool:
+        """Enqueue what the source offers; False when the source could not be polled."""
         try:
             cursor = self.store.jobs.cursor(self.source.name)
             polled = self.source.poll(cursor)
@@ -197,9 +208,11 @@ class Worker:
                 )
         except SourceError as exc:
             log.warning("source poll failed: %s", exc, extra={"event": "poll-failed"})
+            return False
         except StoreError as exc:
             log.error("worklist database unavailable: %s", exc, extra={"event": "store-down"})
             stop.wait(self.poll_seconds)
+        return True
 
     def _nothing_left(self, counts: dict[JobStatus, int]) -> bool:
         pending = counts[JobStatus.QUEUED] + counts[JobStatus.RUNNING]
@@ -237,7 +250,8 @@ class Worker:
                 failed_outputs += self._store_exam(job, exam_score, scratch, summary, context)
             if failed_outputs:
                 raise OutputError("; ".join(failed_outputs))
-            self.store.jobs.done(job)
+            if self.store.jobs.done(job) is None:
+                self._claim_lost(context)
         except SourceUnavailableError as exc:
             self._retry_or_fail(job, str(exc), summary, context)
         except OutputError as exc:  # the exam is stored; an output may pass: try again
@@ -247,6 +261,8 @@ class Worker:
                 self._retry_or_fail(job, f"disk full or unwritable: {exc}", summary, context)
             else:
                 self._fail(job, f"file error: {exc}", summary, context)
+        except StoreDataError as exc:  # a constraint or a value refused: will not pass
+            self._fail(job, str(exc), summary, context)
         except StoreError:
             raise  # the loop's caller decides; the job stays RUNNING and is released later
         except MammotriageError as exc:
@@ -365,7 +381,9 @@ class Worker:
         if delay is None:
             self._fail(job, f"gave up after {job.attempts} attempts: {error}", summary, context)
             return
-        self.store.jobs.retry(job, error, delay=delay)
+        if self.store.jobs.retry(job, error, delay=delay) is None:
+            self._claim_lost(context)
+            return
         summary.retried += 1
         self.metrics.failures.labels(kind="retry").inc()
         log.warning(
@@ -375,10 +393,19 @@ class Worker:
         )
 
     def _fail(self, job: Job, error: str, summary: RunSummary, context: dict[str, object]) -> None:
-        self.store.jobs.fail(job, error)
+        if self.store.jobs.fail(job, error) is None:
+            self._claim_lost(context)
+            return
         summary.failed += 1
         self.metrics.failures.labels(kind="failed").inc()
         log.warning("job failed: %s", error, extra={"event": "failed", **context})
+
+    def _claim_lost(self, context: dict[str, object]) -> None:
+        log.warning(
+            "job no longer claimed by this worker (taken over after the claim timeout, or "
+            "released): left as it is",
+            extra={"event": "claim-lost", **context},
+        )
 
 
 __all__ = ["RunSummary", "Worker"]

@@ -6,12 +6,14 @@ written to a text file for node_exporter's textfile collector.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
 
 from mammotriage.atomic import atomic_write
+from mammotriage.errors import ConfigError
 from mammotriage.worklist import JobStatus
 
 _LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
@@ -77,8 +79,24 @@ class WorkerMetrics:
             self.queue.labels(status=status.value).set(n)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Serve ``/metrics`` on ``host:port`` (0: a free port); returns the port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """Serve ``/metrics`` on ``host:port`` (0: a free port); returns the port.
+
+        Raises
+        ------
+        ConfigError
+            If the port is taken or the address cannot be bound (the message names
+            ``metrics.port`` and the port).
+        """
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else (
+                f"cannot be bound: {exc.strerror or exc}"
+            )
+            raise ConfigError(
+                f"metrics.port {port}: {host}:{port} {why}; choose another metrics.port "
+                "(or null for none)"
+            ) from exc
         return int(server.server_port)
 
     def text(self) -> str:

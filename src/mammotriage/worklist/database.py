@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mammotriage.errors import ConfigError, StoreError
@@ -31,6 +32,28 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL advisory lock held while migrating ("mammotri" in ASCII): workers that start
 #: together on an empty database would otherwise each create the schema at once.
 MIGRATION_LOCK_KEY = 0x6D616D6D6F747269
+
+
+class StoreDataError(StoreError):
+    """The database refused a write for good: a constraint (unique, check, foreign key) or
+    a value it cannot hold. Trying again gives the same answer, so the worker fails the job
+    at once; every other :class:`StoreError` (locked, connection lost) may pass."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL or bare path; None for another database or memory.
+
+    Raises
+    ------
+    ConfigError
+        If ``url`` is not a database URL.
+    """
+    parsed = database_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):
+        return None  # a SQLite URI: its path is the driver's business
+    return Path(parsed.database)
 
 
 def database_url(url: str) -> URL:
@@ -97,12 +120,18 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction; database errors leave as :class:`StoreError`."""
+        """One transaction; database errors leave as :class:`StoreError`, those that will
+        not pass (a constraint, a value the column cannot hold) as :class:`StoreDataError`.
+
+        The message is the driver's first line: never the SQL statement nor its parameters,
+        which hold study UIDs."""
         try:
             with self._sessions.begin() as session:
                 yield session
+        except (IntegrityError, DataError) as exc:
+            raise StoreDataError(f"worklist database refused the write: {_reason(exc)}") from exc
         except SQLAlchemyError as exc:
-            raise StoreError(f"worklist database error: {exc}") from exc
+            raise StoreError(f"worklist database error: {_reason(exc)}") from exc
 
     def insert(self, entity: type[Base]) -> Any:
         """The dialect's INSERT, which knows ``ON CONFLICT`` (both SQLite and PostgreSQL do)."""
@@ -175,4 +204,11 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-__all__ = ["MIGRATION_LOCK_KEY", "SQLITE_BUSY_TIMEOUT_MS", "Database", "database_url"]
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Database",
+    "StoreDataError",
+    "database_url",
+    "sqlite_file",
+]

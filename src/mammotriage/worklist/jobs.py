@@ -7,6 +7,9 @@ Concurrency rests on the database (see :mod:`mammotriage.worklist.database`): en
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +23,58 @@ from mammotriage.worklist.models import JobRow, JobStatus, SourceCursorRow, utcn
 
 #: How long a RUNNING job may go without finishing before another worker may take it over.
 DEFAULT_CLAIM_TIMEOUT = timedelta(minutes=30)
+
+def instance_id(name: str, *, host: str | None = None, pid: int | None = None) -> str:
+    """The identity one worker process claims jobs under: ``NAME#HOST:PID:RANDOM``.
+
+    ``name`` is the configured worker name (the host name by default), which two processes
+    may share; the host, the process id and a random token make the instance unique, and
+    the token also tells this process from an earlier one that had the same pid.
+
+    Claims carry the instance id. :meth:`JobQueue.done`, ``fail`` and ``retry`` act only on
+    a job still claimed by the instance the caller claimed it as. At start a worker calls
+    :meth:`JobQueue.release_claims` with its name: it puts back the jobs of instances of that
+    name on this host whose process is gone (a crash, a restart under systemd), never those
+    of a live process sharing the name. Claims of an instance on another host, which cannot
+    be checked from here, are left to the claim timeout, like any abandoned claim.
+    """
+    host = socket.gethostname() if host is None else host
+    pid = os.getpid() if pid is None else pid
+    made = f"{_instance_prefix(name)}{host[:60]}:{pid}:{secrets.token_hex(4)}"
+    if pid == os.getpid():
+        _MINE.add(made)
+    return made
+
+
+#: The instance ids made in this process (alive as long as it is).
+_MINE: set[str] = set()
+
+
+def _instance_prefix(name: str) -> str:
+    """What every instance id of ``name`` starts with (see :func:`instance_id`); the name
+    is cut so that the id fits ``jobs.claimed_by`` (200) with a 60-character host."""
+    return name[:110] + "#"
+
+
+def _instance_is_gone(claimed_by: str, *, host: str, me: str | None) -> bool:
+    """Whether the process of instance ``claimed_by`` is known to have ended: it ran on
+    ``host`` and its pid is not running, or is ours under another token (``me``)."""
+    try:
+        where, pid_text, _token = claimed_by.rsplit("#", 1)[1].rsplit(":", 2)
+        pid = int(pid_text)
+    except (IndexError, ValueError):
+        return False
+    if where != host[:60] or claimed_by == me:
+        return False
+    if pid == os.getpid():
+        return claimed_by not in _MINE  # not made here: an earlier process with our pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
 
 
 @dataclass(frozen=True)
@@ -155,41 +210,70 @@ class JobQueue:
             row = session.execute(statement).mappings().one_or_none()
             return None if row is None else _job_from_mapping(row)
 
-    def done(self, job: Job) -> Job:
+    def done(self, job: Job) -> Job | None:
         """Record that a claimed job succeeded: DONE, or QUEUED again when it was enqueued
-        again while it ran (``rescan``)."""
+        again while it ran (``rescan``).
+
+        Returns None, and changes nothing, when the job is no longer RUNNING under the claim
+        ``job`` was returned with (another worker took it over after the claim timeout, or
+        it was released); the same holds for :meth:`fail` and :meth:`retry`."""
         with self.db.session() as session:
             row = self._claimed_row(session, job)
+            if row is None:
+                return None
             row.status = JobStatus.QUEUED if row.rescan else JobStatus.DONE
             row.last_error = None
             return _released(session, row)
 
-    def fail(self, job: Job, error: str) -> Job:
-        """Record that a claimed job failed for good: FAILED with ``error``."""
+    def fail(self, job: Job, error: str) -> Job | None:
+        """Record that a claimed job failed for good: FAILED with ``error`` (None: not ours)."""
         with self.db.session() as session:
             row = self._claimed_row(session, job)
+            if row is None:
+                return None
             row.status = JobStatus.FAILED
             row.last_error = error
             return _released(session, row)
 
-    def retry(self, job: Job, error: str, *, delay: timedelta, now: datetime | None = None) -> Job:
-        """Put a claimed job back in the queue, not to be claimed again for ``delay``."""
+    def retry(
+        self, job: Job, error: str, *, delay: timedelta, now: datetime | None = None
+    ) -> Job | None:
+        """Put a claimed job back in the queue, not to be claimed again for ``delay``
+        (None: not ours)."""
         now = utcnow() if now is None else now
         with self.db.session() as session:
             row = self._claimed_row(session, job)
+            if row is None:
+                return None
             row.status = JobStatus.QUEUED
             row.last_error = error
             return _released(session, row, available_at=now + delay)
 
-    def release_claims(self, worker_id: str) -> int:
-        """Put back every job ``worker_id`` holds (a worker restarting after a crash).
+    def release_claims(self, worker_id: str, *, me: str | None = None) -> int:
+        """Put back the jobs worker ``worker_id`` held when a process of it died, or when the
+        caller, instance ``me``, lost the database while holding one.
 
-        Returns how many were released. Their attempts stay counted.
+        Released: jobs claimed under ``worker_id`` itself (claims made without an instance
+        id), the caller's own ``me``, and those of every instance of that name
+        (:func:`instance_id`) on this host whose process is gone. Jobs of a live process
+        that shares the name stay claimed. Returns how many were released. Their attempts
+        stay counted.
         """
+        host = socket.gethostname()
         with self.db.session() as session:
+            holders = session.execute(
+                select(JobRow.claimed_by)
+                .where(
+                    JobRow.status == JobStatus.RUNNING,
+                    JobRow.claimed_by.startswith(_instance_prefix(worker_id), autoescape=True),
+                )
+                .distinct()
+            ).scalars()
+            gone = [h for h in holders if h and _instance_is_gone(h, host=host, me=me)]
+            gone += [worker_id] + ([me] if me else [])
             result = session.execute(
                 update(JobRow)
-                .where(JobRow.status == JobStatus.RUNNING, JobRow.claimed_by == worker_id)
+                .where(JobRow.status == JobStatus.RUNNING, JobRow.claimed_by.in_(gone))
                 .values(status=JobStatus.QUEUED, claimed_by=None, claimed_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -238,10 +322,19 @@ class JobQueue:
     # -- internals ------------------------------------------------------------------------
 
     @staticmethod
-    def _claimed_row(session: Session, job: Job) -> JobRow:
+    def _claimed_row(session: Session, job: Job) -> JobRow | None:
+        """The job's row, locked, if it is still RUNNING under ``job``'s claim; else None.
+
+        Raises
+        ------
+        StoreError
+            If the job no longer exists.
+        """
         row = session.get(JobRow, job.id, with_for_update=True)
         if row is None:
             raise StoreError(f"job {job.id} does not exist")
+        if row.status != JobStatus.RUNNING or row.claimed_by != job.claimed_by:
+            return None
         return row
 
 
@@ -276,4 +369,4 @@ def _job_from_mapping(row: Any) -> Job:
     )
 
 
-__all__ = ["DEFAULT_CLAIM_TIMEOUT", "Job", "JobQueue"]
+__all__ = ["DEFAULT_CLAIM_TIMEOUT", "Job", "JobQueue", "instance_id"]

@@ -101,7 +101,15 @@ class FolderSource:
     # -- Source ---------------------------------------------------------------------------
 
     def poll(self, cursor: str | None) -> Poll:
-        """Studies whose files have all been quiet for ``quiet_seconds``; ``cursor`` unused."""
+        """Studies whose files have all been quiet for ``quiet_seconds``; ``cursor`` unused.
+
+        Raises
+        ------
+        SourceUnavailableError
+            If the folder is gone (a share unmounted): not "nothing arrived".
+        """
+        if not self.path.is_dir():
+            raise SourceUnavailableError(f"folder source {self.path} is gone (unmounted?)")
         now = self._clock()
         self._scan(now)
         studies: dict[str, list[tuple[Path, _Entry]]] = {}
