@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU seconds per read (RLIMIT_CPU in the child)")
     parser.add_argument("--wall-timeout", type=float, default=None,
                         help="wall seconds before the child is killed (default 3x --timeout)")
+    parser.add_argument("--heavy-weight", type=float, default=0.1,
+                        help="how often the costly mutations (bombs) come, relative to others")
     parser.add_argument("--seeds", type=Path, default=None, help="reuse a seed folder")
     parser.add_argument("--replay", type=Path, default=None, help="a findings.jsonl to reread")
     args = parser.parse_args(argv)
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         source: Iterator[Task] = _replayed(args.replay)
     else:
         count = args.count if args.count is not None else 10**9
-        source = plan(seeds, count, args.seed)
+        source = plan(seeds, count, args.seed, heavy_weight=args.heavy_weight)
     minutes = args.minutes if args.minutes is not None else (1e9 if args.count else 5.0)
     begin = time.monotonic()
     deadline = begin + minutes * 60

@@ -35,11 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from fuzzing.mutate import Mutant
+from mammotriage.dicom import model as _model
 
 GOOD = frozenset({"usable", "unusable"})
 #: A mammogram is thousands of pixels a side; a usable image under this is a misread header.
 MIN_SIDE = 32
-REASON_CAP = 200
+#: The reader's own cap on a reason (``dicom.model.REASON_CAP``), 200 where it sets none.
+REASON_CAP: int = getattr(_model, "REASON_CAP", 200)
 RSS_LIMIT_MB = 1536.0
 
 
@@ -344,12 +346,15 @@ def plan(
     count: int,
     master_seed: int,
     mutations: Iterable[str] | None = None,
+    heavy_weight: float = 1.0,
 ) -> Iterator[Task]:
     """``count`` tasks: mutations in turn (each one its fair share), a seed it applies to at
-    random, an rng seed drawn from ``master_seed``."""
+    random, an rng seed drawn from ``master_seed``. With ``heavy_weight`` below 1 the
+    mutations are drawn at random instead, the costly ones (``mutate.HEAVY``) that much
+    less often than the others."""
     import random
 
-    from fuzzing.mutate import MUTATIONS, applies
+    from fuzzing.mutate import HEAVY, MUTATIONS, applies
 
     rng = random.Random(master_seed)
     names = sorted(mutations if mutations is not None else MUTATIONS)
@@ -357,6 +362,7 @@ def plan(
         name: [s for s in sorted(seeds) if applies(seeds[s], MUTATIONS[name][1])] for name in names
     }
     names = [n for n in names if fits[n]]
+    weights = [heavy_weight if n in HEAVY else 1.0 for n in names]
     for i in range(count):
-        name = names[i % len(names)]
+        name = names[i % len(names)] if heavy_weight == 1.0 else rng.choices(names, weights)[0]
         yield Task(rng.choice(fits[name]), name, rng.randrange(1 << 31))
