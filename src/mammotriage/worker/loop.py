@@ -54,7 +54,7 @@ from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
-from mammotriage.worker.thumbnails import render_thumbnail
+from mammotriage.worker.thumbnails import Thumbnail, render_thumbnail
 from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
 from mammotriage.worklist.database import StoreDataError
 from mammotriage.worklist.exams import exam_status
@@ -66,6 +66,20 @@ _T = TypeVar("_T")
 
 #: errno values of a full or read-only disk: passing faults, retried like a PACS outage.
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def _render(item: tuple[int, Path, Path]) -> Thumbnail | None:
+    """One thumbnail, in the decode pool (module level: a process pool pickles it)."""
+    _, source, target = item
+    return render_thumbnail(source, target)
+
+
+def _no_thumbnail(item: tuple[int, Path, Path]) -> Thumbnail | None:
+    log.warning(
+        "no thumbnail: its decode crashed or ran past its time budget",
+        extra={"event": "thumbnail-skipped", "position": item[0]},
+    )
+    return None
 
 
 class OutputError(MammotriageError):
@@ -349,10 +363,16 @@ class Worker:
         assert self.thumbnails_dir is not None
         folder = self.thumbnails_dir / str(public_id)
         made = {}
-        for n, image in enumerate(exam_score.images):
-            if not (image.usable and image.path is not None):
-                continue
-            thumbnail = render_thumbnail(image.path, folder / f"{n}.png")
+        todo = [
+            (n, image.path, folder / f"{n}.png")
+            for n, image in enumerate(exam_score.images)
+            if image.usable and image.path is not None
+        ]
+        # Decoded in the engine's decode pool: isolated from this process when it is one
+        # (a codec crash or a runaway decode costs the thumbnail, not the worker).
+        for (n, _, _), thumbnail in self.engine.decoder.ordered_map(
+            _render, todo, _no_thumbnail, depth=4, timed_out=_no_thumbnail
+        ):
             if thumbnail is not None:
                 made[n] = (str(thumbnail.path.resolve()), thumbnail.rows, thumbnail.columns)
         self.store.exams.save_thumbnails(public_id, made)

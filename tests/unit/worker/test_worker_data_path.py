@@ -176,3 +176,43 @@ def test_decoding_is_isolated_with_a_time_budget_by_default(tmp_path):
     assert isolated.engine.decoder.timeout == 120.0
     threads = build(folder_settings(tmp_path / "b", isolate_decoding=False))
     assert threads.engine.executor == "thread" and threads.engine.decoder.timeout is None
+
+
+def test_a_thumbnail_decode_past_its_budget_costs_the_thumbnail_not_the_worker(
+    tmp_path, tiny_synthetic
+):
+    """Thumbnails are decoded in the isolated decode pool: a real full-size JPEG 2000
+    decode past a 0.01 s budget is stopped there; the other thumbnails are made."""
+    from dataclasses import replace
+
+    from pydicom.uid import JPEG2000Lossless
+
+    from dicom_builders import breast_pixels, mg_dataset, write
+    from mammotriage.infer.scores import ExamScore, ImageScore
+
+    settings = folder_settings(tmp_path)
+    copy_exams(tiny_synthetic, settings.source.path, 1)
+    worker = build(settings)
+    run_once(worker)
+    (exam,) = worker.store.exams.all()
+    ds = mg_dataset(breast_pixels(3328, 2560), ImageLaterality="L", ViewPosition="CC")
+    ds.compress(JPEG2000Lossless)
+    big = write(ds, tmp_path / "full-size.dcm")
+    small = Path(exam.images[1].path or "")
+    images = tuple(
+        ImageScore(
+            path=p, sop_instance_uid=None, laterality=None, view=None, usable=True, reason=None
+        )  # fmt: skip
+        for p in (big, small)
+    )
+    score = ExamScore(exam_id=exam.study_instance_uid, score=None, category=None,
+                      partial=True, breasts={}, findings=(), images=images,
+                      model_name="m", model_sha256="0" * 64)  # fmt: skip
+    folder = settings.thumbnails_dir / str(exam.public_id)
+    shutil.rmtree(folder)
+    worker.engine.decoder.timeout = 0.01
+    worker._thumbnails(replace(score), exam.public_id)  # neither raises nor hangs
+    assert not (folder / "0.png").exists()  # the full-size decode was stopped
+    worker.engine.decoder.timeout = 120.0  # the restarted pool goes on
+    worker._thumbnails(replace(score), exam.public_id)
+    assert (folder / "0.png").is_file() and (folder / "1.png").is_file()
