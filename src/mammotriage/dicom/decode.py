@@ -47,6 +47,23 @@ _STRICT_PLUGIN = {uid: "pyjpegls" for uid in JPEGLSTransferSyntaxes}
 _ALL_PLUGINS_FAILED = "Unable to decode as exceptions were raised by all available plugins:"
 
 
+#: What a codec may raise that is not a failure of the file: an interrupt or an exit goes on.
+_NOT_CODEC_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def is_codec_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while decoding pixels, means "this file cannot be decoded".
+
+    Every ``Exception`` does, and so do the ``BaseException`` subclasses that codecs raise
+    themselves: a Rust codec (pylibjpeg-rle, through pyo3) turns a panic into
+    ``pyo3_runtime.PanicException``, which derives from ``BaseException`` so that ``except
+    Exception`` misses it, and which no import can name (each extension module makes its
+    own class). Interrupts and exits are not failures of a file. Every place that decodes
+    pixels catches ``BaseException`` and re-raises what this says is not a codec failure.
+    """
+    return not isinstance(exc, _NOT_CODEC_FAILURES)
+
+
 def one_line(exc: BaseException, limit: int = 100) -> str:
     """An exception's message as one short line, fit for a recorded reason (codec
     messages span several lines and quote whole byte strings)."""
@@ -65,6 +82,26 @@ class DecodeLimits:
     max_pixels: int = 60_000_000
     max_side: int = 16384
     max_file_bytes: int = 1 << 30
+    #: The shortest side a mammogram can have. Real detectors have thousands of pixels a
+    #: side; the synthetic ``--small`` profile and the test builders write 512 and 96x64
+    #: rows: 32 keeps every one of those and refuses a header that says 3 rows.
+    min_side: int = 32
+    #: Rows/Columns (and its inverse) at most this: detectors are 18x24 to 24x30 cm
+    #: (about 1.3:1), digitised film up to about 2:1; 4 leaves room for any real image
+    #: and refuses a strip like 16384x3662 before a decoder allocates it.
+    max_aspect: float = 4.0
+    #: The largest value a non-pixel element may declare. The biggest legitimate ones
+    #: (ICC profiles, overlays, vendor blobs) are a few MB; a 0.5 GiB text element would
+    #: cost several copies of itself as it is decoded into str.
+    max_element_bytes: int = 64 << 20
+    #: Seconds of parsing the header may take (a real file parses in milliseconds).
+    max_parse_seconds: float = 10.0
+
+    @property
+    def max_dataset_bytes(self) -> int:
+        """What a whole data set can need: the largest image at 32 bits a pixel and room
+        for the header; a deflated data set may inflate to no more than this."""
+        return min(self.max_pixels * 4 + self.max_element_bytes, self.max_file_bytes)
 
 
 @dataclass(frozen=True)
@@ -134,7 +171,8 @@ def _j2k_tiles_present(data: bytes, pos: int) -> int:
 
 
 def check_dimensions(ds: Dataset, limits: DecodeLimits) -> tuple[int, int]:
-    """Rows and Columns, refused when missing, zero or beyond the limits.
+    """Rows and Columns, refused when missing, zero, beyond the limits or not the shape of
+    a mammogram (:attr:`DecodeLimits.min_side`, :attr:`DecodeLimits.max_aspect`).
 
     Raises
     ------
@@ -149,6 +187,13 @@ def check_dimensions(ds: Dataset, limits: DecodeLimits) -> tuple[int, int]:
         raise DicomReadError(
             f"absurd image size {rows}x{columns} exceeds the limit of "
             f"{limits.max_pixels} pixels / {limits.max_side} per side"
+        )
+    if min(rows, columns) < limits.min_side or max(rows / columns, columns / rows) > (
+        limits.max_aspect
+    ):
+        raise DicomReadError(
+            f"implausible image size {rows}x{columns} for a mammogram (at least "
+            f"{limits.min_side} pixels a side, sides at most {limits.max_aspect:g}:1)"
         )
     return rows, columns
 
@@ -309,7 +354,7 @@ def decode_pixels(
         raise DicomReadError(f"unsupported BitsAllocated {bits_allocated}")
     tsyntax = UID(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     if not tsyntax.is_transfer_syntax:
-        raise DicomReadError(f"unknown transfer syntax {str(tsyntax)[:64]!r}")
+        raise DicomReadError("unknown transfer syntax (not a DICOM transfer syntax UID)")
     k = reduce_level(rows, columns, target_shape)
 
     if not tsyntax.is_compressed:
@@ -332,7 +377,9 @@ def decode_pixels(
             pass
         except DicomReadError:
             raise
-        except Exception as exc:  # Pillow's errors are plain OSError/ValueError
+        except BaseException as exc:  # Pillow's errors are plain OSError/ValueError
+            if not is_codec_failure(exc):
+                raise
             raise DicomReadError(
                 f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}"
             ) from exc
@@ -355,22 +402,34 @@ def decode_pixels(
 def _decode_with_pydicom(ds: Dataset, tsyntax: UID) -> np.ndarray:
     from pydicom.pixels import get_decoder, pixel_array
 
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError as exc:  # pydicom has no decoder for this syntax at all
+        raise MissingCodecError(f"no codec decodes {tsyntax.name}") from exc
+    if not decoder.is_available:
+        # pydicom 3 raises RuntimeError ("... all plugins are missing dependencies") here:
+        # ask first, and name the packages from pydicom's own list.
+        raise MissingCodecError(missing_codec_reason(tsyntax, decoder.missing_dependencies))
     plugin = _STRICT_PLUGIN.get(tsyntax, "")
-    if plugin and plugin not in get_decoder(tsyntax).available_plugins:
+    if plugin and plugin not in decoder.available_plugins:
         plugin = ""
     try:
         arr = pixel_array(ds, index=0, raw=True, decoding_plugin=plugin)
-    except NotImplementedError as exc:
-        raise MissingCodecError(
-            f"no installed codec decodes {tsyntax.name} ({tsyntax}); install the pylibjpeg "
-            "plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg, pylibjpeg-rle) or pyjpegls"
-        ) from exc
     except MemoryError as exc:
         raise DicomReadError("pixel data too large to decode") from exc
-    except Exception as exc:  # codecs raise ValueError, RuntimeError, struct.error ...
+    except BaseException as exc:  # ValueError, RuntimeError, struct.error, Rust panics ...
+        if not is_codec_failure(exc):
+            raise
         raise DicomReadError(
             f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}"
         ) from exc
     if arr.ndim != 2:
         raise DicomReadError(f"decoded pixel data has shape {arr.shape}, expected one 2-D frame")
     return arr
+
+
+def missing_codec_reason(tsyntax: UID, missing: list[str]) -> str:
+    """The reason for a syntax whose decoders are all missing a package, naming the
+    packages as pydicom lists them (``"pyjpegls - requires pyjpegls>=1.2"``)."""
+    needs = "; ".join(item.split(" - requires ", 1)[-1] for item in missing if item)
+    return f"no installed codec decodes {tsyntax.name}: install {needs or 'a codec plugin'}"

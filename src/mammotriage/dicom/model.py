@@ -194,6 +194,18 @@ class Image:
     pixels: np.ndarray | None = field(default=None, repr=False)
     decode_scale: float = 1.0
 
+    def __post_init__(self) -> None:
+        # The one place every reason passes: one line, at most REASON_CAP characters, so
+        # that no file can fill a log line, a job record or a table cell.
+        if self.reason is not None:
+            object.__setattr__(self, "reason", cap_reason(self.reason))
+        # The end of the pipeline: whatever produced the pixels, a usable image never
+        # carries NaN or infinity into preprocessing and the model.
+        if self.usable and self.pixels is not None and not np.isfinite(self.pixels).all():
+            object.__setattr__(self, "usable", False)
+            object.__setattr__(self, "reason", "pixel values are not finite (NaN or infinity)")
+            object.__setattr__(self, "pixels", None)
+
     @property
     def exam_id(self) -> str:
         return exam_key(self)[0]
@@ -209,6 +221,16 @@ class Image:
         from pydicom.uid import UID
 
         return UID(self.transfer_syntax_uid).name
+
+
+#: The longest reason an :class:`Image` records.
+REASON_CAP = 200
+
+
+def cap_reason(reason: str, limit: int = REASON_CAP) -> str:
+    """``reason`` on one line and at most ``limit`` characters."""
+    text = " ".join(reason.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _digest(*parts: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -20,12 +21,20 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from mammotriage.dicom import attributes as attrs
-from mammotriage.dicom.decode import DecodeLimits, decode_pixels, one_line
+from mammotriage.dicom.decode import (
+    DecodeLimits,
+    check_dimensions,
+    decode_pixels,
+    is_codec_failure,
+    one_line,
+)
 from mammotriage.dicom.model import Image, Laterality, PresentationIntentType, Source
-from mammotriage.dicom.voi import to_display, voi_params
+from mammotriage.dicom.voi import coded, to_display, voi_params
 from mammotriage.errors import DicomReadError
 
 log = logging.getLogger(__name__)
@@ -99,15 +108,15 @@ def screening_exclusion(ds: Dataset) -> str | None:
     # OT or Secondary Capture with BodyPartExamined BREAST; CT, MR, US ... never are mammograms.
     if modality != "MG" and not (body_part == "BREAST" and modality in _PROJECTION_MODALITIES):
         return (
-            f"not a mammogram (Modality {modality or 'missing'}, "
-            f"BodyPartExamined {body_part or 'missing'})"
+            f"not a mammogram (Modality {coded(modality) if modality else 'missing'}, "
+            f"BodyPartExamined {coded(body_part) if body_part else 'missing'})"
         )
     if sop in attrs.SOP_TOMOSYNTHESIS:
         return "tomosynthesis volume or projection, not a 2D screening view"
     try:
         number_of_frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
-        return f"invalid NumberOfFrames {str(ds.get('NumberOfFrames'))[:20]!r}"
+        return "invalid NumberOfFrames (not a number)"
     if number_of_frames > 1:
         return (
             f"multi-frame object ({number_of_frames} frames): "
@@ -153,12 +162,17 @@ class _BoundedFile:
     element header.
     """
 
-    def __init__(self, fp: BinaryIO, size: int, inflate_limit: int) -> None:
+    def __init__(self, fp: BinaryIO, size: int, limits: DecodeLimits) -> None:
         self._fp = fp
         self._size = size
-        self._inflate_limit = inflate_limit
+        self._inflate_limit = limits.max_dataset_bytes
+        self._read_limit = limits.max_dataset_bytes
+        self._deadline = time.monotonic() + limits.max_parse_seconds
+        self._max_parse_seconds = limits.max_parse_seconds
         self.name = str(getattr(fp, "name", ""))
         self.partial_read = False
+        #: Why parsing was stopped from here (pydicom may wrap our error in its own).
+        self.stopped: str | None = None
         self.items = 0
 
     def read(self, n: int | None = -1) -> bytes:
@@ -169,6 +183,17 @@ class _BoundedFile:
             data = self._fp.read(left)
             _check_inflated_size(data, self._inflate_limit)
             return data
+        if time.monotonic() > self._deadline:  # one clock read per element: cheap
+            self.stopped = (
+                f"header parsing ran past its time budget of {self._max_parse_seconds:g} s"
+            )
+            raise DicomReadError(self.stopped)
+        if min(n, left) > self._read_limit:  # in a sequence, where _DatasetEnd does not look
+            self.stopped = (
+                f"an element declares {n} bytes, more than the {self._read_limit} bytes a "
+                "mammogram's whole data set may need"
+            )
+            raise DicomReadError(self.stopped)
         data = self._fp.read(min(n, left))
         self.partial_read = 0 < len(data) < n and any(data)
         if n == 8 and data[:4] in _ITEM_TAGS:  # pydicom reads an item's tag and length
@@ -231,6 +256,75 @@ def _check_complete(ds: Dataset, fp: _BoundedFile) -> None:
                 ) from exc
 
 
+class _DatasetEnd:
+    """pydicom's ``stop_when`` for the top-level data set: where the data set ends, and
+    element lengths no mammogram needs.
+
+    PS3.5 7.1 orders a data set's elements by ascending tag, and group FFFE (items and
+    delimiters) never stands at the top level. What breaks that order is not part of the
+    data set: pydicom would parse it anyway, 8 bytes at a time, and 100 MB of zeros cost it
+    minutes of CPU. So parsing stops at the first such element.
+
+    After the Pixel Data that is trailing junk, and it is ignored: the image is whole (its
+    length is checked later), and storage systems and file copies do leave padding and
+    leftovers after the data set. Before the Pixel Data it is a damaged header: the file is
+    refused with :meth:`check`'s reason. A non-pixel element longer than
+    :attr:`DecodeLimits.max_element_bytes` is refused the same way, before it is read.
+    """
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self._limits = limits
+        self._last = -1
+        self._calls = 0
+        self.reason: str | None = None
+
+    def __call__(self, tag: BaseTag, vr: str | None, length: int) -> bool:
+        self._calls += 1
+        repeat = tag == self._last and self._calls > 2  # pydicom may ask twice for the first
+        if tag < self._last or repeat or tag >> 16 == 0xFFFE:
+            if self._last < 0x7FE00010:
+                self.reason = (
+                    f"damaged DICOM header: element {_tag(tag)} out of order after "
+                    f"{_tag(self._last)} (PS3.5 7.1: tags ascend)"
+                )
+            return True
+        pixels = tag >> 16 == 0x7FE0  # Pixel Data, Float and Double Float Pixel Data
+        if not pixels and self._limits.max_element_bytes < length != _UNDEFINED_LENGTH:
+            self.reason = (
+                f"element {_tag(tag)} declares {length} bytes, more than the "
+                f"{self._limits.max_element_bytes} byte limit for a non-pixel element"
+            )
+            return True
+        self._last = max(self._last, int(tag))
+        return False
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise DicomReadError(self.reason)
+
+
+def _tag(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})" if tag >= 0 else "the file meta"
+
+
+def _check_file_meta(ds: Dataset) -> None:
+    """Convert every file meta element now, so that a damaged one (an unknown VR, a value
+    that does not fit its VR) is a reason here and not an exception later."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return
+    for tag in list(meta.keys()):
+        try:
+            meta[tag]
+        except Exception as exc:
+            raise DicomReadError(
+                f"damaged file meta information: {keyword_for_tag(tag) or 'element'} "
+                f"{_tag(int(tag))} cannot be read (unknown VR or a value that does not fit it)"
+            ) from exc
+    if meta.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY:
+        raise DicomReadError("a DICOMDIR (media directory), not an image")
+
+
 def _read_dataset(path: Path, limits: DecodeLimits) -> Dataset:
     size = path.stat().st_size
     if size > limits.max_file_bytes:
@@ -240,20 +334,24 @@ def _read_dataset(path: Path, limits: DecodeLimits) -> Dataset:
     if size == 0:
         raise DicomReadError("empty file (0 bytes)")
     with path.open("rb") as raw:  # OSError (a directory, no permission) is the caller's
-        fp = _BoundedFile(raw, size, inflate_limit=limits.max_file_bytes)
+        fp = _BoundedFile(raw, size, limits)
+        end = _DatasetEnd(limits)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    ds = pydicom.dcmread(fp)
+                    ds = read_partial(fp, stop_when=end)  # type: ignore[arg-type]
                 except InvalidDicomError:
                     # Old archives hold files without the Part 10 preamble; accept them only
                     # when what was read looks like an image object.
                     fp.seek(0)
-                    ds = pydicom.dcmread(fp, force=True)
+                    end = _DatasetEnd(limits)
+                    ds = read_partial(fp, stop_when=end, force=True)  # type: ignore[arg-type]
                     if "SOPClassUID" not in ds or "PixelData" not in ds:
                         raise DicomReadError("not a DICOM file (no DICM preamble)") from None
+                end.check()
                 _check_complete(ds, fp)
+                _check_file_meta(ds)
         except DicomReadError:
             raise
         except RecursionError as exc:
@@ -261,14 +359,14 @@ def _read_dataset(path: Path, limits: DecodeLimits) -> Dataset:
         except zlib.error as exc:
             raise DicomReadError(f"damaged deflated dataset: {one_line(exc)}") from exc
         except Exception as exc:  # truncated headers, wrong lengths: pydicom raises many kinds
+            if fp.stopped:  # pydicom turns our error into an OSError
+                raise DicomReadError(fp.stopped) from exc
             if fp.items > _MAX_ITEMS:  # pydicom turns our error into an OSError
                 raise DicomReadError(
                     f"more than {_MAX_ITEMS} sequence items in the header"
                 ) from exc
             reason = f"damaged DICOM header: {type(exc).__name__}: {one_line(exc)}"
             raise DicomReadError(reason) from exc
-    if ds.file_meta.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY:
-        raise DicomReadError("a DICOMDIR (media directory), not an image")
     if "TransferSyntaxUID" not in ds.file_meta:
         implicit, little = getattr(ds, "original_encoding", (True, True))
         if not little:
@@ -321,7 +419,9 @@ def read_image(
     except (MemoryError, RecursionError) as exc:
         reason = f"file too large or deeply nested: {type(exc).__name__}"
         return Image(path=path, usable=False, reason=reason)
-    except Exception as exc:  # a hostile file must never crash the worker
+    except BaseException as exc:  # a hostile file must never crash the worker
+        if not is_codec_failure(exc):  # an interrupt or an exit goes on
+            raise
         log.warning("unexpected failure reading an image", extra={"error": type(exc).__name__})
         reason = f"unreadable: {type(exc).__name__}: {one_line(exc)}"
         return Image(path=path, usable=False, reason=reason, **_identity(ds))
@@ -366,7 +466,7 @@ def _image_from_dataset(
         value = _text(ds, keyword)
         if value is not None and not _valid_uid(value):
             raise DicomReadError(
-                f"invalid {keyword} {value[:70]!r} (PS3.5 9.1: digits and dots, <= 64 chars)"
+                f"invalid {keyword} (PS3.5 9.1: digits and dots, <= 64 chars)"
             )
     if ident["sop_instance_uid"] is None:
         raise DicomReadError("missing SOPInstanceUID")
@@ -395,6 +495,9 @@ def _image_from_dataset(
     exclusion = screening_exclusion(ds)
     if exclusion is not None:
         return Image(path=path, usable=False, reason=exclusion, **base)
+    # Size and shape before any header-only verdict: a header that says 3 rows is no
+    # mammogram, whether or not its pixels are decoded now.
+    check_dimensions(ds, limits)
 
     flips = attrs.orientation_from_tags(ds, view, laterality)
     needs_pixels = load_pixels or flips is None or laterality is Laterality.UNKNOWN

@@ -16,6 +16,20 @@ from pydicom.dataset import Dataset
 
 from mammotriage.errors import DicomReadError
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Pixels per band of :func:`to_display` (8 MB of float64 per working copy).
+_BAND_PIXELS = 1 << 20
+_CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _")
+
+
+def coded(value: str) -> str:
+    """A coded value (VR CS: at most 16 upper-case letters, digits, spaces, underscores) as
+    it may appear in a reason; anything else is free text, perhaps an identifier or pages
+    of it, and is never quoted."""
+    if value and len(value) <= 16 and set(value) <= _CODE_CHARS:
+        return value
+    return "not a valid code"
+
 
 class VOILUTFunction(str, enum.Enum):
     """VOI LUT Function (0028,1056), PS3.3 C.11.2.1.3."""
@@ -70,7 +84,9 @@ def voi_params(ds: Dataset, *, use_voi: bool = True) -> VoiParams:
     """
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise DicomReadError(f"not a greyscale mammogram (PhotometricInterpretation {photometric})")
+        raise DicomReadError(
+            f"not a greyscale mammogram (PhotometricInterpretation {coded(photometric)})"
+        )
     bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
     bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
     if not 1 <= bits_stored <= bits_allocated:
@@ -80,6 +96,13 @@ def voi_params(ds: Dataset, *, use_voi: bool = True) -> VoiParams:
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     slope = _first_number(ds.get("RescaleSlope")) or 1.0
     intercept = _first_number(ds.get("RescaleIntercept")) or 0.0
+    # Rescaled values must fit float32, the type of the image's pixels: 1e39 or 1e30 x
+    # 65535 is no physical quantity, and it turns into infinity or NaN along the pipeline.
+    largest = abs(slope) * float(1 << bits_stored) + abs(intercept)
+    if not largest <= _FLOAT32_MAX:
+        raise DicomReadError(
+            "RescaleSlope or RescaleIntercept out of range: rescaled values exceed float32"
+        )
     shape = str(ds.get("PresentationLUTShape", "")).strip().upper()
     invert = photometric == "MONOCHROME1" or shape == "INVERSE"
 
@@ -136,23 +159,55 @@ def to_display(stored: np.ndarray, p: VoiParams) -> np.ndarray:
     Without a window or LUT (For Processing images, many research archives), the output
     spans the robust range of the image (0.5th to 99.5th percentile of its values), which is
     what a viewer's auto-window does.
-    """
-    values = mask_bits(stored, p.bits_stored, p.signed).astype(np.float32) * np.float32(p.slope)
-    values += np.float32(p.intercept)
 
-    if p.lut_data is not None:
-        index = np.clip(np.rint(values) - p.lut_first, 0, p.lut_data.size - 1).astype(np.intp)
-        out = p.lut_data[index] / np.float32((1 << p.lut_bits) - 1)
-    elif p.window_center is not None and p.window_width is not None:
-        out = _window(values, p.window_center, p.window_width, p.function)
-    else:
-        sample = values[:: max(1, values.shape[0] // 256), :: max(1, values.shape[1] // 256)]
-        lo, hi = np.percentile(sample, [0.5, 99.5])
-        out = (values - lo) / np.float32(max(hi - lo, 1e-6))
-    out = np.clip(out, 0.0, 1.0, out=out.astype(np.float32, copy=False))
+    The arithmetic runs in float64, a band of rows at a time: window centres and widths
+    near float32's limits (1e39, 1e-46) overflow or vanish in float32 and turned whole
+    images into NaN; a band keeps the float64 working copy small. Values that still come
+    out NaN are refused with a reason, never handed on.
+
+    Raises
+    ------
+    DicomReadError
+        If the transforms give values that are not numbers.
+    """
+    out = np.empty(stored.shape, dtype=np.float32)
+    lo = hi = 0.0
+    auto = p.lut_data is None and (p.window_center is None or p.window_width is None)
+    if auto:
+        sample = _modality(
+            stored[:: max(1, stored.shape[0] // 256), :: max(1, stored.shape[1] // 256)], p
+        )
+        lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    band = max(1, _BAND_PIXELS // max(1, stored.shape[1]))
+    for start in range(0, stored.shape[0], band):
+        values = _modality(stored[start : start + band], p)
+        # Overflow to infinity is a window's limit (clipped to 0 or 1 below); NaN is checked.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            if p.lut_data is not None:
+                index = np.clip(np.rint(values) - p.lut_first, 0, p.lut_data.size - 1)
+                chunk = p.lut_data[index.astype(np.intp)] / float((1 << p.lut_bits) - 1)
+            elif not auto:
+                assert p.window_center is not None and p.window_width is not None
+                chunk = _window(values, p.window_center, p.window_width, p.function)
+            else:
+                chunk = (values - lo) / max(hi - lo, 1e-6)
+        if np.isnan(chunk).any():
+            raise DicomReadError(
+                "pixel values are not finite after rescale and VOI (window or rescale out of "
+                "range)"
+            )
+        np.clip(chunk, 0.0, 1.0, out=out[start : start + band], casting="same_kind")
     if p.invert:
-        out = np.float32(1.0) - out
+        np.subtract(np.float32(1.0), out, out=out)
     return out
+
+
+def _modality(stored: np.ndarray, p: VoiParams) -> np.ndarray:
+    """Stored values masked to BitsStored and rescaled (Modality LUT), as float64."""
+    values = mask_bits(stored, p.bits_stored, p.signed).astype(np.float64)
+    values *= p.slope
+    values += p.intercept
+    return values
 
 
 def _window(

@@ -41,7 +41,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from mammotriage.dicom import Image, read_image
-from mammotriage.dicom.decode import one_line
+from mammotriage.dicom.decode import is_codec_failure, one_line
 from mammotriage.errors import DicomReadError
 from mammotriage.preprocess import PreprocessParams, Transform, preprocess_image
 
@@ -97,7 +97,9 @@ def prepare_image(image: Image, params: PreprocessParams) -> Prepared | Unusable
         tensor, transform = preprocess_image(source, params)
     except DicomReadError as exc:
         return Unusable(exc.reason)
-    except Exception as exc:  # a hostile file must never stop the batch
+    except BaseException as exc:  # a hostile file must never stop the batch
+        if not is_codec_failure(exc):  # Rust codec panics are BaseExceptions; interrupts are not
+            raise
         return Unusable(f"cannot preprocess: {type(exc).__name__}: {one_line(exc)}")
     return Prepared(tensor, transform)
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from mammotriage.atomic import atomic_write
+from mammotriage.dicom.decode import is_codec_failure
 from mammotriage.dicom.reader import read_image
 
 #: Height of a thumbnail in pixels: enough for a reading-room overview, small to send.
@@ -37,7 +38,12 @@ def render_thumbnail(
     JPEG 2000 is decoded at the nearest resolution level above ``height``, so a thumbnail of
     a full-size image costs a fraction of a full decode.
     """
-    image = read_image(source, target_shape=(height, height))
+    try:
+        image = read_image(source, target_shape=(height, height))
+    except BaseException as exc:  # read_image says why itself; this guards a codec panic
+        if not is_codec_failure(exc):
+            raise
+        return None
     if not image.usable or image.pixels is None or image.rows == 0:
         return None
     pixels = np.clip(image.pixels, 0.0, 1.0)

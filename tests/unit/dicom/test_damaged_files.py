@@ -581,7 +581,7 @@ CORPUS: list[Kind] = [
     Kind("sequence_with_400000_items", _from(_sequence_with_many_items),
          "more than 10000 sequence items"),
     Kind("deflate_stream_corrupted", _from(_deflate_stream_corrupted), "damaged deflated dataset"),
-    Kind("deflate_bomb", _from(_deflate_bomb), "inflates beyond the 1073741824 byte limit"),
+    Kind("deflate_bomb", _from(_deflate_bomb), "inflates beyond the 307108864 byte limit"),
     # sizes
     Kind("rows_zero", _mg(Rows=0), "missing or zero image size"),
     Kind("columns_missing", _mg(Columns=None), "missing or zero image size"),
