@@ -31,6 +31,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGLSLossless,
@@ -431,14 +432,14 @@ def _deflate_stream_corrupted() -> bytes:
     return bytes(data)
 
 
-def _deflate_bomb(inflated_gib: int = 2) -> bytes:
+def _deflate_bomb(inflated_gib: int = 2, *, zeros: int | None = None) -> bytes:
     """A deflated dataset (PS3.5 A.5) of ~2 MB that inflates to 2 GiB: a private OB element
     of zeros after the image. Built from one compressed MiB of zeros repeated, each piece
     independent after a full flush, so that making it takes milliseconds."""
     plain = _mg_bytes()
     (meta_length,) = struct.unpack("<I", plain[140:144])
     body = plain[144 + meta_length :]
-    zeros = (1 << 30) * inflated_gib
+    zeros = (1 << 30) * inflated_gib if zeros is None else zeros
     element = struct.pack("<HH", 0x7FE1, 0x0010) + b"OB\0\0" + struct.pack("<I", zeros - 2)
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     head = deflater.compress(body + element) + deflater.flush(zlib.Z_FULL_FLUSH)
@@ -450,6 +451,69 @@ def _deflate_bomb(inflated_gib: int = 2) -> bytes:
     deflated = _dataset_bytes(ds)
     (meta_length,) = struct.unpack("<I", deflated[140:144])
     return deflated[: 144 + meta_length] + stream
+
+
+def _deflate_bomb_under_the_file_limit() -> bytes:
+    # Found by the fuzzer: ~1 MB inflating to 0.99 GiB passed the old 1 GiB inflate limit,
+    # peaked at 2.1 GB and came back usable.
+    return _deflate_bomb(zeros=(1 << 30) - (10 << 20))
+
+
+def _rle(rows: int = ROWS, columns: int = COLS, **attrs: Any) -> bytes:
+    ds = mg_dataset(breast_pixels(rows, columns), **attrs)
+    ds.compress(RLELossless)
+    return _dataset_bytes(ds)
+
+
+def _rle_runs_past_the_frame() -> bytes:
+    # Found by the fuzzer: segments for 96 rows, header says 48. pylibjpeg-rle's Rust decoder
+    # panics (pyo3 PanicException, a BaseException that `except Exception` missed).
+    return _header_patched(_rle(), ROWS // 2, COLS)
+
+
+def _rle_three_rows() -> bytes:
+    # Found by the fuzzer: Rows 512 -> 3 gave a "usable" image of 3 rows.
+    return _header_patched(_rle(512, 384), 3, 384)
+
+
+def _file_meta_unknown_vr() -> bytes:
+    # Found by the fuzzer: the VR of (0002,0002) changed to ZZ raised NotImplementedError.
+    data = bytearray(_mg_bytes())
+    offset = _find(data, b"\x02\x00\x02\x00UI")
+    data[offset + 4 : offset + 6] = b"ZZ"
+    return bytes(data)
+
+
+def _junk_before_pixel_data() -> bytes:
+    # 1 MB of zeros parse as 131072 elements (0000,0000): out of order, pydicom took minutes
+    # for 100 MB of them.
+    data = _mg_bytes()
+    start = _find(data, PIXEL_DATA_TAG)
+    return data[:start] + b"\0" * (1 << 20) + data[start:]
+
+
+def _huge_text_element(folder: Path) -> Path:
+    # Found by the fuzzer: a 0.5 GiB text element (implicit VR: any element may have a 4-byte
+    # length) cost 2.2 GB as it was decoded. The file is sparse: it takes no disk space.
+    ds = mg_dataset(SeriesDescription="X")
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = _dataset_bytes(ds)
+    tag = b"\x08\x00\x3e\x10"  # (0008,103E) SeriesDescription, value "X " (2 bytes)
+    offset = _find(data, tag)
+    path = folder / "file.dcm"
+    with path.open("wb") as fp:
+        fp.write(data[:offset] + tag + struct.pack("<I", 1 << 29))
+        fp.seek(1 << 29, 1)
+        fp.write(data[offset + 10 :])
+    return path
+
+
+def _j2k_strip_16384x3662() -> bytes:
+    # Found by the fuzzer: a 30 KB codestream declaring 16384x3662 (header agreeing) took
+    # ~1 GB to decode. Header and SIZ both say so here; refused before any decoder runs.
+    data = _compressed_bytes(JPEG2000Lossless)
+    frame = b"".join(_fragments(data))
+    return _header_patched(_with_frame(data, _j2k_siz_patched(frame, 16384, 3662)), 16384, 3662)
 
 
 def _dicomdir() -> bytes:
@@ -651,6 +715,31 @@ CORPUS: list[Kind] = [
     # not a readable file
     Kind("symlink_loop", _symlink_loop, "cannot read file: too many levels of symbolic links"),
     Kind("directory", _directory, "cannot read file: is a directory"),
+    # found by fuzzing the reader (issue 11)
+    Kind("rle_runs_past_the_frame_rust_panic", _from(_rle_runs_past_the_frame),
+         "rle lossless pixel data could not be decoded"),
+    Kind("rle_rust_panic_header_only_read", _from(lambda: _header_patched(
+        _rle(PatientOrientation=None), ROWS // 2, COLS)),
+         "rle lossless pixel data could not be decoded", {"load_pixels": False}),
+    Kind("rle_three_rows", _from(_rle_three_rows), "implausible image size 3x384"),
+    Kind("rle_three_rows_header_only", _from(_rle_three_rows), "implausible image size 3x384",
+         {"load_pixels": False}),
+    Kind("file_meta_unknown_vr", _from(_file_meta_unknown_vr),
+         "damaged file meta information: mediastoragesopclassuid (0002,0002)"),
+    Kind("rescale_intercept_beyond_float32", _mg(RescaleIntercept=-1e39),
+         "rescaleslope or rescaleintercept out of range"),
+    Kind("rescale_slope_beyond_float32", _mg(RescaleSlope=1e305),
+         "rescaleslope or rescaleintercept out of range"),
+    Kind("junk_before_pixel_data", _from(_junk_before_pixel_data),
+         "element (0000,0000) out of order after (0028,0103)"),
+    Kind("deflate_bomb_0_99_gib", _from(_deflate_bomb_under_the_file_limit),
+         "inflates beyond the 307108864 byte limit"),
+    Kind("text_element_half_a_gib", _huge_text_element,
+         "element (0008,103e) declares 536870912 bytes, more than the 67108864 byte limit"),
+    Kind("j2k_strip_16384x3662", _from(_j2k_strip_16384x3662),
+         "implausible image size 16384x3662"),
+    Kind("modality_free_text", _mg(Modality="PATIENT SECRET NAME", BodyPartExamined="CHEST"),
+         "not a mammogram (modality not a valid code"),
 ]
 
 
@@ -767,3 +856,58 @@ def test_reading_the_whole_corpus_keeps_memory_bounded(tmp_path):
     )
     assert grown_mb < 400
     assert figures["usable"] == []
+
+
+_PEAK_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from mammotriage.dicom import read_image
+
+    image = read_image(sys.argv[1])
+    with open("/proc/self/status") as status:  # VmHWM: this process's own high-water mark
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(json.dumps([image.usable, image.reason, peak]))
+    """
+)
+
+
+def _j2k_of_zeros(rows: int, columns: int) -> bytes:
+    """A real codestream (a few hundred bytes) of an all-zero image, in a header that agrees."""
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.zeros((rows, columns), np.uint16)).save(
+        buffer, "JPEG2000", irreversible=False, no_jp2=True
+    )
+    frame = buffer.getvalue()
+    ds = mg_dataset(np.zeros((ROWS, COLS), np.uint16))
+    ds.Rows, ds.Columns = rows, columns
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([frame + b"\0" * (len(frame) % 2)])
+    ds["PixelData"].VR = "OB"
+    return _dataset_bytes(ds)
+
+
+# (builder, usable): the fuzzer's memory findings (issue 11), and the largest plausible image
+# a hostile codestream may still declare, decoded in full (no target_shape).
+MEMORY_BOMBS: dict[str, tuple[Callable[[Path], Path], bool]] = {
+    "deflate_0_99_gib": (_from(_deflate_bomb_under_the_file_limit), False),
+    "text_element_half_a_gib": (_huge_text_element, False),
+    "j2k_zeros_16384x3662": (_from(lambda: _j2k_of_zeros(16384, 3662)), False),
+    "j2k_zeros_7680x6144_full_size": (_from(lambda: _j2k_of_zeros(7680, 6144)), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEMORY_BOMBS))
+def test_each_memory_bomb_peaks_under_1_5_gb(name, tmp_path):
+    build, usable = MEMORY_BOMBS[name]
+    path = build(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_PROBE, str(path)], capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    was_usable, reason, peak_kib = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"\n{name}: peak RSS {peak_kib / 1024:.0f} MB, usable={was_usable}, {reason}")
+    assert was_usable is usable, reason
+    assert peak_kib < 1_500_000
