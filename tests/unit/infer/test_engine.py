@@ -277,3 +277,21 @@ def test_a_decode_past_its_time_budget_is_stopped_and_the_file_marked(model, ful
 def test_a_decode_budget_needs_decode_processes(model):
     with pytest.raises(ValueError, match="time budget"):
         ScoringEngine(model, decode_timeout=1.0)
+
+
+def test_a_decode_process_killed_by_the_kernel_is_pinned_on_its_file(model, full_size_j2k):
+    """A real death: the decode process runs under a CPU-time limit and the kernel kills it
+    (SIGXCPU) while it decodes the full-size file; the small file decodes. Only the file
+    whose decode killed its process twice (in the pool, then alone) is marked crashed, and
+    the pool restarts for the next item."""
+    from decode_helpers import decode_under_cpu_limit
+
+    small = write(mg_dataset(), full_size_j2k.parent / "small.dcm")
+    items = [small, full_size_j2k, small]
+    with ScoringEngine(model, decode_workers=1, executor="process") as engine:
+        results = list(
+            engine.decoder.ordered_map(
+                decode_under_cpu_limit, items, lambda item: "crashed", depth=2
+            )
+        )
+    assert results == [(small, "decoded"), (full_size_j2k, "crashed"), (small, "decoded")]
