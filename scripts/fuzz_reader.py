@@ -20,6 +20,7 @@ import collections
 import functools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -77,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         (seed_dir / ".done").write_text("")
     print(f"{len(seeds)} seeds in {seed_dir} ({time.monotonic() - started:.1f} s)", flush=True)
 
-    runner = Runner(out / "work", jobs=args.jobs, timeout_s=args.timeout,
+    # Mutants are written and read once each: on tmpfs where there is one.
+    shm = Path("/dev/shm")
+    work = Path(tempfile.mkdtemp(prefix="fuzz-work-", dir=shm if shm.is_dir() else out))
+    runner = Runner(work, jobs=args.jobs, timeout_s=args.timeout,
                     wall_timeout_s=args.wall_timeout)
     runner.warm(seed_dir / f"{name}.dcm" for name in seeds)
     if args.replay:
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 rate = n / (time.monotonic() - begin)
                 print(f"... {n} mutants, {rate:.1f}/s, {dict(counts)}", flush=True)
     elapsed = time.monotonic() - begin
+    shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n{n} mutants in {elapsed:.0f} s ({n / max(elapsed, 1e-9):.1f}/s), "
           f"jobs {args.jobs}, master seed {args.seed}")

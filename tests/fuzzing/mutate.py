@@ -498,8 +498,11 @@ def _region(data: bytes, rng: random.Random, where: str) -> tuple[int, int]:
 def _byte_mutation(where: str, op: str) -> Mutation:
     def mutate(data: bytes, rng: random.Random) -> Mutant:
         lo, hi = _region(data, rng, where)
+        hi = min(hi, len(data))
         if hi <= lo:
             lo, hi = 0, len(data)
+        if not data:
+            return Mutant((data,), "empty: nothing to change")
         buf = bytearray(data)
         if op == "flip":
             count = rng.choice((1, 1, 2, 4, 16, 64))
@@ -890,3 +893,19 @@ def build(seed: bytes, name: str, rng_seed: int) -> Mutant:
     fn, _kind = MUTATIONS[name]
     rng = random.Random(f"{name}:{rng_seed}")
     return fn(seed, rng)
+
+
+@mutation("stack")
+def _stack(data: bytes, rng: random.Random) -> Mutant:
+    """Two to four light mutations one after the other (each on the previous result)."""
+    notes = []
+    for _ in range(rng.choice((2, 2, 3, 4))):
+        names = sorted(
+            n for n, (_, kind) in MUTATIONS.items()
+            if n not in HEAVY and n != "stack" and applies(data, kind)
+        )
+        name = rng.choice(names)
+        step = MUTATIONS[name][0](data, rng)
+        data = b"".join(p for p in step.parts if isinstance(p, bytes))
+        notes.append(f"{name}({step.note[:40]})")
+    return _plain(data, "; ".join(notes))
