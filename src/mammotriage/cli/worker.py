@@ -103,7 +103,8 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     from mammotriage.worker.factory import build_worker
     from mammotriage.worker.logs import configure_logging, scrub
 
-    configure_logging(settings.log_format, sys.stderr)
+    json_log = settings.log_format == "json"
+    configure_logging(settings.log_format, sys.stderr, capture_stderr=json_log)
     log = logging.getLogger("mammotriage.worker")
     try:
         the_worker = build_worker(settings)
