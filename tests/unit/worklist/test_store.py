@@ -360,3 +360,63 @@ def test_thumbnails_are_recorded_per_exam_and_position(store: Store) -> None:
             .all()
         )
     assert made == ["/t/0.png"]
+
+
+def test_migration_0004_keeps_existing_images_and_numbers_them_per_exam(store_url: str) -> None:
+    """Images stored under the 0003 schema (unique SOPInstanceUID) get their position in
+    their exam; 0004 then takes files sharing a UID; downgrading keeps one row per UID."""
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    db = Store(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(files("mammotriage.worklist") / "migrations"))
+    config.set_main_option(
+        "sqlalchemy.url", db.db.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
+
+    def to(revision: str, downgrade: bool = False) -> None:
+        with db.db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+    to("0003")
+    with db.db.engine.begin() as conn:
+        for exam_id, study in ((1, "1.2.3"), (2, "1.2.4")):
+            conn.execute(
+                text(
+                    "INSERT INTO exams (id, public_id, study_instance_uid, received_at,"
+                    " partial, status) VALUES (:id, :public_id, :study, :at, false, 'SCORED')"
+                ),
+                {"id": exam_id, "public_id": uuid.uuid4().hex, "study": study, "at": NOW},
+            )
+        for sop, exam_id in (("1.2.3.0", 1), ("1.2.3.1", 1), ("1.2.4.0", 2)):
+            conn.execute(
+                text(
+                    "INSERT INTO images (exam_id, sop_instance_uid, laterality, view, usable)"
+                    " VALUES (:exam_id, :sop, 'L', 'CC', true)"
+                ),
+                {"exam_id": exam_id, "sop": sop},
+            )
+    to("head")
+    with db.db.engine.begin() as conn:
+        rows = conn.execute(
+            select(ImageRow.exam_id, ImageRow.position, ImageRow.sop_instance_uid).order_by(
+                ImageRow.id
+            )
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, 0, "1.2.3.0"), (1, 1, "1.2.3.1"), (2, 0, "1.2.4.0")]
+        conn.execute(  # a second file with a UID already stored: allowed now
+            text(
+                "INSERT INTO images (exam_id, position, sop_instance_uid, laterality, view,"
+                " usable) VALUES (2, 1, '1.2.3.0', 'L', 'CC', false)"
+            )
+        )
+    to("0003", downgrade=True)
+    with db.db.engine.connect() as conn:
+        sops = conn.execute(text("SELECT sop_instance_uid FROM images ORDER BY id")).scalars()
+        assert list(sops) == ["1.2.3.0", "1.2.3.1", "1.2.4.0"]
+    db.close()
