@@ -211,7 +211,16 @@ class Worker:
             cursor = self.store.jobs.cursor(self.source.name)
             polled = self.source.poll(cursor)
             for arrival in polled.arrivals:
-                self.store.jobs.enqueue(self.source.name, arrival.study_key, arrival.fingerprint)
+                try:
+                    self.store.jobs.enqueue(
+                        self.source.name, arrival.study_key, arrival.fingerprint
+                    )
+                except StoreDataError as exc:  # this study only: the others still go in
+                    log.error(
+                        "study not queued, the worklist database refused it: %s",
+                        exc,
+                        extra={"event": "enqueue-refused"},
+                    )
             if polled.cursor is not None and polled.cursor != cursor:
                 self.store.jobs.save_cursor(self.source.name, polled.cursor)
             self._waiting = polled.waiting

@@ -342,3 +342,26 @@ def test_a_restart_releases_the_claims_of_its_crashed_predecessor(tmp_path):
     assert worker.store.jobs.get(b.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
     # the crashed process's own late call changes nothing any more
     assert worker.store.jobs.fail(a, "late") is None
+
+
+def test_a_study_the_database_refuses_does_not_hold_up_the_others(tmp_path, tiny_synthetic):
+    settings = folder_settings(tmp_path, allow_demonstration_model=True)
+    exams = sorted(p for p in tiny_synthetic.iterdir() if p.is_dir())[:2]
+    uids = []
+    for exam in exams:
+        shutil.copytree(exam, settings.source.path / exam.name)
+        ds = dcmread(next(exam.glob("*.dcm")), stop_before_pixels=True)
+        uids.append(str(ds.StudyInstanceUID))
+    refused, accepted = sorted(uids)  # the refused one comes first in the poll
+    worker = build(settings)
+    with worker.store.db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_job BEFORE INSERT ON jobs "
+                f"WHEN NEW.study_instance_uid = '{refused}' "
+                "BEGIN SELECT RAISE(ABORT, 'study refused by a site constraint'); END"
+            )
+        )
+    summary = worker.run(threading.Event(), once=True)
+    assert [j.study_instance_uid for j in worker.store.jobs.all()] == [accepted]
+    assert summary.scored == 1
