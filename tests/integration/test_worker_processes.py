@@ -82,7 +82,9 @@ class WorkerProcess:
 
 
 def write_config(root: Path, database: str, **overrides: Any) -> Path:
-    """A worker config: folder source on ``root/incoming``, SRs to ``root/reports``."""
+    """A worker config: folder source on ``root/incoming`` (created: the worker refuses a
+    missing source folder), SRs to ``root/reports``."""
+    (root / "incoming").mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "database": database,
         "model": str(MODEL),
