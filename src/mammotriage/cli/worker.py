@@ -6,6 +6,7 @@ A plain function; :mod:`mammotriage.cli.main` adds it to the app.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -104,7 +105,11 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     from mammotriage.worker.logs import configure_logging, scrub
 
     json_log = settings.log_format == "json"
-    configure_logging(settings.log_format, sys.stderr, capture_stderr=json_log)
+    if json_log:
+        # Child processes (the decode pool) would print Python warnings raw on the shared
+        # stderr; what they warn about is recorded as each image's reason anyway.
+        os.environ["PYTHONWARNINGS"] = "ignore"
+    configure_logging(settings.log_format, sys.stderr)
     log = logging.getLogger("mammotriage.worker")
     try:
         the_worker = build_worker(settings)

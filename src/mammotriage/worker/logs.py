@@ -8,7 +8,8 @@ Everything else that would reach stderr goes through the same handler, so the lo
 line by line (:func:`configure_logging`): other libraries' log records (pydicom,
 highdicom, pynetdicom, httpx), Python warnings (``logging.captureWarnings``) and uncaught
 exceptions, in the main thread and in others (``sys.excepthook``, ``threading.excepthook``).
-With ``capture_stderr`` (the worker command, JSON logs) even what bypasses Python's
+With ``capture_stderr`` (off in the worker command: with the decode pool a worker was seen
+not to exit, not yet understood) even what bypasses Python's
 logging becomes JSON: file descriptor 2 is a pipe whose lines a thread logs as records of
 the ``stderr`` logger; that covers the decode pool's child processes, which inherit it, and
 native libraries (ONNX Runtime) writing to it. What they say is not ours to vouch for, so it
