@@ -153,11 +153,10 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
 
 
 def _report(log: logging.Logger, exc: BaseException, event: str, *, json_log: bool) -> int:
-    """Say ``exc`` in one line and return its exit status: a JSON log line when the log is
-    JSON (the log stays JSON line by line), else ``error: ...``; a bug is logged with its
-    traceback."""
+    """Say ``exc`` in one line, ``error: ...`` as every command does, and return its exit
+    status; a bug is logged (JSON by default) with its traceback."""
     code = _error_code(exc)
-    if code != EXIT_INTERNAL and not json_log:
+    if code != EXIT_INTERNAL:  # the command line's convention, whatever the log format
         from rich.markup import escape
 
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)

@@ -61,12 +61,15 @@ def _worker(config: Path, *args: str, cwd: Path | None = None, env: dict[str, st
 
 
 def _one_clear_line(stderr: str) -> str:
-    """The one error line among the log's JSON lines (the others say what was set up)."""
+    """The one ``error:`` line; the others are the log's JSON lines (what was set up)."""
     assert "Traceback" not in stderr
-    entries = [json.loads(line) for line in stderr.splitlines() if line.strip()]
-    errors = [e for e in entries if e["level"] in ("error", "critical")]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1, stderr
-    return str(errors[0]["message"])
+    for line in lines:
+        if line not in errors:
+            json.loads(line)
+    return errors[0]
 
 
 # -- 9: the JSON log is all JSON, without identifiers -------------------------------------
