@@ -104,8 +104,7 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     from mammotriage.worker.factory import build_worker
     from mammotriage.worker.logs import configure_logging, scrub
 
-    json_log = settings.log_format == "json"
-    if json_log:
+    if settings.log_format == "json":
         # Child processes (the decode pool) would print Python warnings raw on the shared
         # stderr; what they warn about is recorded as each image's reason anyway.
         os.environ["PYTHONWARNINGS"] = "ignore"
@@ -114,7 +113,7 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     try:
         the_worker = build_worker(settings)
     except Exception as exc:  # one line and a status, whatever it was
-        return _report(log, exc, "start-failed", json_log=settings.log_format == "json")
+        return _report(log, exc)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -127,7 +126,7 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
             console.print(f"metrics on http://{settings.metrics.host}:{port}/metrics")
         summary = the_worker.run(stop, once=once)
     except Exception as exc:
-        return _report(log, exc, "stopped", json_log=settings.log_format == "json")
+        return _report(log, exc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -152,21 +151,19 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     return EXIT_OK
 
 
-def _report(log: logging.Logger, exc: BaseException, event: str, *, json_log: bool) -> int:
+def _report(log: logging.Logger, exc: BaseException) -> int:
     """Say ``exc`` in one line, ``error: ...`` as every command does, and return its exit
     status; a bug is logged (JSON by default) with its traceback."""
     code = _error_code(exc)
-    if code != EXIT_INTERNAL:  # the command line's convention, whatever the log format
-        from rich.markup import escape
-
-        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    elif code == EXIT_INTERNAL:
+    if code == EXIT_INTERNAL:
         log.critical(
             "internal error: %s: %s", type(exc).__name__, exc,
             exc_info=exc, extra={"event": "internal-error", "exit_code": code},
         )
-    else:
-        log.error("%s", exc, extra={"event": event, "exit_code": code})
+    else:  # the command line's convention, whatever the log format
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     return code
 
 

@@ -8,22 +8,18 @@ Everything else that would reach stderr goes through the same handler, so the lo
 line by line (:func:`configure_logging`): other libraries' log records (pydicom,
 highdicom, pynetdicom, httpx), Python warnings (``logging.captureWarnings``) and uncaught
 exceptions, in the main thread and in others (``sys.excepthook``, ``threading.excepthook``).
-With ``capture_stderr`` (off in the worker command: with the decode pool a worker was seen
-not to exit, not yet understood) even what bypasses Python's
-logging becomes JSON: file descriptor 2 is a pipe whose lines a thread logs as records of
-the ``stderr`` logger; that covers the decode pool's child processes, which inherit it, and
-native libraries (ONNX Runtime) writing to it. What they say is not ours to vouch for, so it
-is scrubbed (:func:`scrub`): DICOM UIDs (dotted
+What bypasses Python's logging is not captured: native libraries (ONNX Runtime) writing to
+file descriptor 2 directly; the decode pool's child processes run with warnings off (what
+they would warn about is recorded as each image's reason). A foreign message is not ours to
+vouch for, so it is scrubbed (:func:`scrub`): DICOM UIDs (dotted
 digit strings) become ``<uid>`` everywhere, and anything quoted (``'...'``, ``"..."``) in a
 foreign message or a traceback becomes ``'<value>'``, as pydicom quotes a dataset's value.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -95,45 +91,8 @@ class _TextFormatter(logging.Formatter):
         )
 
 
-def _is_fd2(stream: TextIO) -> bool:
-    """Whether ``stream`` writes to file descriptor 2 (not a test runner's buffer)."""
-    try:
-        return stream.fileno() == 2
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-def _capture_stderr() -> TextIO:
-    """Make fd 2 a pipe read by a thread that logs each line it gets; returns a stream on
-    the real stderr for the log handler itself."""
-    sys.stderr.flush()
-    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    raw = logging.getLogger("stderr")
-
-    def pump() -> None:
-        with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                line = line.rstrip("\n")
-                if line.strip():
-                    raw.warning("%s", line, extra={"event": "stderr"})
-
-    thread = threading.Thread(target=pump, name="stderr-to-log", daemon=True)
-    thread.start()
-
-    def drain() -> None:  # the last lines (a final warning) still reach the log
-        sys.stderr.flush()
-        os.dup2(real.fileno(), 2)  # our pipe's last writer here: the thread sees its end
-        thread.join(timeout=2)
-
-    atexit.register(drain)
-    return real
-
-
 def configure_logging(
-    fmt: str, stream: TextIO, level: int = logging.INFO, *, capture_stderr: bool = False
+    fmt: str, stream: TextIO, level: int = logging.INFO
 ) -> Callable[[], None]:
     """Send every log record, warning and uncaught exception to ``stream``, one per line.
 
@@ -141,13 +100,7 @@ def configure_logging(
     ``StreamHandler`` the command line installed on the root logger is replaced (it would
     print the same records again, as text). Returns a function that undoes all of it
     (for tests; the worker process keeps it until it exits).
-
-    With ``capture_stderr`` (and ``stream`` being stderr) anything else written to file
-    descriptor 2, by this process, its children or native code, is logged line by line
-    too; it is not undone.
     """
-    if capture_stderr and _is_fd2(stream):
-        stream = _capture_stderr()
     handler = logging.StreamHandler(stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import logging
 import shutil
 import sys
 import threading
@@ -330,20 +331,18 @@ def test_metrics_count_exams_per_category_and_queue_depth(tmp_path, tiny_synthet
 def test_logs_carry_internal_ids_and_no_patient_identifiers(tmp_path, tiny_synthetic, capsys):
     import io
     import json
-    import logging
 
     from mammotriage.worker.logs import configure_logging
 
     stream = io.StringIO()
-    configure_logging("json", stream)
+    restore = configure_logging("json", stream)
     try:
         settings = folder_settings(tmp_path)
         (exam_dir,) = copy_exams(tiny_synthetic, settings.source.path, 1)
         worker = build(settings)
         run_once(worker)
     finally:
-        logging.getLogger("mammotriage").handlers.clear()
-        logging.getLogger("mammotriage").propagate = True
+        restore()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     stored = [line for line in lines if line.get("event") == "exam-stored"]
     assert stored and stored[0]["exam_id"] == str(worker.store.exams.all()[0].public_id)
@@ -386,7 +385,8 @@ def test_the_shipped_worker_config_is_valid():
 
 class LockingSource:
     """Fetches from a folder, and on the first fetch has another process-like connection take
-    SQLite's write lock for ``hold`` seconds: a real "database is locked" mid-job."""
+    SQLite's write lock until the worker has met it (``met`` is set; at most ``hold``
+    seconds): a real "database is locked" mid-job, however long scoring takes."""
 
     def __init__(self, inner, database: Path, hold: float) -> None:
         self.inner = inner
@@ -394,6 +394,7 @@ class LockingSource:
         self.database = database
         self.hold = hold
         self.locked = threading.Event()
+        self.met = threading.Event()
         self.fetches = 0
 
     def _hold_lock(self) -> None:
@@ -402,7 +403,7 @@ class LockingSource:
         connection = sqlite3.connect(self.database, isolation_level=None)
         connection.execute("BEGIN EXCLUSIVE")
         self.locked.set()
-        threading.Event().wait(self.hold)
+        self.met.wait(self.hold)
         connection.execute("ROLLBACK")
         connection.close()
 
@@ -433,11 +434,22 @@ def test_a_locked_database_mid_job_is_waited_out_and_the_exam_scored_once(
 
     settings = folder_settings(tmp_path, poll_seconds=0.2)
     copy_exams(tiny_synthetic, settings.source.path, 1)
-    source = LockingSource(build_source(settings.source), tmp_path / "db.sqlite", hold=1.0)
+    source = LockingSource(build_source(settings.source), tmp_path / "db.sqlite", hold=60.0)
     worker = build(settings, source=source)
     worker.store = Store(settings.database, sqlite_busy_timeout=timedelta(milliseconds=100))
-    with caplog.at_level("ERROR", logger="mammotriage.worker"):
-        summary = run_once(worker)
+
+    class MeetsTheLock(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "database is locked" in record.getMessage():
+                source.met.set()
+
+    handler = MeetsTheLock(level=logging.ERROR)
+    logging.getLogger("mammotriage.worker").addHandler(handler)
+    try:
+        with caplog.at_level("ERROR", logger="mammotriage.worker"):
+            summary = run_once(worker)
+    finally:
+        logging.getLogger("mammotriage.worker").removeHandler(handler)
     assert any("database is locked" in r.getMessage() for r in caplog.records)
     (job,) = worker.store.jobs.all()
     assert job.status is JobStatus.DONE
