@@ -26,6 +26,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import JPEG2000Lossless
 
 from fixtures_orthanc import OrthancFactory, OrthancServer
+from mammotriage.dicom.report_content import DEMONSTRATION_ONLY, INTENDED_USE, TRIAGE_READING
 from mammotriage.triage import ReadingMode, TriagePolicy, load_policy
 from mammotriage.worker.config import WorkerSettings
 from mammotriage.worker.loop import RunSummary, Worker
@@ -232,9 +233,12 @@ def check_report(
     )
     assert exam.mode is (ReadingMode.DOUBLE if double else ReadingMode.SINGLE)
     assert exam.priority is (category >= policy.priority_min_category)
-    (reading,) = exam_group.get_qualitative_evaluations()
+    (reading,) = exam_group.get_qualitative_evaluations(name=TRIAGE_READING)
     assert isinstance(reading.value, hd.sr.CodedConcept)
     assert reading.value.meaning == READING[exam.mode]
+    # scored by the demonstration model: the report says so
+    (notice,) = exam_group.get_qualitative_evaluations(name=INTENDED_USE)
+    assert notice.value.meaning == DEMONSTRATION_ONLY.meaning
 
 
 def check_queued(worker: Worker, exam: StoredExam) -> None:

@@ -174,9 +174,10 @@ def calibrate(
     cuts = ", ".join(f"{t:g}" for t in sidecar.calibration.thresholds)
     console.print(f"thresholds (categories 1|2|...|10): {cuts}")
     console.print(sidecar.calibration.reference)
-    console.print(f"wrote {written.path}")
+    # paths whole on one line, whatever the terminal's width: scripts and people copy them
+    console.print(f"wrote {written.path}", soft_wrap=True)
     if written.backup is not None:
-        console.print(f"the sidecar it replaced is kept as {written.backup}")
+        console.print(f"the sidecar it replaced is kept as {written.backup}", soft_wrap=True)
 
 
 def _scored_lines_only(scores: Path, folder: Path) -> tuple[Path, int]:
