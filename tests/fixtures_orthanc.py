@@ -306,3 +306,15 @@ def orthanc(request: pytest.FixtureRequest) -> Iterator[OrthancServer]:
     """
     with _servers(request) as start:
         yield start()
+
+
+def worker_source(server: OrthancServer) -> dict[str, Any]:
+    """The worker's ``source:`` settings for ``server``."""
+    return {
+        "kind": "orthanc",
+        "url": server.url,
+        "username": server.username,
+        "password": server.password,
+        "timeout_seconds": 10,
+    }
+

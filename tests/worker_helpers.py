@@ -13,7 +13,7 @@ from mammotriage import defaults
 from mammotriage.worker.config import WorkerSettings
 from mammotriage.worker.factory import build_worker
 from mammotriage.worker.loop import RunSummary, Worker
-from mammotriage.worklist import Store
+from mammotriage.worklist import ExamStatus, JobStatus, Store, StoredExam
 from mammotriage.worklist.models import ExamRow, ImageRow, ScoreRow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +58,27 @@ def build(settings: WorkerSettings, **kwargs: Any) -> Worker:
 def count(store: Store, entity: Any) -> int:
     with store.db.engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(entity)).scalar_one())
+
+
+def assert_each_study_scored_once(store: Store, studies: set[str]) -> list[StoredExam]:
+    """One scored exam, one score row (all from one model), four image rows and one DONE job
+    per study; returns the exams."""
+    exams = store.exams.all()
+    assert sorted(e.study_instance_uid for e in exams) == sorted(studies)
+    assert {e.status for e in exams} == {ExamStatus.SCORED}
+    with store.db.engine.connect() as connection:
+        per_exam = connection.execute(
+            select(ScoreRow.exam_id, func.count()).group_by(ScoreRow.exam_id)
+        ).all()
+        models = connection.execute(select(ScoreRow.model_sha256).distinct()).scalars().all()
+    assert count(store, ScoreRow) == len(studies)
+    assert sorted(n for _, n in per_exam) == [1] * len(studies)
+    assert len(models) == 1
+    assert table_counts(store)["images"] == 4 * len(studies)
+    jobs = store.jobs.all()
+    assert sorted(j.study_instance_uid for j in jobs) == sorted(studies)
+    assert {j.status for j in jobs} == {JobStatus.DONE}, [(j.id, j.status) for j in jobs]
+    return exams
 
 
 def table_counts(store: Store) -> dict[str, int]:

@@ -28,7 +28,6 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
-from sqlalchemy import func, select
 from test_worker_processes import (
     WorkerProcess,
     assert_every_study_done_once,
@@ -43,11 +42,10 @@ from test_worker_processes import (
     write_config,
 )
 
-from fixtures_orthanc import OrthancFactory, OrthancServer
+from fixtures_orthanc import OrthancFactory, OrthancServer, worker_source
 from mammotriage.worker.crashpoints import CRASH_POINTS
-from mammotriage.worklist import ExamStatus, JobStatus, Store
-from mammotriage.worklist.models import ScoreRow
-from worker_helpers import REPO, count, table_counts
+from mammotriage.worklist import Store
+from worker_helpers import REPO, assert_each_study_scored_once
 
 pytestmark = pytest.mark.integration
 
@@ -150,16 +148,6 @@ def wait_stable(server: OrthancServer, studies: set[str], timeout: float = 30.0)
             time.sleep(0.2)
 
 
-def orthanc_settings(server: OrthancServer) -> dict[str, Any]:
-    return {
-        "kind": "orthanc",
-        "url": server.url,
-        "username": server.username,
-        "password": server.password,
-        "timeout_seconds": 10,
-    }
-
-
 def start_from_now(database: str, server: OrthancServer) -> None:
     """Migrate the store and set the Orthanc cursor to its last change: the shared server
     holds other tests' studies, which this worker must not see."""
@@ -205,7 +193,7 @@ def make_site(
         start_from_now(database, orthanc)
         orthanc.upload_all(files)
         wait_stable(orthanc, studies)
-        config = write_config(root, database, source=orthanc_settings(orthanc), **common)
+        config = write_config(root, database, source=worker_source(orthanc), **common)
         return Site(config, studies, lambda: orthanc_reports(orthanc, studies))
     assert kind == "cstore"
     port = free_port()
@@ -265,20 +253,7 @@ def crash(site: Site, point: str, tag: str, started: list[WorkerProcess]) -> Wor
 def assert_done_once(store: Store, site: Site, root: Path) -> None:
     """One DONE job, one scored exam, one score row and one SR per study (the SR the exam
     row names), and no temporary file or job folder left anywhere."""
-    studies = site.studies
-    exams = store.exams.all()
-    assert sorted(e.study_instance_uid for e in exams) == sorted(studies)
-    assert {e.status for e in exams} == {ExamStatus.SCORED}
-    with store.db.engine.connect() as connection:
-        per_exam = connection.execute(
-            select(ScoreRow.exam_id, func.count()).group_by(ScoreRow.exam_id)
-        ).all()
-    assert count(store, ScoreRow) == len(studies)
-    assert sorted(n for _, n in per_exam) == [1] * len(studies)
-    assert table_counts(store)["images"] == 4 * len(studies)
-    jobs = store.jobs.all()
-    assert sorted(j.study_instance_uid for j in jobs) == sorted(studies)
-    assert {j.status for j in jobs} == {JobStatus.DONE}, [(j.id, j.status) for j in jobs]
+    exams = assert_each_study_scored_once(store, site.studies)
     reports = site.reports()
     for exam in exams:
         assert exam.report_sop_instance_uid is not None
@@ -336,7 +311,7 @@ def test_orthanc_stopped_and_started_again_mid_batch_loses_nothing_and_scores_on
     wait_stable(pacs, studies)
     retry = {"max_attempts": 20, "base_seconds": 0.5, "max_seconds": 2.0}
     database = str(tmp_path / "worklist.sqlite")
-    config = write_config(tmp_path, database, source=orthanc_settings(pacs), retry=retry)
+    config = write_config(tmp_path, database, source=worker_source(pacs), retry=retry)
     worker = start_worker(config, "survivor", "--once")
     processes.append(worker)
     worker.wait_for("exam-stored")

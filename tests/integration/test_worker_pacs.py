@@ -25,7 +25,7 @@ import pytest
 from pydicom.sr.codedict import codes
 from pydicom.uid import JPEG2000Lossless
 
-from fixtures_orthanc import OrthancFactory, OrthancServer
+from fixtures_orthanc import OrthancFactory, OrthancServer, worker_source
 from mammotriage.dicom.report_content import DEMONSTRATION_ONLY, INTENDED_USE, TRIAGE_READING
 from mammotriage.triage import ReadingMode, TriagePolicy, load_policy
 from mammotriage.worker.config import WorkerSettings
@@ -61,16 +61,6 @@ def pacs_settings(tmp_path: Path, source: dict[str, Any], **overrides: Any) -> W
     }
     values.update(overrides)
     return WorkerSettings(**values)
-
-
-def orthanc_source(server: OrthancServer) -> dict[str, Any]:
-    return {
-        "kind": "orthanc",
-        "url": server.url,
-        "username": server.username,
-        "password": server.password,
-        "timeout_seconds": 10,
-    }
 
 
 @contextmanager
@@ -264,7 +254,7 @@ def test_orthanc_studies_are_scored_reported_into_their_study_once_and_again_aft
     four_views = synthetic_exam(tiny_synthetic, "00007")
     partial_uid, partial_images = study_of(three_views)
     whole_uid, whole_images = study_of(four_views)
-    with running(pacs_settings(tmp_path, orthanc_source(orthanc))) as worker:
+    with running(pacs_settings(tmp_path, worker_source(orthanc))) as worker:
         # Studies other tests left in the shared Orthanc are not this test's business.
         worker.store.jobs.save_cursor(worker.source.name, orthanc.last_change())
         orthanc.upload_all(three_views + four_views)
@@ -437,7 +427,7 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
     study_uid, images = study_of(files)
     pacs = orthanc_factory()
     retry = {"max_attempts": 5, "base_seconds": 5.0, "max_seconds": 60.0}
-    with running(pacs_settings(tmp_path, orthanc_source(pacs), retry=retry)) as worker:
+    with running(pacs_settings(tmp_path, worker_source(pacs), retry=retry)) as worker:
         pacs.upload_all(files)
         # The worker learns of the study (a poll queues it) ...
         deadline = time.monotonic() + DEADLINE
@@ -484,7 +474,7 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
 
     # The PACS is back (here at another address: the job holds the study, not the server).
     orthanc.upload_all(files)
-    settings = pacs_settings(tmp_path, orthanc_source(orthanc), retry=retry)
+    settings = pacs_settings(tmp_path, worker_source(orthanc), retry=retry)
     with running(settings) as worker:
         job = worker.store.jobs.claim(worker.name, now=now + timedelta(seconds=10))
         assert job is not None and job.attempts == 3

@@ -31,8 +31,8 @@ from sqlalchemy import Engine, create_engine, func, make_url, select, text
 
 from mammotriage.worker import crashpoints
 from mammotriage.worklist import ExamStatus, JobStatus, Store
-from mammotriage.worklist.models import AuditRow, ScoreRow
-from worker_helpers import MODEL, POLICY, count, table_counts
+from mammotriage.worklist.models import AuditRow
+from worker_helpers import MODEL, POLICY, assert_each_study_scored_once
 
 pytestmark = pytest.mark.integration
 
@@ -242,21 +242,7 @@ def scored_audit(store: Store) -> Counter[str]:
 def assert_every_study_done_once(store: Store, reports: Path, studies: set[str]) -> None:
     """One exam row, one score row, a DONE job and exactly one SR per study, and the SR is
     the one the exam row names."""
-    exams = store.exams.all()
-    assert sorted(e.study_instance_uid for e in exams) == sorted(studies)
-    assert {e.status for e in exams} == {ExamStatus.SCORED}
-    with store.db.engine.connect() as connection:
-        per_exam = connection.execute(
-            select(ScoreRow.exam_id, func.count()).group_by(ScoreRow.exam_id)
-        ).all()
-        models = connection.execute(select(ScoreRow.model_sha256).distinct()).scalars().all()
-    assert count(store, ScoreRow) == len(studies)
-    assert sorted(n for _, n in per_exam) == [1] * len(studies)
-    assert len(models) == 1
-    assert table_counts(store)["images"] == 4 * len(studies)
-    jobs = store.jobs.all()
-    assert sorted(j.study_instance_uid for j in jobs) == sorted(studies)
-    assert {j.status for j in jobs} == {JobStatus.DONE}, [(j.id, j.status) for j in jobs]
+    exams = assert_each_study_scored_once(store, studies)
     leftovers = [p for p in reports.rglob("*") if p.is_file() and p.suffix != ".dcm"]
     assert leftovers == [], f"temporary files left in the reports folder: {leftovers}"
     written = reports_by_study(reports)
