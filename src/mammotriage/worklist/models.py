@@ -308,8 +308,49 @@ class TokenRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token's name (what it is for: "ris", "monitoring"); shown in lists, never the token.
     label: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: After this the token no longer authenticates (None: it does not expire).
+    expires_at: Mapped[datetime | None]
+    #: Set when the token was revoked; a revoked token never authenticates again.
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class SessionRow(Base):
+    """A signed-in page session, held on the server so that it can end before its cookie does.
+
+    The cookie carries a random session id; only its SHA-256 is stored. A session ends at
+    ``expires_at`` (absolute lifetime), after ``idle`` without a request, or when
+    ``ended_at`` is set (logout, deactivation, password change, an admin's revocation).
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    #: Why it ended: logout, idle, deactivated, password-changed, revoked.
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginThrottleRow(Base):
+    """Failed logins counted per key (``user:<name>`` or ``address:<ip>``), shared by every
+    server process: after a few failures each further one blocks the key for longer."""
+
+    __tablename__ = "login_throttle"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime]
+    blocked_until: Mapped[datetime | None]
 
 
 class JobRow(Base):
