@@ -55,11 +55,16 @@ class ApiSettings(YamlSettings):
     database_pool_size: int = Field(default=40, ge=1, le=500)
     #: Worklist rows per page when the caller does not ask for a limit.
     page_size: int = Field(default=50, ge=1, le=500)
-    #: Session cookie lifetime.
+    #: A page session's absolute lifetime (and its cookie's): log in again after it.
     session_max_age_hours: float = Field(default=12, gt=0, le=24 * 30)
+    #: A page session without a request for this long ends (minutes). A screening reader
+    #: reads continuously, so a short pause does not log them out.
+    session_idle_minutes: float = Field(default=30, gt=0, le=24 * 60)
     #: Send the session cookie over HTTPS only. ``serve`` sets it when it terminates TLS;
     #: set it yourself behind a TLS-terminating proxy.
     secure_cookies: bool = False
+    #: ``/openapi.json``: for signed-in users (any role), or ``off``. No docs pages either way.
+    openapi: Literal["authenticated", "off"] = "authenticated"
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> ApiSettings:
