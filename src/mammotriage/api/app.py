@@ -28,6 +28,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from mammotriage import __version__
 from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep, UserCache
+from mammotriage.api.headers import SecurityHeadersMiddleware
+from mammotriage.api.limits import RequestLimits, RequestLimitsMiddleware
 from mammotriage.api.metrics import ApiMetrics, MetricsMiddleware
 from mammotriage.api.routes import admin, auth, exams, health, pages, worklist
 from mammotriage.api.settings import ApiSettings, load_api_settings
@@ -139,6 +141,10 @@ def create_app(
         https_only=settings.secure_cookies,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Added last, so outermost: limits before the session, routing and authentication;
+    # the security headers on every answer, the limits' refusals among them.
+    app.add_middleware(RequestLimitsMiddleware, limits=RequestLimits.of(settings))
+    app.add_middleware(SecurityHeadersMiddleware, tls=settings.secure_cookies)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for module in (health, worklist, exams, admin, auth, pages):
         app.include_router(module.router)

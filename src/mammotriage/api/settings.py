@@ -55,6 +55,18 @@ class ApiSettings(YamlSettings):
     database_pool_size: int = Field(default=40, ge=1, le=500)
     #: Worklist rows per page when the caller does not ask for a limit.
     page_size: int = Field(default=50, ge=1, le=500)
+    #: Largest request body (bytes) of the API's JSON, refused with 413 before it is read or
+    #: the caller authenticated (api/limits.py). A decision's 4,000-character note, every
+    #: character a JSON escape pair, is 48,000 bytes.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Largest form body (bytes): the login, the page's decision (its note percent-encoded
+    #: is at most 48,000 bytes).
+    max_form_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Most header fields in one request; more are refused with 431.
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    #: Most bytes of header fields (and, in ``serve``, the request line) in one request;
+    #: more are refused with 431 (browsers send 1-4 KiB).
+    max_header_bytes: int = Field(default=16 * 1024, ge=4 * 1024, le=1024 * 1024)
     #: A page session's absolute lifetime (and its cookie's): log in again after it.
     session_max_age_hours: float = Field(default=12, gt=0, le=24 * 30)
     #: A page session without a request for this long ends (minutes). A screening reader
