@@ -9,6 +9,7 @@ parts that work in it::
     store.readings  the worklist, readers' queues, claims, decisions, one exam, statistics
     store.users     users of the reading service and their tokens
     store.audit     who did what to which exam
+    store.throttle  failed logins per username and client address (the login throttle)
 
 Concurrency rests on the database, not on the code:
 
@@ -30,6 +31,7 @@ from mammotriage.worklist.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from mammotriage.worklist.exams import ExamArchive
 from mammotriage.worklist.jobs import DEFAULT_CLAIM_TIMEOUT, JobQueue
 from mammotriage.worklist.readings import ReadingDesk
+from mammotriage.worklist.throttle import LoginThrottle
 from mammotriage.worklist.users import UserDirectory
 
 
@@ -71,6 +73,7 @@ class Store:
         self.readings = ReadingDesk(self.db)
         self.users = UserDirectory(self.db)
         self.audit = AuditLog(self.db)
+        self.throttle = LoginThrottle(self.db)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (:meth:`Database.migrate`)."""
