@@ -197,10 +197,11 @@ def serve(
     import uvicorn
 
     from mammotriage.api.app import CONFIG_ENV
+    from mammotriage.api.http_protocol import PROTOCOL
 
     overrides: dict[str, object] = {"secure_cookies": True} if tls else {}
     try:
-        _settings(config, **overrides)  # refuse a bad config here, not in every process
+        settings = _settings(config, **overrides)  # a bad config refused here, not per process
         _store(config).close()  # the schema migrated once, before the processes start
     except MammotriageError as exc:
         fail(exc)
@@ -222,4 +223,8 @@ def serve(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         proxy_headers=False,
+        # Header fields bounded while they arrive (431), not after: api/http_protocol.py.
+        http=PROTOCOL,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        server_header=False,
     )
