@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from mammotriage import __version__
+from mammotriage.api import openapi
 from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep, UserCache
 from mammotriage.api.headers import SecurityHeadersMiddleware
 from mammotriage.api.limits import RequestLimits, RequestLimitsMiddleware
@@ -123,6 +124,10 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No CDN-loaded Swagger UI or ReDoc; the schema only for the signed-in (api/openapi.py).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = the_store
@@ -149,6 +154,7 @@ def create_app(
     for module in (health, worklist, exams, admin, auth, pages):
         app.include_router(module.router)
     _add_metrics_route(app, metrics)
+    openapi.install(app, settings.openapi, session_cookie=SESSION_COOKIE)
     _add_error_handlers(app)
     return app
 

@@ -27,7 +27,7 @@ MATRIX: list[tuple[str, str, tuple[int, int, int, int]]] = [
     ("GET", "/", (303, 200, 200, 200)),
     ("GET", "/ui/exams/{exam}", (303, 200, 403, 403)),
     ("GET", "/admin", (303, 403, 200, 403)),
-    ("GET", "/openapi.json", (200, 200, 200, 200)),
+    ("GET", "/openapi.json", (401, 200, 200, 200)),
 ]
 ROLES = ("none", "radiologist", "admin", "service")
 

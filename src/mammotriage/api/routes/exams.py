@@ -6,9 +6,10 @@ its errors become 404 / 409 / 403 in :mod:`mammotriage.api.app`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as FilePath
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import FileResponse
 
 from mammotriage.api import service
@@ -54,12 +55,16 @@ def exam(exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep) -
 
 
 @router.get(
-    "/{exam_id}/images/{index:int}.png",
+    "/{exam_id}/images/{index}.png",
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **_ERRORS},
 )
 def image(
-    exam_id: ExamId, index: int, user: RadiologistUser, store: StoreDep, now: NowDep
+    exam_id: ExamId,
+    index: Annotated[int, Path(ge=0, description="The view's place in the exam's images")],
+    user: RadiologistUser,
+    store: StoreDep,
+    now: NowDep,
 ) -> Response:
     """The view's thumbnail with the AI's findings outlined (colour by finding score)."""
     detail, view = service.view_image(store, user, exam_id, index, now)
@@ -70,7 +75,7 @@ def image(
         if finding.sop_instance_uid is not None
         and finding.sop_instance_uid == view.sop_instance_uid
     ]
-    png = draw_findings(Path(view.thumbnail), view.rows, view.columns, boxes)
+    png = draw_findings(FilePath(view.thumbnail), view.rows, view.columns, boxes)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
 
