@@ -4,8 +4,9 @@ They are `async`: a sync dependency costs a hop to the thread pool per request; 
 user lookup touches the database, and it runs in the pool itself.
 
 Permissions are chained dependencies: :data:`CurrentUser` authenticates (bearer token or
-session cookie, 401 otherwise), ``require_roles`` narrows it (403), and
-:data:`ReaderAction` adds the CSRF check that every cookie-authenticated state change needs.
+a server-side session named by the signed cookie, 401 otherwise), ``require_roles`` narrows
+it (403), and :data:`ReaderAction` adds the CSRF check that every cookie-authenticated state
+change needs.
 Routes name what they need with the ``Annotated`` aliases at the bottom.
 """
 
@@ -15,21 +16,31 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mammotriage.api.security import CSRF_FIELD, CSRF_HEADER, csrf_matches, token_sha256
+from mammotriage.api.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    csrf_matches,
+    csrf_token,
+    token_sha256,
+)
 from mammotriage.api.settings import ApiSettings
 from mammotriage.triage import TriagePolicy
 from mammotriage.worklist import Store
 from mammotriage.worklist.models import Role
-from mammotriage.worklist.users import User
+from mammotriage.worklist.sessions import session_sha256
+from mammotriage.worklist.users import SessionEnd, User
 
-SESSION_USER_KEY = "user"
+#: The signed cookie's key for the session id (the only thing of the user it holds).
+SESSION_ID_KEY = "sid"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,27 +87,46 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 class UserCache:
-    """Users by name or token digest, each kept ``seconds`` after it was read (0: not kept).
+    """Who a credential (session id or token digest) belongs to, each answer kept
+    ``seconds`` after it was read from the store (0: not kept).
 
     Under load most requests come from a handful of readers; without it every request is a
-    database round trip before any work is done.
+    database round trip before any work is done. Changes made in this process (logout, the
+    admin page) drop the answers they touch at once (:meth:`forget`, :meth:`clear`); changes
+    made elsewhere (the ``mammotriage users`` commands, another server process) take effect
+    within ``seconds``.
     """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._users: dict[str, tuple[float, User | None]] = {}
+        self._answers: dict[str, tuple[float, object]] = {}
 
-    async def get(self, key: str, lookup: Callable[[], User | None]) -> User | None:
+    async def get(
+        self,
+        key: str,
+        lookup: Callable[[], T],
+        still_good: Callable[[T], bool] = lambda _: True,
+    ) -> T:
+        """The kept answer for ``key`` while it is fresh and ``still_good``, else ``lookup()``
+        (run in the thread pool)."""
         if self.seconds > 0:
-            hit = self._users.get(key)
+            hit = self._answers.get(key)
             if hit is not None and time.monotonic() - hit[0] < self.seconds:
-                return hit[1]
-        user = await run_in_threadpool(lookup)
+                kept = cast(T, hit[1])
+                if still_good(kept):
+                    return kept
+        answer = await run_in_threadpool(lookup)
         if self.seconds > 0:
-            if len(self._users) > 10_000:  # tokens of long gone callers: start again
-                self._users.clear()
-            self._users[key] = (time.monotonic(), user)
-        return user
+            if len(self._answers) > 10_000:  # tokens of long gone callers: start again
+                self._answers.clear()
+            self._answers[key] = (time.monotonic(), answer)
+        return answer
+
+    def forget(self, key: str) -> None:
+        self._answers.pop(key, None)
+
+    def clear(self) -> None:
+        self._answers.clear()
 
 
 def _unauthenticated(why: str) -> HTTPException:
@@ -105,26 +135,87 @@ def _unauthenticated(why: str) -> HTTPException:
     )
 
 
-async def current_user(request: Request, store: StoreDep, bearer: BearerDep) -> Principal:
+def _session_key(session_id: str) -> str:
+    return f"session:{session_sha256(session_id)}"
+
+
+async def current_user(
+    request: Request, store: StoreDep, bearer: BearerDep, now: NowDep, settings: SettingsDep
+) -> Principal:
     """The caller from ``Authorization: Bearer`` or the session cookie; 401 if neither.
 
-    The user is looked up again at least every ``user_cache_seconds``, so deactivating a
-    user ends their session within that time (the cookie itself is signed, not stored).
+    A token is refused once revoked, past its expiry, or while its user is inactive. A
+    session is looked up in the store (:class:`~mammotriage.worklist.sessions.SessionBook`):
+    refused once ended (logout, deactivation, password change, an admin), idle for longer
+    than ``session_idle_minutes`` or older than ``session_max_age_hours``. Answers are kept
+    for ``user_cache_seconds`` (:class:`UserCache`): a logout or an admin's change in this
+    process takes effect at once, one made by the ``mammotriage users`` commands or in
+    another server process within that time.
     """
+    cache = _users(request)
     if bearer is not None:
         digest = token_sha256(bearer.credentials)
-        user = await _users(request).get(f"token:{digest}", lambda: store.users.for_token(digest))
-        if user is None or not user.active:
+        found = await cache.get(
+            f"token:{digest}",
+            lambda: store.users.bearer(digest, now),
+            lambda kept: kept is not None and kept.token.refusal(now) is None,
+        )
+        if found is None:
             raise _unauthenticated("invalid bearer token")
-        return Principal(user.username, user.role, "bearer")
-    username = request.session.get(SESSION_USER_KEY)
-    if not isinstance(username, str):
+        why = found.token.refusal(now)
+        if why is not None:
+            raise _unauthenticated(f"bearer token {why}: ask for a new one")
+        if not found.user.active:
+            raise _unauthenticated("the token's user is deactivated")
+        return Principal(found.user.username, found.user.role, "bearer")
+    session_id = request.session.get(SESSION_ID_KEY)
+    if not isinstance(session_id, str):
         raise _unauthenticated("not authenticated: log in or send a bearer token")
-    user = await _users(request).get(f"user:{username}", lambda: store.users.get(username))
-    if user is None or not user.active:
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    page = await cache.get(
+        _session_key(session_id),
+        lambda: store.sessions.find(session_id, now, idle),
+        lambda kept: kept is not None and kept.refusal(now, idle) is None,
+    )
+    if page is not None and page.ended_now:
+        reason = page.end_reason.value if page.end_reason else "ended"
+        await run_in_threadpool(
+            store.audit.record, page.user.username, "session-expired", None, {"reason": reason}
+        )
+    ended = None if page is None else page.refusal(now, idle)
+    if page is None or ended is not None or not page.user.active:
         request.session.clear()
-        raise _unauthenticated("session no longer valid: log in again")
-    return Principal(user.username, user.role, "session")
+        why = "session ended" if ended is None else f"session ended ({ended.value})"
+        raise _unauthenticated(f"{why}: log in again")
+    return Principal(page.user.username, page.user.role, "session")
+
+
+def start_session(request: Request, store: Store, user: User) -> None:
+    """Start a server-side session for ``user`` (who just proved their password) and put its
+    id, and nothing else of theirs, in the signed cookie, with a fresh CSRF token."""
+    settings: ApiSettings = request.app.state.settings
+    clock: Callable[[], datetime] = request.app.state.clock
+    lifetime = timedelta(hours=settings.session_max_age_hours)
+    session_id = store.sessions.start(user.username, clock(), lifetime)
+    request.session.clear()
+    request.session[SESSION_ID_KEY] = session_id
+    csrf_token(request.session)
+
+
+def end_session(request: Request, store: Store) -> None:
+    """End the cookie's session in the store (logout) and clear the cookie; takes effect at
+    once in this process, within ``user_cache_seconds`` in the others."""
+    session_id = request.session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        clock: Callable[[], datetime] = request.app.state.clock
+        store.sessions.end(session_id, clock(), SessionEnd.LOGOUT)
+        _users(request).forget(_session_key(session_id))
+    request.session.clear()
+
+
+def forget_credentials(request: Request) -> None:
+    """Drop every kept answer of this process (after an admin ended sessions or tokens)."""
+    _users(request).clear()
 
 
 def _users(request: Request) -> UserCache:
@@ -185,7 +276,10 @@ RadiologistUser = Annotated[Principal, Depends(_radiologist)]
 ReaderAction = Annotated[Principal, Depends(csrf_protected(_radiologist))]
 #: Any signed-in user changing their own state (logout): CSRF-checked for cookies.
 UserAction = Annotated[Principal, Depends(csrf_protected(current_user))]
-AdminUser = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+_admin = require_roles(Role.ADMIN)
+AdminUser = Annotated[Principal, Depends(_admin)]
+#: An admin changing users (deactivate, reset a password, revoke): CSRF-checked for cookies.
+AdminAction = Annotated[Principal, Depends(csrf_protected(_admin))]
 #: Anyone who may look at the worklist (admins and services read-only, as reader None).
 WorklistViewer = Annotated[
     Principal, Depends(require_roles(Role.RADIOLOGIST, Role.ADMIN, Role.SERVICE))
@@ -194,6 +288,8 @@ MetricsUser = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.SERVIC
 ExamId = Annotated[uuid.UUID, "the exam's internal id (never a DICOM UID)"]
 
 __all__ = [
+    "SESSION_ID_KEY",
+    "AdminAction",
     "AdminUser",
     "CurrentUser",
     "ExamId",
@@ -208,5 +304,8 @@ __all__ = [
     "UserAction",
     "WorklistViewer",
     "current_user",
+    "end_session",
+    "forget_credentials",
     "require_roles",
+    "start_session",
 ]

@@ -7,7 +7,8 @@ parts that work in it::
     store.jobs      scoring jobs and source cursors (the worker)
     store.exams     scored exams, reports, thumbnails (the worker writes them)
     store.readings  the worklist, readers' queues, claims, decisions, one exam, statistics
-    store.users     users of the reading service and their tokens
+    store.users     users of the reading service, their tokens and lifecycle
+    store.sessions  page sessions held on the server (logout, idle timeout, lifetime)
     store.audit     who did what to which exam
     store.throttle  failed logins per username and client address (the login throttle)
 
@@ -31,6 +32,7 @@ from mammotriage.worklist.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from mammotriage.worklist.exams import ExamArchive
 from mammotriage.worklist.jobs import DEFAULT_CLAIM_TIMEOUT, JobQueue
 from mammotriage.worklist.readings import ReadingDesk
+from mammotriage.worklist.sessions import SessionBook
 from mammotriage.worklist.throttle import LoginThrottle
 from mammotriage.worklist.users import UserDirectory
 
@@ -72,6 +74,7 @@ class Store:
         self.exams = ExamArchive(self.db)
         self.readings = ReadingDesk(self.db)
         self.users = UserDirectory(self.db)
+        self.sessions = SessionBook(self.db)
         self.audit = AuditLog(self.db)
         self.throttle = LoginThrottle(self.db)
 

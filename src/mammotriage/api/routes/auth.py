@@ -1,5 +1,6 @@
 """Logging in and out of the page: username and password against the argon2 hash, then a
-signed session cookie. The login form is CSRF-protected too (login CSRF)."""
+session held on the server, named by a signed cookie; logout ends it there. The login form
+is CSRF-protected too (login CSRF)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mammotriage.api.deps import SESSION_USER_KEY, StoreDep, UserAction
-from mammotriage.api.security import CSRF_FIELD, csrf_matches, csrf_token, verify_password
+from mammotriage.api.deps import StoreDep, UserAction, end_session, start_session
+from mammotriage.api.security import CSRF_FIELD, csrf_matches, verify_password
 from mammotriage.api.templating import render
 from mammotriage.errors import ConfigError
 from mammotriage.worklist.models import Role
@@ -57,9 +58,7 @@ def login(
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
     assert user is not None
-    request.session.clear()
-    request.session[SESSION_USER_KEY] = user.username
-    csrf_token(request.session)
+    start_session(request, store, user)
     store.audit.record(user.username, "login", None, {"role": user.role.value})
     home = "/admin" if user.role is Role.ADMIN else "/"
     return RedirectResponse(safe_next(next, home) if next != "/" else home, status_code=303)
@@ -67,6 +66,6 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, user: UserAction, store: StoreDep) -> RedirectResponse:
-    request.session.clear()
+    end_session(request, store)
     store.audit.record(user.username, "logout", None, {})
     return RedirectResponse("/login", status_code=303)
