@@ -155,6 +155,9 @@ class ExamOut(_Out):
     #: True while a double reading's other decision is hidden from this reader.
     blinded: bool
     claim_expires_at: datetime | None
+    consensus_by: list[str] = Field(
+        description="Who recorded the consensus: both first readers, or the arbitrator"
+    )
     notice: str = "The diagnostic read happens in the PACS viewer; these are thumbnails only."
 
     @classmethod
@@ -211,6 +214,7 @@ class ExamOut(_Out):
             ],
             blinded=detail.blinded,
             claim_expires_at=detail.claim_expires_at,
+            consensus_by=list(detail.consensus_by),
         )
 
 

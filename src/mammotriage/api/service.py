@@ -13,13 +13,16 @@ from fastapi import HTTPException, status
 from mammotriage.api.deps import Principal
 from mammotriage.api.schemas import DecisionIn
 from mammotriage.errors import NotFoundError
+from mammotriage.triage import TriagePolicy
 from mammotriage.worklist import Store
 from mammotriage.worklist.decisions import Outcome
 from mammotriage.worklist.detail import ExamDetail, ExamImage
 
 
-def claim(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) -> datetime:
-    expires = store.readings.claim(exam_id, user.username, now)
+def claim(
+    store: Store, user: Principal, exam_id: uuid.UUID, now: datetime, policy: TriagePolicy
+) -> datetime:
+    expires = store.readings.claim(exam_id, user.username, now, consensus=policy.consensus)
     store.audit.record(user.username, "claimed", exam_id, {"expires_at": expires.isoformat()})
     return expires
 
@@ -30,7 +33,12 @@ def release(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) ->
 
 
 def decide(
-    store: Store, user: Principal, exam_id: uuid.UUID, decision: DecisionIn, now: datetime
+    store: Store,
+    user: Principal,
+    exam_id: uuid.UUID,
+    decision: DecisionIn,
+    now: datetime,
+    policy: TriagePolicy,
 ) -> Outcome:
     try:
         outcome = store.readings.record_decision(
@@ -40,6 +48,7 @@ def decide(
             birads=decision.birads,
             note=decision.note,
             now=now,
+            consensus=policy.consensus,
         )
     except ValueError as exc:  # BI-RADS the schema let through (the store is the judge)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc

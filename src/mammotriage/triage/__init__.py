@@ -6,6 +6,7 @@ caller builds :class:`ExamForTriage` from its own ``ExamScore``.
 """
 
 from mammotriage.triage.policy import (
+    ConsensusMode,
     ExamForTriage,
     ReadingMode,
     RuleOutPolicy,
@@ -37,6 +38,7 @@ from mammotriage.triage.simulate import (
 )
 
 __all__ = [
+    "ConsensusMode",
     "ExamForTriage",
     "OrderKey",
     "QueueTier",

@@ -50,6 +50,31 @@ class ReadingMode(str, Enum):
 _READS = {ReadingMode.SINGLE: 1, ReadingMode.DOUBLE: 2, ReadingMode.RULE_OUT: 0}
 
 
+class ConsensusMode(str, Enum):
+    """Who decides a double-read exam whose two readers disagreed on recall.
+
+    Danish double reading records the consensus decision with both readers' names (the two
+    first readers agree it together), or with an arbitrator's where the programme uses one;
+    a consensus closed by one of the disagreeing readers alone is allowed only as an option.
+    """
+
+    #: Either first reader records the consensus decision alone; no one else may.
+    EITHER_READER = "either-reader"
+    #: Both first readers record it: the exam is read when both have, and they agree.
+    BOTH_READERS = "both-readers"
+    #: An arbitrator, a radiologist who was neither first reader, records it alone.
+    THIRD_READER = "third-reader"
+
+    @property
+    def reads(self) -> int:
+        """Human reads one consensus costs (on top of the double reading's two)."""
+        return 2 if self is ConsensusMode.BOTH_READERS else 1
+
+
+#: What a Danish double-reading programme does; the default of :class:`TriagePolicy`.
+DEFAULT_CONSENSUS = ConsensusMode.BOTH_READERS
+
+
 class TriageRule(str, Enum):
     """Coded form of the rule that decided an exam's reading mode (for audit and counts)."""
 
@@ -116,7 +141,8 @@ class TriagePolicy(_PolicyModel):
     """A whole triage policy, as read from YAML (the packaged one: ``defaults/triage.yaml``).
 
     ``single_reading_max_category`` 0 means double reading of every exam (the programme
-    before AI); 10 means single reading of every exam.
+    before AI); 10 means single reading of every exam. ``consensus`` says who decides a
+    double reading whose readers disagreed (:class:`ConsensusMode`; default both readers).
     """
 
     version: str = Field(min_length=1)
@@ -125,6 +151,9 @@ class TriagePolicy(_PolicyModel):
     rule_out: RuleOutPolicy = Field(default_factory=RuleOutPolicy)
     safety_net: SafetyNetPolicy = Field(default_factory=SafetyNetPolicy)
     max_wait_days: float = Field(default=5, gt=0, allow_inf_nan=False)
+    #: Who decides after a disagreement; the YAML spells it ``either-reader`` etc. (strict
+    #: mode would take only the enum itself, hence ``strict=False`` on this one field).
+    consensus: ConsensusMode = Field(default=DEFAULT_CONSENSUS, strict=False)
 
     @model_validator(mode="after")
     def _rule_out_below_single_reading(self) -> TriagePolicy:

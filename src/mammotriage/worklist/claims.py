@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mammotriage.errors import ConflictError, NotFoundError
+from mammotriage.triage.policy import ConsensusMode
 from mammotriage.worklist.models import (
     AssignmentRow,
     ClaimRow,
@@ -25,16 +26,24 @@ DEFAULT_READING_CLAIM_TIMEOUT = timedelta(minutes=20)
 
 
 def claim(
-    session: Session, exam_id: uuid.UUID, reader: str, now: datetime, timeout: timedelta
+    session: Session,
+    exam_id: uuid.UUID,
+    reader: str,
+    now: datetime,
+    timeout: timedelta,
+    consensus: ConsensusMode,
 ) -> datetime:
     """Open ``exam_id`` for ``reader`` until ``now + timeout`` (a claim held is renewed).
+
+    ``consensus`` (the policy's) says who may claim an exam in consensus.
 
     Raises
     ------
     NotFoundError
         No such exam on the reading lists.
     ConflictError
-        Read already, ruled out, decided by this reader, or its slots held by others.
+        Read already, ruled out, decided by this reader, its slots held by others, or in
+        consensus and not this reader's to decide (the message says why).
     """
     assignment = locked_assignment(session, exam_id)
     claims = live_claims(session, assignment, now)
@@ -45,7 +54,12 @@ def claim(
         return expires
     others = [c.reader for c in claims]
     why = why_closed(
-        reader, assignment.mode, assignment.status, others, deciders(session, assignment)
+        reader,
+        assignment.mode,
+        assignment.status,
+        others,
+        deciders(session, assignment),
+        consensus=consensus,
     )
     if why is not None:
         raise ConflictError(why)
@@ -103,12 +117,12 @@ def drop_claim(session: Session, assignment: AssignmentRow, reader: str) -> None
 
 
 def deciders(session: Session, assignment: AssignmentRow) -> list[str]:
-    """Who made the exam's first-round decisions (not the consensus one)."""
+    """Who made the exam's first-round decisions (not the consensus ones), first first."""
     return list(
         session.execute(
-            select(DecisionRow.reader).where(
-                DecisionRow.assignment_id == assignment.id, DecisionRow.consensus.is_(False)
-            )
+            select(DecisionRow.reader)
+            .where(DecisionRow.assignment_id == assignment.id, DecisionRow.consensus.is_(False))
+            .order_by(DecisionRow.id)
         ).scalars()
     )
 

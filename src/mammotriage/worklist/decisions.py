@@ -1,7 +1,10 @@
 """Decisions: a reader's recall / no recall on an exam they hold, and where it leaves the exam.
 
 Single reading ends with one decision; double reading with two, by two readers: if they
-disagree on recall the exam goes to consensus, where one more decision ends it.
+disagree on recall the exam goes to consensus, which the policy's consensus mode ends: one
+arbitrator's or first reader's decision, or both first readers' agreeing decisions. A reader
+has one consensus decision per exam (the unique constraint on decisions): deciding again,
+after a disagreeing pair, replaces it, so each reader's latest consensus decision counts.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mammotriage.errors import ConflictError
-from mammotriage.worklist.claims import drop_claim, live_claims, locked_assignment
+from mammotriage.triage.policy import ConsensusMode
+from mammotriage.worklist.claims import deciders, drop_claim, live_claims, locked_assignment
 from mammotriage.worklist.models import AssignmentRow, DecisionRow, ReadingStatus
+from mammotriage.worklist.rules import consensus_closes, why_not_consensus_reader
 
 #: BI-RADS assessment categories.
 BIRADS = range(0, 7)
@@ -33,7 +38,11 @@ class Decision:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a decision did to the exam."""
+    """What a decision did to the exam.
+
+    For a consensus decision: the consensus decisions that count so far and how many the
+    policy's consensus mode needs (:attr:`ConsensusMode.reads`).
+    """
 
     status: ReadingStatus
     decisions: int
@@ -55,18 +64,26 @@ def record(
     birads: int | None,
     note: str | None,
     now: datetime,
+    consensus: ConsensusMode,
 ) -> Outcome:
     """Record ``reader``'s decision on an exam they hold; their claim ends with it.
+
+    ``consensus`` (the policy's) decides who may record a consensus decision and when it
+    ends the consensus; it is checked again here, for a claim taken under another policy.
 
     Raises
     ------
     ConflictError
-        The reader holds no live claim on the exam (never claimed, released, expired).
+        The reader holds no live claim on the exam (never claimed, released, expired), or
+        the exam is in consensus and not theirs to decide.
     """
     assignment = locked_assignment(session, exam_id)
     if not any(c.reader == reader for c in live_claims(session, assignment, now)):
         raise ConflictError("claim the exam before deciding (no live claim of yours)")
-    consensus = assignment.status is ReadingStatus.CONSENSUS
+    if assignment.status is ReadingStatus.CONSENSUS:
+        return _record_consensus(
+            session, assignment, reader, recall, birads, note or None, now, consensus
+        )
     session.add(
         DecisionRow(
             assignment_id=assignment.id,
@@ -75,20 +92,60 @@ def record(
             birads=birads,
             note=note or None,
             decided_at=now,
-            consensus=consensus,
+            consensus=False,
         )
     )
     drop_claim(session, assignment, reader)
     session.flush()
     needed = assignment.mode.reads
-    if consensus:
-        assignment.status = ReadingStatus.READ
-        return Outcome(ReadingStatus.READ, needed, needed)
     recalls = _first_round_recalls(session, assignment)
     if len(recalls) >= needed:
         agree = len(set(recalls)) == 1
         assignment.status = ReadingStatus.READ if agree else ReadingStatus.CONSENSUS
     return Outcome(assignment.status, len(recalls), needed)
+
+
+def _record_consensus(
+    session: Session,
+    assignment: AssignmentRow,
+    reader: str,
+    recall: bool,
+    birads: int | None,
+    note: str | None,
+    now: datetime,
+    consensus: ConsensusMode,
+) -> Outcome:
+    """The reader's consensus decision (replacing an earlier one of theirs), and whether the
+    consensus is over (:func:`~mammotriage.worklist.rules.consensus_closes`)."""
+    first_readers = deciders(session, assignment)
+    why = why_not_consensus_reader(reader, first_readers, consensus)
+    if why is not None:
+        raise ConflictError(why)
+    mine = session.execute(
+        select(DecisionRow).where(
+            DecisionRow.assignment_id == assignment.id,
+            DecisionRow.reader == reader,
+            DecisionRow.consensus.is_(True),
+        )
+    ).scalar_one_or_none()
+    if mine is None:
+        mine = DecisionRow(assignment_id=assignment.id, reader=reader, consensus=True)
+        session.add(mine)
+    mine.recall, mine.birads, mine.note, mine.decided_at = recall, birads, note, now
+    drop_claim(session, assignment, reader)
+    session.flush()
+    rows = session.execute(
+        select(DecisionRow.reader, DecisionRow.recall).where(
+            DecisionRow.assignment_id == assignment.id, DecisionRow.consensus.is_(True)
+        )
+    ).all()
+    recalls = {who: recalled for who, recalled in rows}
+    if consensus_closes(consensus, first_readers, recalls):
+        assignment.status = ReadingStatus.READ
+    made = (
+        sum(r in recalls for r in first_readers) if consensus is ConsensusMode.BOTH_READERS else 1
+    )
+    return Outcome(assignment.status, made, consensus.reads)
 
 
 def _first_round_recalls(session: Session, assignment: AssignmentRow) -> list[bool]:

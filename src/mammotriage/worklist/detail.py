@@ -73,6 +73,9 @@ class ExamDetail:
     claim_expires_at: datetime | None
     #: True while a double reading's other decision is withheld from this reader.
     blinded: bool
+    #: Who recorded the consensus decisions, in order: both first readers' names, or the
+    #: arbitrator's (or one first reader's); empty before consensus.
+    consensus_by: tuple[str, ...]
 
 
 def exam_detail(
@@ -120,6 +123,7 @@ def exam_detail(
         ),
         claim_expires_at=None if my_claim is None else my_claim.expires_at,
         blinded=is_blinded(assignment.mode, assignment.status),
+        consensus_by=tuple(d.reader for d in decisions if d.consensus),
     )
 
 

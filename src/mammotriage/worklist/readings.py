@@ -10,7 +10,9 @@ The rules, enforced here and nowhere else (the API only translates them), are
   reading exam at most two (its first and second readers), never the same reader twice;
 - double reading is blinded: a reader sees no other reader's decision or note until both
   have decided. Two decisions that disagree on recall send the exam to the consensus queue,
-  where one more (consensus) decision ends it, and both readings are shown;
+  where both readings are shown and the policy's consensus mode decides who ends it: both
+  first readers (agreeing), an arbitrator who was neither, or either first reader; the
+  queue shows it only to them;
 - every state change happens in one transaction holding the exam's assignment row
   (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so two readers
   racing for the last slot cannot both get it.
@@ -28,7 +30,12 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from mammotriage.triage.policy import ReadingMode, TriagePolicy
+from mammotriage.triage.policy import (
+    DEFAULT_CONSENSUS,
+    ConsensusMode,
+    ReadingMode,
+    TriagePolicy,
+)
 from mammotriage.worklist import claims, decisions
 from mammotriage.worklist.claims import DEFAULT_READING_CLAIM_TIMEOUT
 from mammotriage.worklist.database import Database
@@ -120,22 +127,31 @@ class ReadingDesk:
 
     # -- claims and decisions (each drops the snapshot, which may predate it) --------------
 
-    def claim(self, exam_id: uuid.UUID, reader: str, now: datetime | None = None) -> datetime:
+    def claim(
+        self,
+        exam_id: uuid.UUID,
+        reader: str,
+        now: datetime | None = None,
+        *,
+        consensus: ConsensusMode = DEFAULT_CONSENSUS,
+    ) -> datetime:
         """Open ``exam_id`` for ``reader``; returns when the claim expires.
 
-        Claiming an exam one already holds renews the claim.
+        Claiming an exam one already holds renews the claim. ``consensus`` is the policy's
+        (``policy.consensus``): who may claim an exam in consensus.
 
         Raises
         ------
         NotFoundError
             No such exam on the reading lists.
         ConflictError
-            Read already, ruled out, decided by this reader, or its slots held by others.
+            Read already, ruled out, decided by this reader, its slots held by others, or in
+            consensus and not this reader's to decide (the message says why).
         """
         now = utcnow() if now is None else now
         try:
             with self.db.session() as session:
-                return claims.claim(session, exam_id, reader, now, self.claim_timeout)
+                return claims.claim(session, exam_id, reader, now, self.claim_timeout, consensus)
         finally:
             self._snapshots.forget()
 
@@ -157,13 +173,18 @@ class ReadingDesk:
         birads: int | None = None,
         note: str | None = None,
         now: datetime | None = None,
+        consensus: ConsensusMode = DEFAULT_CONSENSUS,
     ) -> Outcome:
         """Record ``reader``'s decision on an exam they hold; returns where the exam now stands.
+
+        ``consensus`` is the policy's (``policy.consensus``): who decides an exam in
+        consensus, and whether one decision ends it or both first readers' agreeing ones.
 
         Raises
         ------
         ConflictError
-            The reader holds no live claim on the exam (never claimed, released, expired).
+            The reader holds no live claim on the exam (never claimed, released, expired),
+            or it is in consensus and not theirs to decide.
         ValueError
             BI-RADS outside 0-6.
         """
@@ -172,7 +193,14 @@ class ReadingDesk:
             now = utcnow() if now is None else now
             with self.db.session() as session:
                 return decisions.record(
-                    session, exam_id, reader, recall=recall, birads=birads, note=note, now=now
+                    session,
+                    exam_id,
+                    reader,
+                    recall=recall,
+                    birads=birads,
+                    note=note,
+                    now=now,
+                    consensus=consensus,
                 )
         finally:
             self._snapshots.forget()

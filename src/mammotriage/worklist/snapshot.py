@@ -140,6 +140,7 @@ class Snapshot:
                 entry.reading_status,
                 holders,
                 self.decided.get(entry.exam_public_id, ()),
+                consensus=self.policy.consensus,
             ):
                 closed.add(i)
         return closed, mine

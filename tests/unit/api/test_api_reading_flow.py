@@ -107,26 +107,27 @@ def test_double_reading_is_blinded_until_both_readers_decided(site: Site) -> Non
     assert after["blinded"] is False and after["status"] == "read"
 
 
-def test_disagreement_goes_to_the_consensus_queue_and_a_third_reading_ends_it(
-    site: Site,
-) -> None:
+def test_disagreement_goes_to_the_consensus_queue_of_both_first_readers(site: Site) -> None:
     exam = site.exam(1, 7)
+    readers = {}
     for name, recall in (("anna", True), ("ben", False)):
         client, csrf = site.login(name)
-        client.post(f"/exams/{exam}/claim", headers={"X-CSRF-Token": csrf})
+        readers[name] = (client, {"X-CSRF-Token": csrf})
+        client.post(f"/exams/{exam}/claim", headers=readers[name][1])
         last = client.post(
-            f"/exams/{exam}/decision", json={"recall": recall}, headers={"X-CSRF-Token": csrf}
+            f"/exams/{exam}/decision", json={"recall": recall}, headers=readers[name][1]
         )
     assert last.json()["status"] == "consensus"
     carl, csrf = site.login("carl")
-    queue = carl.get("/worklist", params={"queue": "consensus"}).json()
-    assert [item["exam_id"] for item in queue["items"]] == [str(exam)]
-    carl.post(f"/exams/{exam}/claim", headers={"X-CSRF-Token": csrf})
-    shown = carl.get(f"/exams/{exam}").json()
-    assert {d["reader"] for d in shown["decisions"]} == {"anna", "ben"}
-    done = carl.post(
-        f"/exams/{exam}/decision", json={"recall": True}, headers={"X-CSRF-Token": csrf}
-    )
+    assert carl.get("/worklist", params={"queue": "consensus"}).json()["items"] == []
+    assert carl.post(f"/exams/{exam}/claim", headers={"X-CSRF-Token": csrf}).status_code == 409
+    for client, headers in readers.values():
+        queue = client.get("/worklist", params={"queue": "consensus"}).json()
+        assert [item["exam_id"] for item in queue["items"]] == [str(exam)]
+        client.post(f"/exams/{exam}/claim", headers=headers)
+        shown = client.get(f"/exams/{exam}").json()
+        assert {d["reader"] for d in shown["decisions"] if not d["consensus"]} == {"anna", "ben"}
+        done = client.post(f"/exams/{exam}/decision", json={"recall": True}, headers=headers)
     assert done.json()["status"] == "read"
 
 

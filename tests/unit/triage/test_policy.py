@@ -11,6 +11,7 @@ import pytest
 from mammotriage import defaults
 from mammotriage.errors import ConfigError
 from mammotriage.triage import (
+    ConsensusMode,
     ExamForTriage,
     ReadingMode,
     TriagePolicy,
@@ -160,6 +161,7 @@ def test_shipped_policy_is_the_capital_region_of_denmark_policy() -> None:
     assert shipped.safety_net.enabled is True
     assert shipped.safety_net.finding_score_threshold == 90
     assert shipped.max_wait_days == 5
+    assert shipped.consensus is ConsensusMode.BOTH_READERS
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -190,6 +192,21 @@ def test_invalid_policy_value_is_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         policy_from_dict({"version": "v", **values})
+
+
+@pytest.mark.parametrize("mode", list(ConsensusMode))
+def test_consensus_is_read_by_its_yaml_name(tmp_path: Path, mode: ConsensusMode) -> None:
+    path = tmp_path / "triage.yaml"
+    path.write_text(f'version: "x"\nconsensus: {mode.value}\n')
+    assert load_policy(path).consensus is mode
+
+
+def test_unknown_consensus_mode_is_refused_with_the_allowed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "triage.yaml"
+    path.write_text('version: "x"\nconsensus: majority\n')
+    allowed = "'either-reader', 'both-readers' or 'third-reader'"
+    with pytest.raises(ConfigError, match=rf"triage\.yaml: consensus: .*{allowed}.*got 'majority'"):
+        load_policy(path)
 
 
 def test_invalid_value_in_file_names_the_file_and_field(tmp_path: Path) -> None:

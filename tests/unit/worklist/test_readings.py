@@ -83,23 +83,27 @@ def test_double_reading_is_blinded_until_both_decided(store: Store) -> None:
     assert {(d.reader, d.note) for d in after.decisions} == {("anna", "mass L"), ("ben", None)}
 
 
-def test_disagreement_goes_to_consensus_and_one_more_decision_ends_it(store: Store) -> None:
+def test_disagreement_goes_to_consensus_which_both_first_readers_end(store: Store) -> None:
     exam = add_exam(store, "5.1", 7)
     for reader, recall in (("anna", True), ("ben", False)):
         store.readings.claim(exam, reader, NOW)
         last = store.readings.record_decision(exam, reader, recall=recall, now=NOW)
     assert last.status is ReadingStatus.CONSENSUS
-    (item,) = store.readings.reader_queue("carl", NOW, POLICY, queue="consensus").items
+    (item,) = store.readings.reader_queue("anna", NOW, POLICY, queue="consensus").items
     assert item.exam_id == exam
-    store.readings.claim(exam, "carl", NOW)
-    with pytest.raises(ConflictError, match="consensus"):
-        store.readings.claim(exam, "anna", NOW)
-    shown = store.readings.exam_detail(exam, "carl", NOW)
+    with pytest.raises(ConflictError, match="consensus needs both first readers"):
+        store.readings.claim(exam, "carl", NOW)  # the default policy's consensus
+    store.readings.claim(exam, "anna", NOW)
+    shown = store.readings.exam_detail(exam, "anna", NOW)
     assert {d.reader for d in shown.decisions} == {"anna", "ben"}  # consensus sees both
-    done = store.readings.record_decision(exam, "carl", recall=True, now=NOW)
+    half = store.readings.record_decision(exam, "anna", recall=True, now=NOW)
+    assert half.status is ReadingStatus.CONSENSUS
+    store.readings.claim(exam, "ben", NOW)
+    done = store.readings.record_decision(exam, "ben", recall=True, now=NOW)
     assert done.status is ReadingStatus.READ
-    final = store.readings.exam_detail(exam, "carl", NOW)
-    assert [d.consensus for d in final.decisions] == [False, False, True]
+    final = store.readings.exam_detail(exam, "ben", NOW)
+    assert [d.consensus for d in final.decisions] == [False, False, True, True]
+    assert final.consensus_by == ("anna", "ben")
 
 
 def test_two_readers_may_hold_a_double_reading_exam_but_not_a_third(store: Store) -> None:

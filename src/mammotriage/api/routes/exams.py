@@ -13,7 +13,14 @@ from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import FileResponse
 
 from mammotriage.api import service
-from mammotriage.api.deps import ExamId, NowDep, RadiologistUser, ReaderAction, StoreDep
+from mammotriage.api.deps import (
+    ExamId,
+    NowDep,
+    PolicyDep,
+    RadiologistUser,
+    ReaderAction,
+    StoreDep,
+)
 from mammotriage.api.schemas import ClaimOut, DecisionIn, ErrorOut, ExamOut, OutcomeOut
 from mammotriage.api.thumbnails import draw_findings
 
@@ -27,9 +34,16 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.post("/{exam_id}/claim", response_model=ClaimOut, responses=_ERRORS)
-def claim(exam_id: ExamId, user: ReaderAction, store: StoreDep, now: NowDep) -> ClaimOut:
-    """Open the exam for reading; the claim expires unless decided or renewed in time."""
-    return ClaimOut(exam_id=exam_id, expires_at=service.claim(store, user, exam_id, now))
+def claim(
+    exam_id: ExamId, user: ReaderAction, store: StoreDep, policy: PolicyDep, now: NowDep
+) -> ClaimOut:
+    """Open the exam for reading; the claim expires unless decided or renewed in time.
+
+    An exam in consensus is claimed as the policy's ``consensus`` says (both first readers,
+    an arbitrator, or either first reader); a 409 says why not.
+    """
+    expires = service.claim(store, user, exam_id, now, policy)
+    return ClaimOut(exam_id=exam_id, expires_at=expires)
 
 
 @router.post("/{exam_id}/release", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
@@ -41,10 +55,15 @@ def release(exam_id: ExamId, user: ReaderAction, store: StoreDep, now: NowDep) -
 
 @router.post("/{exam_id}/decision", response_model=OutcomeOut, responses=_ERRORS)
 def decide(
-    exam_id: ExamId, decision: DecisionIn, user: ReaderAction, store: StoreDep, now: NowDep
+    exam_id: ExamId,
+    decision: DecisionIn,
+    user: ReaderAction,
+    store: StoreDep,
+    policy: PolicyDep,
+    now: NowDep,
 ) -> OutcomeOut:
     """Record recall / no recall (optional BI-RADS 0-6 and a note) on an exam one holds."""
-    return OutcomeOut.of(service.decide(store, user, exam_id, decision, now))
+    return OutcomeOut.of(service.decide(store, user, exam_id, decision, now, policy))
 
 
 @router.get("/{exam_id}", response_model=ExamOut, responses=_ERRORS)

@@ -80,9 +80,9 @@ def exam_page(
 
 @router.post("/ui/exams/{exam_id}/claim")
 def claim_and_open(
-    exam_id: ExamId, user: ReaderAction, store: StoreDep, now: NowDep
+    exam_id: ExamId, user: ReaderAction, store: StoreDep, policy: PolicyDep, now: NowDep
 ) -> RedirectResponse:
-    service.claim(store, user, exam_id, now)
+    service.claim(store, user, exam_id, now, policy)
     return RedirectResponse(f"/ui/exams/{exam_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -101,6 +101,7 @@ def decide_and_return(
     exam_id: ExamId,
     user: ReaderAction,
     store: StoreDep,
+    policy: PolicyDep,
     now: NowDep,
     recall: Annotated[str, Form()],
     birads: Annotated[str, Form()] = "",
@@ -117,7 +118,7 @@ def decide_and_return(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail="choose recall or no recall; BI-RADS must be 0-6",
         ) from exc
-    outcome = service.decide(store, user, exam_id, decision, now)
+    outcome = service.decide(store, user, exam_id, decision, now, policy)
     request.session["flash"] = (
         f"Decision recorded ({'recall' if decision.recall else 'no recall'}); "
         f"exam now {outcome.status.value}."
