@@ -12,6 +12,8 @@ import getpass
 import ipaddress
 import os
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -68,13 +70,50 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _issue_token(store: Store, username: str, label: str) -> None:
+#: A token made without ``--expires-days`` ends after this many days.
+DEFAULT_TOKEN_DAYS = 365
+#: Who the audit log names for the ``users`` commands (the OS user goes in the detail).
+CLI_ACTOR = "cli"
+
+
+def _audit(store: Store, action: str, detail: dict[str, object]) -> None:
+    try:
+        os_user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        os_user = str(os.getuid())
+    store.audit.record(CLI_ACTOR, action, None, {**detail, "os_user": os_user})
+
+
+def _issue_token(store: Store, username: str, name: str, expires_days: int) -> None:
+    from datetime import timedelta
+
     from mammotriage.api.security import new_token
+    from mammotriage.worklist.models import utcnow
 
     token, sha = new_token()
-    store.users.add_token(username, sha, label)
-    console.print("bearer token (shown once; only its SHA-256 is stored):")
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days > 0 else None
+    store.users.add_token(username, sha, name, expires_at=expires_at)
+    until = "never expires" if expires_at is None else f"expires {expires_at:%Y-%m-%d %H:%M} UTC"
+    _audit(store, "token-issued", {"user": username, "token": name, "expires_days": expires_days})
+    console.print(
+        f"bearer token {name!r} for {username}, {until} (shown once; only its SHA-256 is stored):"
+    )
     typer.echo(token)
+
+
+TokenNameOption = Annotated[
+    str,
+    typer.Option("--name", "--label", help="The token's name: what it is for (ris, monitoring)."),
+]
+ExpiresOption = Annotated[
+    int,
+    typer.Option(
+        "--expires-days",
+        min=0,
+        max=3650,
+        help=f"Days until the token stops working (default {DEFAULT_TOKEN_DAYS}; 0: never).",
+    ),
+]
 
 
 @users_app.command("add")
@@ -84,6 +123,8 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from one line of stdin.")
     ] = False,
+    token_name: TokenNameOption = "created-with-the-user",
+    expires_days: ExpiresOption = DEFAULT_TOKEN_DAYS,
     config: ConfigOption = None,
 ) -> None:
     """Add a user. Radiologists and admins get a password (argon2-hashed); a service user
@@ -98,8 +139,9 @@ def users_add(
                 password_hash = hash_password(_read_password(password_stdin))
             store.users.add(name, role, password_hash)
             console.print(f"added {role.value} {name}")
+            _audit(store, "user-added", {"user": name, "role": role.value})
             if role is Role.SERVICE:
-                _issue_token(store, name, "created with the user")
+                _issue_token(store, name, token_name, expires_days)
         finally:
             store.close()
     except MammotriageError as exc:
@@ -109,16 +151,18 @@ def users_add(
 @users_app.command("token")
 def users_token(
     name: Annotated[str, typer.Argument(help="The user the token authenticates as.")],
-    label: Annotated[str, typer.Option(help="What the token is for (RIS, monitoring).")] = "cli",
+    token_name: TokenNameOption = "cli",
+    expires_days: ExpiresOption = DEFAULT_TOKEN_DAYS,
     config: ConfigOption = None,
 ) -> None:
-    """Make a new bearer token for a user and print it once."""
+    """Make a new bearer token for a user and print it once. It stops working after
+    ``--expires-days``, when revoked (``users revoke-token``) or while the user is inactive."""
     try:
         store = _store(config)
         try:
             if store.users.get(name) is None:
                 raise ConfigError(f"no user {name!r}; add it with `mammotriage users add`")
-            _issue_token(store, name, label)
+            _issue_token(store, name, token_name, expires_days)
         finally:
             store.close()
     except MammotriageError as exc:
@@ -127,11 +171,12 @@ def users_token(
 
 @users_app.command("list")
 def users_list(config: ConfigOption = None) -> None:
-    """List the users, their roles and whether they are active."""
+    """List the users (role, whether active) and their tokens (name, dates; never the token)."""
     try:
         store = _store(config)
         try:
             users = store.users.all()
+            tokens = store.users.tokens()
         finally:
             store.close()
     except MammotriageError as exc:
@@ -142,12 +187,130 @@ def users_list(config: ConfigOption = None) -> None:
         table.add_column(column)
     for user in users:
         table.add_row(
-            user.username,
-            user.role.value,
-            "yes" if user.active else "no",
-            user.created_at.strftime("%Y-%m-%d %H:%M"),
+            user.username, user.role.value, "yes" if user.active else "no", _when(user.created_at)
         )
-    Console(width=120).print(table)
+    out = Console(width=120)
+    out.print(table)
+    if not tokens:
+        return
+    table = Table(title=f"{len(tokens)} tokens", title_justify="left")
+    for column in ("user", "token", "created", "expires", "revoked", "last used"):
+        table.add_column(column)
+    for token in tokens:
+        table.add_row(
+            token.username,
+            token.name,
+            _when(token.created_at),
+            _when(token.expires_at, "never"),
+            _when(token.revoked_at, "-"),
+            _when(token.last_used_at, "never"),
+        )
+    out.print(table)
+
+
+def _when(moment: datetime | None, missing: str = "") -> str:
+    return missing if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _change_user(config: Path | None, change: Callable[[Store], str]) -> None:
+    """Run one lifecycle change on the configured store and print its confirmation."""
+    try:
+        store = _store(config)
+        try:
+            console.print(change(store))
+        finally:
+            store.close()
+    except MammotriageError as exc:
+        fail(exc)
+
+
+UserArgument = Annotated[str, typer.Argument(help="The user's name.")]
+
+
+@users_app.command("deactivate")
+def users_deactivate(name: UserArgument, config: ConfigOption = None) -> None:
+    """Deactivate a user: their sessions end and their tokens stop working (within the
+    service's ``user_cache_seconds``) until ``users activate``."""
+    from mammotriage.worklist.models import utcnow
+
+    def change(store: Store) -> str:
+        ended = store.users.set_active(name, active=False, now=utcnow())
+        _audit(store, "user-deactivated", {"user": name, "sessions_ended": ended})
+        return f"deactivated {name}; {ended} session(s) ended, tokens refused while inactive"
+
+    _change_user(config, change)
+
+
+@users_app.command("activate")
+def users_activate(name: UserArgument, config: ConfigOption = None) -> None:
+    """Activate a user again: they can log in, and their unrevoked, unexpired tokens work."""
+
+    def change(store: Store) -> str:
+        store.users.set_active(name, active=True)
+        _audit(store, "user-activated", {"user": name})
+        return f"activated {name}"
+
+    _change_user(config, change)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: UserArgument,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from one line of stdin.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set a user's password (a reset or a change); their sessions end."""
+    from mammotriage.api.security import hash_password
+    from mammotriage.worklist.models import utcnow
+
+    def change(store: Store) -> str:
+        store.users.require(name)
+        password_hash = hash_password(_read_password(password_stdin))
+        ended = store.users.set_password(name, password_hash, utcnow())
+        _audit(store, "password-changed", {"user": name, "sessions_ended": ended})
+        return f"password of {name} changed; {ended} session(s) ended"
+
+    _change_user(config, change)
+
+
+@users_app.command("revoke-token")
+def users_revoke_token(
+    name: UserArgument,
+    token_name: Annotated[
+        str | None, typer.Option("--name", help="Revoke the token(s) of this name.")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Revoke all the user's tokens.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a user's tokens, by name or all of them: for good (make a new one to replace)."""
+    from mammotriage.worklist.models import utcnow
+
+    if (token_name is None) == (not every):
+        fail(ConfigError("name the token with --name NAME, or revoke them all with --all"))
+
+    def change(store: Store) -> str:
+        revoked = store.users.revoke_tokens(name, utcnow(), token_name)
+        _audit(store, "tokens-revoked", {"user": name, "token": token_name, "count": revoked})
+        which = f"named {token_name!r}" if token_name is not None else "(all)"
+        return f"revoked {revoked} token(s) of {name} {which}"
+
+    _change_user(config, change)
+
+
+@users_app.command("end-sessions")
+def users_end_sessions(name: UserArgument, config: ConfigOption = None) -> None:
+    """End all of a user's page sessions (they log in again)."""
+    from mammotriage.worklist.models import utcnow
+    from mammotriage.worklist.users import SessionEnd
+
+    def change(store: Store) -> str:
+        ended = store.sessions.end_all(name, utcnow(), SessionEnd.REVOKED)
+        _audit(store, "sessions-ended", {"user": name, "count": ended})
+        return f"ended {ended} session(s) of {name}"
+
+    _change_user(config, change)
 
 
 def is_loopback(host: str) -> bool:
