@@ -75,6 +75,24 @@ class ApiSettings(YamlSettings):
     #: Send the session cookie over HTTPS only. ``serve`` sets it when it terminates TLS;
     #: set it yourself behind a TLS-terminating proxy.
     secure_cookies: bool = False
+    #: Failed logins a username may make before each further one blocks it (429 with
+    #: Retry-After), for 1 s, then twice as long each time up to ``login_max_block_seconds``.
+    login_free_attempts: int = Field(default=5, ge=1, le=1000)
+    #: The same per client address (``request.client.host``). Higher than per username:
+    #: behind a proxy or NAT every client has the proxy's address (``serve`` trusts no
+    #: forwarded-for header), and one address trying many usernames is caught by it.
+    login_address_free_attempts: int = Field(default=20, ge=1, le=100_000)
+    #: The longest block (seconds).
+    login_max_block_seconds: float = Field(default=15 * 60, ge=1, le=24 * 3600)
+    #: A username's or address's failures are forgotten after this long (seconds) without
+    #: a failure and without a block.
+    login_failure_window_seconds: float = Field(default=15 * 60, ge=1, le=7 * 24 * 3600)
+    #: Password verifications (argon2id: ~64 MiB and 4 threads each) run at once per server
+    #: process; the others wait for one to finish...
+    login_verifications: int = Field(default=1, ge=1, le=64)
+    #: ...and at most this many wait. A login beyond them is answered 503 with Retry-After
+    #: at once, so that a flood of logins holds a few of the request threads, never all.
+    login_queue: int = Field(default=8, ge=0, le=1000)
     #: ``/openapi.json``: for signed-in users (any role), or ``off``. No docs pages either way.
     openapi: Literal["authenticated", "off"] = "authenticated"
 

@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mammotriage.api.deps import StoreDep, UserAction, end_session, start_session
-from mammotriage.api.security import CSRF_FIELD, csrf_matches, verify_password
+from mammotriage.api.deps import NowDep, StoreDep, UserAction, end_session, start_session
+from mammotriage.api.security import CSRF_FIELD, csrf_matches
 from mammotriage.api.templating import render
-from mammotriage.errors import ConfigError
+from mammotriage.api.throttle import LoginRefused, check_login
 from mammotriage.worklist.models import Role
-from mammotriage.worklist.users import check_username
 
 router = APIRouter(tags=["page"], include_in_schema=False)
 
@@ -35,6 +34,7 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 def login(
     request: Request,
     store: StoreDep,
+    now: NowDep,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=1000)],
     csrf: Annotated[str, Form(alias=CSRF_FIELD)] = "",
@@ -42,22 +42,17 @@ def login(
 ) -> Response:
     if not csrf_matches(request.session, csrf):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or wrong CSRF token")
-    name = username.strip().lower()
-    try:
-        check_username(name)
-    except ConfigError:
-        name = ""
-    user = store.users.get(name) if name else None
-    known = user is not None and user.active
-    if not verify_password(user.password_hash if known and user else None, password):
-        store.audit.record(name or "(invalid username)", "login-failed", None, {})
-        return render(
+    user = check_login(request, store, username, password, now)
+    if isinstance(user, LoginRefused):
+        page = render(
             request,
             "login.html",
-            {"next": safe_next(next), "error": "Wrong username or password."},
-            status_code=status.HTTP_401_UNAUTHORIZED,
+            {"next": safe_next(next), "error": user.message},
+            status_code=user.status,
         )
-    assert user is not None
+        if user.retry_after is not None:
+            page.headers["Retry-After"] = str(user.retry_after)
+        return page
     start_session(request, store, user)
     store.audit.record(user.username, "login", None, {"role": user.role.value})
     home = "/admin" if user.role is Role.ADMIN else "/"

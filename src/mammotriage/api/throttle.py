@@ -1,0 +1,187 @@
+"""The login's guard: the throttle in front of the password check, and a bound on the
+password checks that run at once.
+
+- Throttle: failures are counted per username and per client address in the database
+  (:mod:`mammotriage.worklist.throttle`), shared by every server process. A few are free;
+  each further one blocks the key for twice as long (1 s, 2 s, ... up to
+  ``login_max_block_seconds``). A blocked attempt is answered 429 with ``Retry-After``
+  before any password is checked, and audited (``login-throttled``). A valid username that
+  does not exist counts like one that does, so that a block does not tell which exist.
+- Bound: argon2id is meant to be costly (~64 MiB and 4 threads per verification). At most
+  ``login_verifications`` run at once in a process and at most ``login_queue`` wait; a login
+  beyond them is answered 503 with ``Retry-After`` at once. The request threads (FastAPI's
+  pool of 40 for sync routes) that a login flood can hold are those few, never all of them,
+  so the worklist keeps being served.
+
+The client address is ``request.client.host``: ``mammotriage serve`` trusts no forwarded-for
+header, so behind a proxy every client has the proxy's address, and the per-address limit
+is set higher than the per-username one for that reason.
+
+A username can be blocked by anyone who knows it (that is what a per-username limit is);
+the block is capped, and every throttled attempt is in the audit log with its address.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import FastAPI, Request, status
+
+from mammotriage.api.security import verify_password
+from mammotriage.api.settings import ApiSettings
+from mammotriage.errors import ConfigError
+from mammotriage.worklist import Store
+from mammotriage.worklist.throttle import MAX_KEY_VALUE_LENGTH, ThrottleKey, ThrottlePolicy
+from mammotriage.worklist.users import User, check_username
+
+#: The audit actor of an attempt whose username is not a possible one.
+INVALID_USERNAME = "(invalid username)"
+#: The address of a client the server cannot name (a Unix socket).
+UNKNOWN_ADDRESS = "unknown"
+#: Retry-After of a login turned away because too many are being checked (seconds).
+BUSY_RETRY_AFTER = 1
+
+Verify = Callable[[str | None, str], bool]
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    """A login attempt that did not succeed: the status, the page's one-line message, and
+    the seconds to wait (``Retry-After``) when waiting helps."""
+
+    status: int
+    message: str
+    retry_after: int | None = None
+
+
+class PasswordGate:
+    """At most ``concurrent`` password verifications at once, at most ``queue`` waiting.
+
+    Threads block here (the login route is sync), so the waiting ones are bounded too: a
+    verification that cannot even wait is refused at once (:meth:`verify` gives None).
+    """
+
+    def __init__(self, concurrent: int, queue: int, verify: Verify = verify_password) -> None:
+        if concurrent < 1 or queue < 0:
+            raise ConfigError(
+                f"password gate needs concurrent >= 1 and queue >= 0, got {concurrent}, {queue}"
+            )
+        self._running = threading.BoundedSemaphore(concurrent)
+        self._admitted = threading.BoundedSemaphore(concurrent + queue)
+        self._verify = verify
+
+    def verify(self, password_hash: str | None, password: str) -> bool | None:
+        """Whether ``password`` matches (see :func:`verify_password`); None if the gate is
+        full and the password was not checked."""
+        if not self._admitted.acquire(blocking=False):
+            return None
+        try:
+            with self._running:
+                return self._verify(password_hash, password)
+        finally:
+            self._admitted.release()
+
+
+_GATE_LOCK = threading.Lock()
+
+
+def password_gate(app: FastAPI) -> PasswordGate:
+    """The app's gate, made from its settings on first use (one per app, so per process)."""
+    with _GATE_LOCK:
+        gate: PasswordGate | None = getattr(app.state, "password_gate", None)
+        if gate is None:
+            settings: ApiSettings = app.state.settings
+            gate = PasswordGate(settings.login_verifications, settings.login_queue)
+            app.state.password_gate = gate
+        return gate
+
+
+def throttle_policy(settings: ApiSettings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        user_free_failures=settings.login_free_attempts,
+        address_free_failures=settings.login_address_free_attempts,
+        max_block=timedelta(seconds=settings.login_max_block_seconds),
+        window=timedelta(seconds=settings.login_failure_window_seconds),
+    )
+
+
+def client_address(request: Request) -> str:
+    """The peer's address as the server saw it (the proxy's, behind a proxy)."""
+    host = request.client.host if request.client else ""
+    return host[:MAX_KEY_VALUE_LENGTH] or UNKNOWN_ADDRESS
+
+
+def login_name(username: str) -> str:
+    """The username as stored (lower case), or "" if it cannot be one."""
+    name = username.strip().lower()
+    try:
+        return check_username(name)
+    except ConfigError:
+        return ""
+
+
+def check_login(
+    request: Request, store: Store, username: str, password: str, now: datetime
+) -> User | LoginRefused:
+    """The user whose correct password this is, or why the login is refused.
+
+    Refused: 429 while the username or the address is blocked (no password checked), 503
+    while the gate is full, 401 for a wrong password or an unknown or inactive user (the
+    failure counted against the username and the address). Every refusal is audited.
+    """
+    settings: ApiSettings = request.app.state.settings
+    name = login_name(username)
+    actor = name or INVALID_USERNAME
+    address = client_address(request)
+    keys = [ThrottleKey.address(address)] + ([ThrottleKey.user(name)] if name else [])
+    block = store.throttle.blocked(keys, now)
+    if block is not None:
+        seconds = max(1, math.ceil(block.retry_after(now).total_seconds()))
+        detail = {"limit": block.key.kind.value, "retry_after": seconds, "address": address}
+        store.audit.record(actor, "login-throttled", None, detail)
+        message = f"Too many failed logins: try again in {_wait(seconds)}."
+        return LoginRefused(status.HTTP_429_TOO_MANY_REQUESTS, message, seconds)
+    user = store.users.get(name) if name else None
+    known = user if user is not None and user.active else None
+    verified = password_gate(request.app).verify(known.password_hash if known else None, password)
+    if verified is None:
+        detail = {"limit": "busy", "retry_after": BUSY_RETRY_AFTER, "address": address}
+        store.audit.record(actor, "login-throttled", None, detail)
+        message = "The service is busy checking other logins: try again in a moment."
+        return LoginRefused(status.HTTP_503_SERVICE_UNAVAILABLE, message, BUSY_RETRY_AFTER)
+    if not verified or known is None:
+        started = store.throttle.failed(keys, now, throttle_policy(settings))
+        failed_detail = (
+            {}
+            if started is None
+            else {
+                "blocked": started.key.kind.value,
+                "blocked_seconds": math.ceil(started.retry_after(now).total_seconds()),
+            }
+        )
+        store.audit.record(actor, "login-failed", None, failed_detail)
+        return LoginRefused(status.HTTP_401_UNAUTHORIZED, "Wrong username or password.")
+    store.throttle.succeeded(ThrottleKey.user(known.username))
+    return known
+
+
+def _wait(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
+__all__ = [
+    "INVALID_USERNAME",
+    "LoginRefused",
+    "PasswordGate",
+    "check_login",
+    "client_address",
+    "login_name",
+    "password_gate",
+    "throttle_policy",
+]
