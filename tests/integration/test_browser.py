@@ -214,7 +214,9 @@ def test_reader_claims_views_and_decides_with_the_keyboard(
     expect(page.get_by_test_id("queue-total")).to_have_attribute("data-total", str(len(rows) - 1))
 
 
-def test_double_reading_is_blinded_and_disagreement_goes_to_consensus(open_as: OpenAs) -> None:
+def test_double_reading_is_blinded_and_disagreement_goes_to_both_readers_consensus(
+    open_as: OpenAs,
+) -> None:
     first, second, third = open_as("alice"), open_as("bob"), open_as("carol")
     exam = next(
         r["examId"]
@@ -240,21 +242,31 @@ def test_double_reading_is_blinded_and_disagreement_goes_to_consensus(open_as: O
     decide(second, recall=False)
     expect(second.get_by_test_id("flash")).to_contain_text("exam now consensus")
 
+    # The packaged policy's consensus is both first readers': not carol's to take.
     third.goto("/?queue=consensus")
     expect(third.locator('[data-testid="queue-tab"][aria-current="page"]')).to_have_attribute(
         "data-queue", "consensus"
     )
-    expect(row(third, exam)).to_have_attribute("data-status", "consensus")
-    row(third, exam).get_by_test_id("claim").click()
-    third.wait_for_url(f"**/ui/exams/{exam}")
-    decisions = third.get_by_test_id("decision")
-    expect(decisions).to_have_count(2)
-    assert [
-        (d.get_attribute("data-reader"), d.get_attribute("data-recall")) for d in decisions.all()
-    ] == [("alice", "true"), ("bob", "false")]
-    expect(third.get_by_test_id("decisions")).to_contain_text(note)
-    decide(third, recall=True)
-    expect(third.get_by_test_id("flash")).to_contain_text("exam now read")
+    expect(row(third, exam)).to_have_count(0)
+    for reader, last in ((first, "exam now consensus"), (second, "exam now read")):
+        reader.goto("/?queue=consensus")
+        expect(row(reader, exam)).to_have_attribute("data-status", "consensus")
+        row(reader, exam).get_by_test_id("claim").click()
+        reader.wait_for_url(f"**/ui/exams/{exam}")
+        decisions = reader.get_by_test_id("decision")
+        expect(decisions.first).to_have_attribute("data-reader", "alice")
+        assert [
+            (d.get_attribute("data-reader"), d.get_attribute("data-recall"))
+            for d in decisions.all()
+            if d.get_attribute("data-consensus") == "false"
+        ] == [("alice", "true"), ("bob", "false")]
+        expect(reader.get_by_test_id("decisions")).to_contain_text(note)
+        decide(reader, recall=True)
+        expect(reader.get_by_test_id("flash")).to_contain_text(last)
+    second.goto(f"/ui/exams/{exam}")
+    expect(second.get_by_test_id("consensus-by")).to_have_text(
+        "Consensus recorded by alice and bob."
+    )
 
     for page in (first, second, third):
         for queue in ("all", "consensus"):
@@ -303,7 +315,7 @@ def test_admin_sees_queue_statistics(open_as: OpenAs, reading_service: ReadingSe
     users = page.get_by_test_id("admin-readers").get_by_test_id("reader").all_inner_texts()
     for name in (*reading_service.readers, reading_service.admin):
         assert any(text.startswith(name) for text in users), users
-    expect(page.get_by_test_id("admin-policy")).to_contain_text("crd-2024.1")
+    expect(page.get_by_test_id("admin-policy")).to_contain_text("crd-2024.2")
 
     # The admin's worklist is read-only: every exam waiting, nothing to claim.
     page.goto("/")

@@ -154,7 +154,7 @@ def test_cut_off_zero_double_reads_every_exam() -> None:
 
 def test_shipped_policy_is_the_capital_region_of_denmark_policy() -> None:
     shipped = load_policy(SHIPPED_POLICY)
-    assert shipped.version == "crd-2024.1"
+    assert shipped.version == "crd-2024.2"
     assert shipped.single_reading_max_category == 5
     assert shipped.priority_min_category == 10
     assert shipped.rule_out.enabled is False
