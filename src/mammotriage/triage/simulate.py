@@ -8,6 +8,9 @@ scored exams with known outcome and reports those numbers with bootstrap 95 % in
 
 Workload is counted in human reads (single = 1, double = 2, rule-out = 0) relative to double
 reading of every exam, the Danish standard before AI: 0.67 means a third fewer reads.
+Consensus reads after a disagreement are not counted: the inputs carry no reader decisions.
+Each consensus would add :attr:`~mammotriage.triage.policy.ConsensusMode.reads` (2 under
+``both-readers``, 1 under ``third-reader`` or ``either-reader``).
 """
 
 from __future__ import annotations
