@@ -32,7 +32,7 @@ from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep, UserC
 from mammotriage.api.headers import SecurityHeadersMiddleware
 from mammotriage.api.limits import RequestLimits, RequestLimitsMiddleware
 from mammotriage.api.metrics import ApiMetrics, MetricsMiddleware
-from mammotriage.api.routes import admin, auth, exams, health, pages, worklist
+from mammotriage.api.routes import accounts, admin, auth, exams, health, pages, worklist
 from mammotriage.api.settings import ApiSettings, load_api_settings
 from mammotriage.api.templating import STATIC_DIR, make_templates, render
 from mammotriage.errors import ConflictError, ForbiddenError, NotFoundError, ReadingError
@@ -151,7 +151,7 @@ def create_app(
     app.add_middleware(RequestLimitsMiddleware, limits=RequestLimits.of(settings))
     app.add_middleware(SecurityHeadersMiddleware, tls=settings.secure_cookies)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for module in (health, worklist, exams, admin, auth, pages):
+    for module in (health, worklist, exams, admin, auth, pages, accounts):
         app.include_router(module.router)
     _add_metrics_route(app, metrics)
     openapi.install(app, settings.openapi, session_cookie=SESSION_COOKIE)

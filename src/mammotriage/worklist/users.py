@@ -23,6 +23,8 @@ from mammotriage.worklist.database import Database
 from mammotriage.worklist.models import Role, SessionRow, TokenRow, UserRow
 
 USERNAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+#: The same as a regular expression (for path parameters).
+USERNAME_PATTERN = r"^[a-z0-9._-]{2,100}$"
 #: ``last_used_at`` of a token (and ``last_seen_at`` of a session) is written at most this
 #: often: a write per request would cost more than the request.
 TOUCH_EVERY = timedelta(minutes=1)
@@ -309,6 +311,7 @@ def _token(row: TokenRow, username: str) -> Token:
 
 __all__ = [
     "TOUCH_EVERY",
+    "USERNAME_PATTERN",
     "Bearer",
     "SessionEnd",
     "Token",

@@ -7,6 +7,7 @@ keyboard shortcuts. Unauthenticated visitors are sent to ``/login`` (see ``app.p
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
@@ -26,8 +27,10 @@ from mammotriage.api.deps import (
     WorklistViewer,
 )
 from mammotriage.api.schemas import DecisionIn, ExamOut, QueueStatsOut, UserOut
+from mammotriage.api.security import MIN_PASSWORD_LENGTH
 from mammotriage.api.templating import render
 from mammotriage.worklist import ReadingQueue
+from mammotriage.worklist.users import Token
 
 router = APIRouter(tags=["page"], include_in_schema=False)
 
@@ -134,12 +137,31 @@ def _form_bool(value: str) -> bool:
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(
-    request: Request, user: AdminUser, store: StoreDep, policy: PolicyDep, now: NowDep
+    request: Request,
+    user: AdminUser,
+    store: StoreDep,
+    policy: PolicyDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> HTMLResponse:
     stats = QueueStatsOut.of(store.readings.queue_stats(now, policy))
     readers = [UserOut.of(u) for u in store.users.all()]
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    tokens: dict[str, list[Token]] = {}
+    for token in store.users.tokens():
+        tokens.setdefault(token.username, []).append(token)
     return render(
         request,
         "admin.html",
-        {"user": user, "stats": stats, "readers": readers, "policy": policy},
+        {
+            "user": user,
+            "stats": stats,
+            "readers": readers,
+            "policy": policy,
+            # The user lifecycle (routes/accounts.py): tokens, open sessions, the forms.
+            "tokens": tokens,
+            "sessions": store.sessions.open_counts(now, idle),
+            "now": now,
+            "min_password": MIN_PASSWORD_LENGTH,
+        },
     )
