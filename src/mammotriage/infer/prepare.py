@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import (
@@ -124,6 +127,43 @@ def _ready() -> None:
     so that the time budget of the next item measures that item, not the process start."""
 
 
+def _follow(parent: int) -> None:
+    """Initializer of every decode process: end it once ``parent`` (the process that started
+    the pool) is gone. A pool's processes wait on its queue, whose ends they hold themselves,
+    so they never see its owner die: a worker killed with SIGKILL (or by the OOM killer)
+    would leave its decode processes and their forkserver running for ever."""
+
+    def watch() -> None:
+        while not _gone(parent):
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mammotriage-follow-parent", daemon=True).start()
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: a zombie (dead, not yet reaped) counts as ended."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(") ")[2][:1] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # the pid now belongs to another user's process
+            return True
+        return False
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        workers, mp_context=process_context(), initializer=_follow, initargs=(os.getpid(),)
+    )
+
+
 def _kill(pool: Executor) -> None:
     """Stop a process pool now, its running work included (a hung decode never returns)."""
     kill = getattr(pool, "kill_workers", None)  # Python 3.14+
@@ -167,7 +207,7 @@ class DecodePool:
             return None
         if self._pool is None:
             if self.executor == "process":
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=process_context())
+                self._pool = _process_pool(self.workers)
             else:
                 self._pool = ThreadPoolExecutor(
                     self.workers, thread_name_prefix="mammotriage-decode"
@@ -247,7 +287,7 @@ class DecodePool:
         is pinned on the file that caused it, not its neighbours."""
         if self.executor != "process":
             return fn(item)
-        solo = ProcessPoolExecutor(1, mp_context=process_context())
+        solo = _process_pool(1)
         try:
             solo.submit(_ready).result()  # the budget runs from a started process
             return solo.submit(fn, item).result(timeout=self.timeout)
