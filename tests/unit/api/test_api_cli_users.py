@@ -31,9 +31,11 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def live(config: Path) -> Iterator[Site]:
-    """The service on the store the commands change (anna a radiologist, ris a service)."""
-    assert _users(config, "add", "anna", "--role", "radiologist", "--password-stdin",
-                  input=PASSWORD + "\n").exit_code == 0  # fmt: skip
+    """The service on the store the commands change, with the radiologist anna."""
+    added = _users(
+        config, "add", "anna", "--role", "radiologist", "--password-stdin", input=PASSWORD + "\n"
+    )
+    assert added.exit_code == 0, added.output
     store = Store(str(config.parent / "var" / "mt.sqlite"))
     site = make_site(store)
     yield site
