@@ -93,6 +93,9 @@ class ApiSettings(YamlSettings):
     #: ...and at most this many wait. A login beyond them is answered 503 with Retry-After
     #: at once, so that a flood of logins holds a few of the request threads, never all.
     login_queue: int = Field(default=8, ge=0, le=1000)
+    #: Niceness added to the threads that check passwords (Linux), so that requests get the
+    #: CPU before them: 0 (none) to 19 (only when the CPU is otherwise idle).
+    login_check_nice: int = Field(default=10, ge=0, le=19)
     #: ``/openapi.json``: for signed-in users (any role), or ``off``. No docs pages either way.
     openapi: Literal["authenticated", "off"] = "authenticated"
 

@@ -8,10 +8,11 @@ password checks that run at once.
   before any password is checked, and audited (``login-throttled``). A valid username that
   does not exist counts like one that does, so that a block does not tell which exist.
 - Bound: argon2id is meant to be costly (~64 MiB and 4 threads per verification). At most
-  ``login_verifications`` run at once in a process and at most ``login_queue`` wait; a login
-  beyond them is answered 503 with ``Retry-After`` at once. The request threads (FastAPI's
-  pool of 40 for sync routes) that a login flood can hold are those few, never all of them,
-  so the worklist keeps being served.
+  ``login_verifications`` run at once in a process, on threads of lower CPU priority
+  (``login_check_nice``), and at most ``login_queue`` wait; a login beyond them is answered
+  503 with ``Retry-After`` at once. The request threads (FastAPI's pool of 40 for sync
+  routes) that a login flood can hold are those few, never all of them, and the CPU goes to
+  the worklist first, so the worklist keeps being served.
 
 The client address is ``request.client.host``: ``mammotriage serve`` trusts no forwarded-for
 header, so behind a proxy every client has the proxy's address, and the per-address limit
@@ -19,13 +20,19 @@ is set higher than the per-username one for that reason.
 
 A username can be blocked by anyone who knows it (that is what a per-username limit is);
 the block is capped, and every throttled attempt is in the audit log with its address.
+The check and the count are two transactions, the password check between them: attempts
+already past the check when a block starts still finish, at most the gate's few per process.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +44,8 @@ from mammotriage.errors import ConfigError
 from mammotriage.worklist import Store
 from mammotriage.worklist.throttle import MAX_KEY_VALUE_LENGTH, ThrottleKey, ThrottlePolicy
 from mammotriage.worklist.users import User, check_username
+
+log = logging.getLogger(__name__)
 
 #: The audit actor of an attempt whose username is not a possible one.
 INVALID_USERNAME = "(invalid username)"
@@ -59,19 +68,29 @@ class LoginRefused:
 
 
 class PasswordGate:
-    """At most ``concurrent`` password verifications at once, at most ``queue`` waiting.
+    """At most ``concurrent`` password verifications at once, at most ``queue`` waiting, each
+    run at a lower CPU priority than the requests.
 
-    Threads block here (the login route is sync), so the waiting ones are bounded too: a
-    verification that cannot even wait is refused at once (:meth:`verify` gives None).
+    Verifications run on ``concurrent`` threads of their own whose niceness is raised by
+    ``nice`` (Linux: per thread; argon2's lane threads inherit it), so that on a busy
+    machine the worklist's requests get the CPU first and a login takes longer instead.
+    The login route's thread waits for its verification (the route is sync), so the waiting
+    ones are bounded too: a verification that cannot even wait is refused at once
+    (:meth:`verify` gives None).
     """
 
-    def __init__(self, concurrent: int, queue: int, verify: Verify = verify_password) -> None:
-        if concurrent < 1 or queue < 0:
+    def __init__(
+        self, concurrent: int, queue: int, nice: int = 0, verify: Verify = verify_password
+    ) -> None:
+        if concurrent < 1 or queue < 0 or not 0 <= nice <= 19:
             raise ConfigError(
-                f"password gate needs concurrent >= 1 and queue >= 0, got {concurrent}, {queue}"
+                f"password gate needs concurrent >= 1, queue >= 0 and nice 0-19, got "
+                f"{concurrent}, {queue}, {nice}"
             )
-        self._running = threading.BoundedSemaphore(concurrent)
         self._admitted = threading.BoundedSemaphore(concurrent + queue)
+        self._checks = ThreadPoolExecutor(
+            concurrent, "password-check", initializer=_lower_priority, initargs=(nice,)
+        )
         self._verify = verify
 
     def verify(self, password_hash: str | None, password: str) -> bool | None:
@@ -80,10 +99,18 @@ class PasswordGate:
         if not self._admitted.acquire(blocking=False):
             return None
         try:
-            with self._running:
-                return self._verify(password_hash, password)
+            return self._checks.submit(self._verify, password_hash, password).result()
         finally:
             self._admitted.release()
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's niceness by ``nice`` (Linux only: elsewhere it is the process's)."""
+    if nice and sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError as exc:  # a container that forbids it: checks run at normal priority
+            log.warning("password checks run at normal priority: %s", exc)
 
 
 _GATE_LOCK = threading.Lock()
@@ -95,7 +122,9 @@ def password_gate(app: FastAPI) -> PasswordGate:
         gate: PasswordGate | None = getattr(app.state, "password_gate", None)
         if gate is None:
             settings: ApiSettings = app.state.settings
-            gate = PasswordGate(settings.login_verifications, settings.login_queue)
+            gate = PasswordGate(
+                settings.login_verifications, settings.login_queue, settings.login_check_nice
+            )
             app.state.password_gate = gate
         return gate
 

@@ -6,6 +6,8 @@ served."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -153,6 +155,24 @@ def test_every_throttled_attempt_is_audited_without_the_password(site: Site) -> 
     with site.store.db.session() as session:
         details = " ".join(str(d) for d in session.execute(select(AuditRow.detail)).scalars())
     assert PASSWORD not in details and WRONG not in details
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="niceness per thread is Linux's")
+def test_passwords_are_checked_at_a_lower_cpu_priority_than_requests(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    niceness: list[int] = []
+    real = PasswordHasher.verify
+
+    def observed(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", observed)
+    form = LoginForm(site.client())
+    assert form.post("anna").status_code == 401
+    assert form.post("anna", PASSWORD).status_code == 303
+    assert niceness == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)] * 2
 
 
 @pytest.fixture
