@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
 from fixtures_browser import ReadingService
 from worker_helpers import MODEL
@@ -321,3 +321,82 @@ def test_admin_sees_queue_statistics(open_as: OpenAs, reading_service: ReadingSe
     page.goto("/")
     expect(page.get_by_test_id("queue-row")).to_have_count(everything["total"])
     expect(page.get_by_test_id("claim")).to_have_count(0)
+
+
+#: Reports each Content-Security-Policy violation on the console, where the test collects it
+#: (Playwright's init scripts are not themselves subject to the page's policy).
+CSP_LISTENER = """document.addEventListener("securitypolicyviolation", (event) =>
+    console.error(`csp-violation ${event.violatedDirective} ${event.blockedURI}`));"""
+
+
+def test_every_page_works_under_the_strict_content_security_policy(
+    reading_service: ReadingService, chromium: Browser
+) -> None:
+    reports: list[str] = []
+    contexts: list[BrowserContext] = []
+
+    def collect(message: ConsoleMessage) -> None:
+        if "csp-violation" in message.text or "Content Security Policy" in message.text:
+            reports.append(message.text)
+
+    def open_page(username: str) -> Page:
+        context = chromium.new_context(viewport=VIEWPORT, base_url=reading_service.url)
+        context.set_default_timeout(10_000)
+        context.add_init_script(CSP_LISTENER)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", collect)
+        answer = page.goto("/login")
+        assert answer is not None
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        page.get_by_test_id("login-username").fill(username)
+        page.get_by_test_id("login-password").fill(reading_service.password)
+        page.get_by_test_id("login-submit").click()
+        expect(page.get_by_test_id("user-menu")).to_contain_text(username)
+        return page
+
+    try:
+        # The queue: app.js (from /static) runs and moves the cursor with j and k.
+        page = open_page("carol")
+        rows = page.get_by_test_id("queue-row")
+        expect(rows.first).to_have_attribute("aria-selected", "true")
+        page.keyboard.press("j")
+        expect(rows.nth(1)).to_have_attribute("aria-selected", "true")
+        page.keyboard.press("k")
+        expect(rows.first).to_have_attribute("aria-selected", "true")
+        # An exam: Enter opens it, r and n choose, Esc releases it (no decision is made).
+        top = rows_of(page)[0]["examId"]
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**/ui/exams/{top}")
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('[data-testid="thumbnail"]'))
+                        .every(img => img.complete && img.naturalWidth > 0)"""
+        )
+        page.keyboard.press("r")
+        expect(page.get_by_test_id("decide-recall")).to_be_checked()
+        page.keyboard.press("n")
+        expect(page.get_by_test_id("decide-no-recall")).to_be_checked()
+        page.keyboard.press("Escape")
+        page.wait_for_url(re.compile(r"/$"))
+        expect(page.get_by_test_id("flash")).to_contain_text("released")
+        # The admin's page.
+        admin = open_page(reading_service.admin)
+        admin.wait_for_url("**/admin")
+        expect(admin.get_by_test_id("admin-stats")).to_be_visible()
+        assert reports == []
+
+        # The policy is in force: a script put into the page inline is refused and reported.
+        with page.expect_console_message(lambda message: "csp-violation" in message.text):
+            page.evaluate(
+                """() => {
+                    const script = document.createElement('script');
+                    script.textContent = 'window.inlineScriptRan = true';
+                    document.body.appendChild(script);
+                }"""
+            )
+        assert page.evaluate("() => window.inlineScriptRan") is None
+        assert any("script-src" in report for report in reports), reports
+    finally:
+        for context in contexts:
+            context.close()
