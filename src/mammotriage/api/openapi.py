@@ -3,8 +3,9 @@
 FastAPI writes a schema from the routes' signatures, but it cannot see what the
 authentication dependencies refuse. This module reads each route's dependency tree and
 adds what it can answer: 401 wherever a caller must be signed in, 403 wherever a role or
-the CSRF token is checked, 413 and 431 on every operation (the request limits of
-:mod:`mammotriage.api.limits` hold for every request, before routing), and the real
+the CSRF token is checked, 400 where a body that cannot be parsed is refused, 413 and 431
+on every operation (the request limits of :mod:`mammotriage.api.limits` hold for every
+request, before routing), and the real
 security schemes: a bearer token, or the session cookie, which needs the ``X-CSRF-Token``
 header as well for a state change.
 
@@ -66,6 +67,10 @@ _UNAUTHENTICATED = {
     "content": _ERROR_BODY,
 }
 _FORBIDDEN = "Forbidden: the caller's role may not do this, or the CSRF token is missing or wrong"
+_UNPARSABLE = {
+    "description": "The body cannot be parsed (not UTF-8 JSON)",
+    "content": _ERROR_BODY,
+}
 _TOO_LARGE = {
     "description": "The request body is over its limit (a GET may send none)",
     "content": _ERROR_BODY,
@@ -122,7 +127,7 @@ def honest_schema(app: FastAPI, session_cookie: str) -> dict[str, Any]:
         for method in route.methods or ():
             operation = path.get(method.lower())
             if operation is not None:
-                guard.document(operation)
+                guard.document(operation, takes_body=route.body_field is not None)
     return schema
 
 
@@ -143,7 +148,7 @@ class Guard:
             csrf=any(_made_by(call, "csrf_protected") for call in calls),
         )
 
-    def document(self, operation: dict[str, Any]) -> None:
+    def document(self, operation: dict[str, Any], *, takes_body: bool) -> None:
         responses: dict[str, Any] = operation.setdefault("responses", {})
         operation.pop("security", None)
         if self.authenticated:
@@ -155,6 +160,8 @@ class Guard:
         if self.roles_checked or self.csrf:
             forbidden = responses.setdefault("403", {"description": _FORBIDDEN})
             forbidden.setdefault("content", _ERROR_BODY)
+        if takes_body:
+            responses.setdefault("400", _UNPARSABLE)
         responses.setdefault("413", _TOO_LARGE)
         responses.setdefault("431", _HEADERS_TOO_LARGE)
         operation["responses"] = dict(sorted(responses.items()))

@@ -12,6 +12,9 @@ from mammotriage.worklist import ReadingQueue
 
 router = APIRouter(tags=["worklist"])
 
+#: The largest ``offset`` accepted (422 beyond).
+MAX_OFFSET = 10_000_000
+
 
 @router.get("/worklist", response_model=WorklistOut, summary="The caller's reading queue")
 def worklist(
@@ -23,7 +26,8 @@ def worklist(
     queue: Annotated[
         ReadingQueue, Query(description="Which queue; `mine`: the exams I hold")
     ] = ReadingQueue.ALL,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: past any real queue, and a huge one was a 500 (slicing past sys.maxsize).
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=500, description="Default: page_size")] = None,
 ) -> WorklistOut:
     """A radiologist sees the exams they can read now; admins and services see every exam
