@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -128,10 +129,52 @@ class DecisionOut(_Out):
     consensus: bool
 
 
+#: How each of the worker's report sinks words where a report went (the start of its
+#: record), and what a reader calls it. A record that is none of these is a folder's path.
+_PACS_RECORDS = (
+    ("Orthanc ", "PACS (Orthanc)"),
+    ("DICOMweb ", "PACS (DICOMweb)"),
+    ("C-STORE to ", "PACS (DICOM C-STORE)"),
+)
+_NOT_STORED_RECORD = "not stored"
+
+
 class ReportOut(_Out):
-    sop_instance_uid: str
-    location: str | None
+    """Where the AI's structured report went, in a reader's terms: never the worker's
+    record of it (a server path named after the study, a PACS address) nor a UID."""
+
+    destination: Literal["pacs", "folder", "none"] = Field(
+        description="pacs: sent to the PACS; folder: written to the service's reports "
+        "folder (see download_url); none: not stored anywhere"
+    )
+    sent_to: str | None = Field(description="The PACS kind, e.g. 'PACS (Orthanc)'")
+    sent_at: datetime | None
     download_url: str | None
+    summary: str = Field(description="One line for a reader")
+
+    @classmethod
+    def of(cls, detail: ExamDetail, download_url: str | None) -> ReportOut:
+        record = detail.report_location or ""
+        at = detail.report_sent_at
+        when = f" at {at:%Y-%m-%d %H:%M} UTC" if at is not None else ""
+        sent_to = next((name for start, name in _PACS_RECORDS if record.startswith(start)), None)
+        if sent_to is not None:
+            destination: Literal["pacs", "folder", "none"] = "pacs"
+            summary = f"Sent to {sent_to}{when}"
+        elif not record or record.startswith(_NOT_STORED_RECORD):
+            destination, summary = "none", "Not stored: no PACS or reports folder is configured"
+        else:
+            destination = "folder"
+            summary = f"Written to the reports folder{when}" + (
+                "; available to download" if download_url else "; not readable by this service"
+            )
+        return cls(
+            destination=destination,
+            sent_to=sent_to,
+            sent_at=at,
+            download_url=download_url,
+            summary=summary,
+        )
 
 
 class ExamOut(_Out):
@@ -166,11 +209,8 @@ class ExamOut(_Out):
         by_uid = {im.sop_instance_uid: n for n, im in enumerate(detail.images)}
         report = None
         if detail.report_sop_instance_uid:
-            report = ReportOut(
-                sop_instance_uid=detail.report_sop_instance_uid,
-                location=detail.report_location,
-                download_url=f"{base}/report.dcm" if report_downloadable else None,
-            )
+            download = f"{base}/report.dcm" if report_downloadable else None
+            report = ReportOut.of(detail, download)
         return cls(
             exam_id=detail.exam_id,
             received_at=detail.received_at,

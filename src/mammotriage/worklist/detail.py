@@ -67,6 +67,7 @@ class ExamDetail:
     model_sha256: str | None
     report_sop_instance_uid: str | None
     report_location: str | None
+    report_sent_at: datetime | None
     images: tuple[ExamImage, ...]
     findings: tuple[ExamFinding, ...]
     decisions: tuple[Decision, ...]
@@ -115,6 +116,7 @@ def exam_detail(
         model_sha256=None if score is None else score.model_sha256,
         report_sop_instance_uid=exam.report_sop_instance_uid,
         report_location=exam.report_location,
+        report_sent_at=exam.report_sent_at,
         images=_images(session, exam),
         findings=() if score is None else _findings(session, score),
         decisions=tuple(

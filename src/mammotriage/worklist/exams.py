@@ -210,13 +210,24 @@ class ExamArchive:
             .on_conflict_do_update(index_elements=["exam_id"], set_=assignment)
         )
 
-    def save_report(self, study_instance_uid: str, sop_instance_uid: str, location: str) -> None:
-        """Record the SR sent back for an exam's latest score, and where it went."""
+    def save_report(
+        self,
+        study_instance_uid: str,
+        sop_instance_uid: str,
+        location: str,
+        sent_at: datetime | None = None,
+    ) -> None:
+        """Record the SR sent back for an exam's latest score, where it went and when
+        (default: now)."""
         with self.db.session() as session:
             result = session.execute(
                 update(ExamRow)
                 .where(ExamRow.study_instance_uid == study_instance_uid)
-                .values(report_sop_instance_uid=sop_instance_uid, report_location=location)
+                .values(
+                    report_sop_instance_uid=sop_instance_uid,
+                    report_location=location,
+                    report_sent_at=sent_at or utcnow(),
+                )
                 .execution_options(synchronize_session=False)
             )
             if not getattr(result, "rowcount", 0):

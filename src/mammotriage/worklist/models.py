@@ -158,9 +158,11 @@ class ExamRow(Base):
     status: Mapped[ExamStatus] = mapped_column(
         _enum(ExamStatus, "exam_status"), default=ExamStatus.RECEIVED
     )
-    #: The DICOM SR sent back for the latest score, and where it went (for humans).
+    #: The DICOM SR sent back for the latest score, where it went (the worker's words:
+    #: a folder path or a PACS address, never shown to readers), and when.
     report_sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH))
     report_location: Mapped[str | None] = mapped_column(Text)
+    report_sent_at: Mapped[datetime | None]
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
     scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")

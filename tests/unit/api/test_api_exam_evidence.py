@@ -71,7 +71,7 @@ def test_the_sr_from_a_local_folder_is_served_and_its_reference_shown(
     anna, csrf = site.login("anna")
     anna.post(f"/exams/{exam}/claim", headers={"X-CSRF-Token": csrf})
     report = anna.get(f"/exams/{exam}").json()["report"]
-    assert report["sop_instance_uid"] == sop
+    assert report["destination"] == "folder"
     assert report["download_url"] == f"/exams/{exam}/report.dcm"
     answer = anna.get(report["download_url"])
     assert answer.status_code == 200 and answer.content.endswith(b"DICM")
