@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from mammotriage.errors import ConfigError
 from mammotriage.worklist.database import Database
@@ -28,6 +28,9 @@ from mammotriage.worklist.users import (
     user_of,
     user_row,
 )
+
+#: A session's row is deleted this long after its lifetime ended (at the next login).
+KEEP_ENDED = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class SessionBook:
         session_id = secrets.token_urlsafe(32)
         with self.db.session() as session:
             user_id = user_row(session, username).id
+            # Sessions long past their lifetime serve nobody; logins and logouts stay in
+            # the audit log.
+            session.execute(delete(SessionRow).where(SessionRow.expires_at < now - KEEP_ENDED))
             session.add(
                 SessionRow(
                     session_sha256=session_sha256(session_id),
@@ -113,8 +119,14 @@ class SessionBook:
             page = _page_session(row, user_of(owner))
             why = page.refusal(now, idle)
             if why is not None and row.ended_at is None:
-                row.ended_at, row.end_reason = now, why.value
-                return replace(page, ended_at=now, end_reason=why, ended_now=True)
+                # Two requests may find it idle at once: only the one that ends it says so.
+                ended = session.execute(
+                    update(SessionRow)
+                    .where(SessionRow.id == row.id, SessionRow.ended_at.is_(None))
+                    .values(ended_at=now, end_reason=why.value)
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+                return replace(page, ended_at=now, end_reason=why, ended_now=bool(ended))
             if why is None and touch_due(row.last_seen_at, now):
                 row.last_seen_at = now
                 return replace(page, last_seen_at=now)
@@ -166,4 +178,4 @@ def _page_session(row: SessionRow, user: User) -> PageSession:
     return PageSession(user, row.created_at, row.last_seen_at, row.expires_at, row.ended_at, reason)
 
 
-__all__ = ["PageSession", "SessionBook", "session_sha256"]
+__all__ = ["KEEP_ENDED", "PageSession", "SessionBook", "session_sha256"]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mammotriage.errors import NotFoundError
 from mammotriage.worklist import Store
 from mammotriage.worklist.models import Role, SessionRow
-from mammotriage.worklist.sessions import session_sha256
+from mammotriage.worklist.sessions import KEEP_ENDED, session_sha256
 from mammotriage.worklist.users import SessionEnd
 
 T0 = datetime(2024, 3, 11, 8, 0, tzinfo=timezone.utc)
@@ -151,3 +151,11 @@ def test_a_tokens_last_use_is_written_at_most_once_a_minute(store: Store) -> Non
     store.users.revoke_tokens("ris", T0)
     store.users.bearer("a" * 64, T0 + timedelta(minutes=5))
     assert [t.last_used_at for t in store.users.tokens("ris")] == [T0 + timedelta(minutes=2)]
+
+
+def test_a_login_deletes_sessions_a_week_past_their_lifetime(store: Store) -> None:
+    old = store.sessions.start("anna", T0, LIFETIME)
+    recent = store.sessions.start("anna", T0 + timedelta(days=6), LIFETIME)
+    store.sessions.start("ben", T0 + LIFETIME + KEEP_ENDED + timedelta(seconds=1), LIFETIME)
+    assert store.sessions.find(old, T0, IDLE) is None
+    assert store.sessions.find(recent, T0 + timedelta(days=6), IDLE) is not None
