@@ -153,7 +153,9 @@ class Guard:
         operation.pop("security", None)
         if self.authenticated:
             responses.setdefault("401", _UNAUTHENTICATED)
-            cookie = {"session": [], "csrf": []} if self.csrf else {"session": []}
+            cookie: dict[str, list[str]] = (
+                {"session": [], "csrf": []} if self.csrf else {"session": []}
+            )
             operation["security"] = [cookie, {"bearer": []}]
         else:
             operation["security"] = []

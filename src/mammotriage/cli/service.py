@@ -322,6 +322,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _print_openapi(config: Path | None) -> None:
+    import json
+
+    from mammotriage.api.app import create_app, open_store
+
+    try:
+        settings = _settings(config)
+        store = open_store(settings)  # not migrated: the schema needs no table
+        try:
+            schema = create_app(settings, store=store).openapi()
+        finally:
+            store.close()
+    except MammotriageError as exc:
+        fail(exc)
+        return
+    sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
@@ -344,8 +362,18 @@ def serve(
             "or decision may show in their queue up to queue_snapshot_seconds late.",
         ),
     ] = 1,
+    print_openapi: Annotated[
+        bool,
+        typer.Option(
+            "--print-openapi",
+            help="Print the API's OpenAPI schema (JSON) and exit, without serving.",
+        ),
+    ] = False,
 ) -> None:
     """Run the reading service (API and page) with uvicorn."""
+    if print_openapi:
+        _print_openapi(config)
+        return
     tls = tls_cert is not None and tls_key is not None
     if (tls_cert is None) != (tls_key is None):
         fail(ConfigError("--tls-cert and --tls-key go together"))

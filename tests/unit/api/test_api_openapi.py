@@ -3,11 +3,16 @@ schema that says what each operation refuses and how a caller authenticates."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from api_site import READER_TOKEN, SERVICE_TOKEN, Site, make_site
+from mammotriage.cli import app as cli
 
 #: The operations that need a signed-in caller, and which of them check a role or CSRF.
 PROTECTED = {
@@ -123,3 +128,15 @@ def test_a_negative_image_index_is_a_validation_error(site: Site) -> None:
     parameters = schema_of(site)["paths"]["/exams/{exam_id}/images/{index}.png"]["get"]
     index = next(p for p in parameters["parameters"] if p["name"] == "index")
     assert index["schema"]["minimum"] == 0
+
+
+def test_serve_prints_the_schema_without_serving(tmp_path: Path) -> None:
+    config = tmp_path / "api.yaml"
+    database = tmp_path / "var" / "mt.sqlite"
+    config.write_text(yaml.safe_dump({"database": str(database), "session_secret": "x" * 40}))
+    result = CliRunner().invoke(cli, ["serve", "--print-openapi", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert "401" in schema["paths"]["/worklist"]["get"]["responses"]
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "session", "csrf"}
+    assert not database.exists()  # nothing served, nothing migrated
