@@ -31,8 +31,9 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -75,8 +76,8 @@ class PasswordGate:
     ``nice`` (Linux: per thread; argon2's lane threads inherit it), so that on a busy
     machine the worklist's requests get the CPU first and a login takes longer instead.
     The login route's thread waits for its verification (the route is sync), so the waiting
-    ones are bounded too: a verification that cannot even wait is refused at once
-    (:meth:`verify` gives None).
+    ones are bounded too: a login that cannot even wait is refused at once (:meth:`admission`
+    gives False), before it costs anything else.
     """
 
     def __init__(
@@ -93,15 +94,20 @@ class PasswordGate:
         )
         self._verify = verify
 
-    def verify(self, password_hash: str | None, password: str) -> bool | None:
-        """Whether ``password`` matches (see :func:`verify_password`); None if the gate is
-        full and the password was not checked."""
-        if not self._admitted.acquire(blocking=False):
-            return None
+    @contextmanager
+    def admission(self) -> Iterator[bool]:
+        """Whether a verification may run or wait now (held until the block ends)."""
+        admitted = self._admitted.acquire(blocking=False)
         try:
-            return self._checks.submit(self._verify, password_hash, password).result()
+            yield admitted
         finally:
-            self._admitted.release()
+            if admitted:
+                self._admitted.release()
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether ``password`` matches (see :func:`verify_password`), checked on the gate's
+        threads; call it inside :meth:`admission` only."""
+        return self._checks.submit(self._verify, password_hash, password).result()
 
 
 def _lower_priority(nice: int) -> None:
@@ -158,8 +164,8 @@ def check_login(
 ) -> User | LoginRefused:
     """The user whose correct password this is, or why the login is refused.
 
-    Refused: 429 while the username or the address is blocked (no password checked), 503
-    while the gate is full, 401 for a wrong password or an unknown or inactive user (the
+    Refused: 503 while the gate is full, 429 while the username or the address is blocked
+    (neither checks a password), 401 for a wrong password or an unknown or inactive user (the
     failure counted against the username and the address). Every refusal is audited.
     """
     settings: ApiSettings = request.app.state.settings
@@ -167,21 +173,23 @@ def check_login(
     actor = name or INVALID_USERNAME
     address = client_address(request)
     keys = [ThrottleKey.address(address)] + ([ThrottleKey.user(name)] if name else [])
-    block = store.throttle.blocked(keys, now)
-    if block is not None:
-        seconds = max(1, math.ceil(block.retry_after(now).total_seconds()))
-        detail = {"limit": block.key.kind.value, "retry_after": seconds, "address": address}
-        store.audit.record(actor, "login-throttled", None, detail)
-        message = f"Too many failed logins: try again in {_wait(seconds)}."
-        return LoginRefused(status.HTTP_429_TOO_MANY_REQUESTS, message, seconds)
-    user = store.users.get(name) if name else None
-    known = user if user is not None and user.active else None
-    verified = password_gate(request.app).verify(known.password_hash if known else None, password)
-    if verified is None:
-        detail = {"limit": "busy", "retry_after": BUSY_RETRY_AFTER, "address": address}
-        store.audit.record(actor, "login-throttled", None, detail)
-        message = "The service is busy checking other logins: try again in a moment."
-        return LoginRefused(status.HTTP_503_SERVICE_UNAVAILABLE, message, BUSY_RETRY_AFTER)
+    gate = password_gate(request.app)
+    with gate.admission() as admitted:
+        if not admitted:  # first: a flood is turned away before it costs a database read
+            detail = {"limit": "busy", "retry_after": BUSY_RETRY_AFTER, "address": address}
+            store.audit.record(actor, "login-throttled", None, detail)
+            message = "The service is busy checking other logins: try again in a moment."
+            return LoginRefused(status.HTTP_503_SERVICE_UNAVAILABLE, message, BUSY_RETRY_AFTER)
+        block = store.throttle.blocked(keys, now)
+        if block is not None:
+            seconds = max(1, math.ceil(block.retry_after(now).total_seconds()))
+            detail = {"limit": block.key.kind.value, "retry_after": seconds, "address": address}
+            store.audit.record(actor, "login-throttled", None, detail)
+            message = f"Too many failed logins: try again in {_wait(seconds)}."
+            return LoginRefused(status.HTTP_429_TOO_MANY_REQUESTS, message, seconds)
+        user = store.users.get(name) if name else None
+        known = user if user is not None and user.active else None
+        verified = gate.verify(known.password_hash if known else None, password)
     if not verified or known is None:
         started = store.throttle.failed(keys, now, throttle_policy(settings))
         failed_detail = (
