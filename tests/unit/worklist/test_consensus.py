@@ -5,7 +5,6 @@ with the reading rules' own messages."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -20,14 +19,6 @@ from mammotriage.worklist.rules import consensus_closes, why_closed
 BOTH = ConsensusMode.BOTH_READERS
 THIRD = ConsensusMode.THIRD_READER
 EITHER = ConsensusMode.EITHER_READER
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def in_consensus(store: Store, study: str) -> uuid.UUID:

@@ -3,7 +3,6 @@ source cursors and the report recorded per exam."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,14 +14,6 @@ from mammotriage.worklist import ExamStatus, JobStatus, Store
 
 NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
 POLICY = TriagePolicy(version="test-1", max_wait_days=5)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def run_to_done(store: Store, worker: str = "w1") -> None:

@@ -4,7 +4,6 @@ double reading, consensus, expiry, users and tokens."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -17,14 +16,6 @@ from mammotriage.worklist.models import Role
 
 NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
 POLICY = TriagePolicy(version="test-1", max_wait_days=5)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def add_exam(store: Store, study: str, category: int, received: datetime = NOW):

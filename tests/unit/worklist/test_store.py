@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,14 +21,6 @@ NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
 POLICY = TriagePolicy(version="test-1", max_wait_days=5)
 SHA_A = "a" * 64
 SHA_B = "b" * 64
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def exam_score(study: str, category: int, sha: str = SHA_A, finding: int = 30) -> ExamScore:

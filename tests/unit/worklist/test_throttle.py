@@ -5,7 +5,6 @@ several processes fail the same keys at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -20,14 +19,6 @@ NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
 ANNA = ThrottleKey.user("anna")
 HERE = ThrottleKey.address("192.0.2.7")
 SECOND = timedelta(seconds=1)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 def failures(store: Store, key: ThrottleKey) -> int:

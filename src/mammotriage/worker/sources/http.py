@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +28,9 @@ REPORT_MANUFACTURER = MANUFACTURER
 REPORT_SERIES_DESCRIPTION = SERIES_DESCRIPTION
 
 Clock = Callable[[], datetime]
+
+#: Requests that may be sent again when a connection closed before their answer.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def utc_now() -> datetime:
@@ -130,7 +133,8 @@ class PacsHttp:
         Errors raised while the caller reads the body are converted as well.
         """
         try:
-            with self._client.stream(method, path, **kwargs) as reply:
+            with ExitStack() as stack:
+                reply = self._send(stack, method, path, **kwargs)
                 if reply.status_code == 404 and missing_ok:
                     yield None
                     return
@@ -148,6 +152,20 @@ class PacsHttp:
             ) from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"{self.what}: {method} {path} failed ({exc})") from exc
+
+    def _send(self, stack: ExitStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send the request and read the response's head (its body stays in ``stack``).
+
+        A server may close an idle keep-alive connection just as the next request goes out
+        on it (Orthanc does); httpx retries only failed connects, so the request fails
+        without an answer. An idempotent request is sent once more, on another connection.
+        """
+        try:
+            return stack.enter_context(self._client.stream(method, path, **kwargs))
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            if method.upper() not in _IDEMPOTENT:
+                raise
+            return stack.enter_context(self._client.stream(method, path, **kwargs))
 
     def request(
         self,
