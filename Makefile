@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 # The checks of `make lint` run first: a layering, typing or style error fails the test run.
 test: $(STAMP) lint system-test
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile -q --durations=15
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration"
