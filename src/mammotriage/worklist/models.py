@@ -2,7 +2,8 @@
 
 SQLAlchemy 2 declarative models with typed ``Mapped[...]`` columns, portable between SQLite
 (one site, one worker) and PostgreSQL (several workers). The schema holds no patient name or
-patient ID: an exam is known by its StudyInstanceUID and an internal public UUID.
+patient ID: an exam is known by its StudyInstanceUID and an internal public UUID. (The one
+exception: an HL7 message for the RIS keeps its text, PID included, until it is delivered.)
 
 Idempotency lives here, in unique constraints, not in the code that writes:
 
@@ -10,6 +11,7 @@ Idempotency lives here, in unique constraints, not in the code that writes:
 - ``jobs (source, study_instance_uid)``: a study is enqueued once per source;
 - ``assignments (exam_id)``: one reading assignment per exam;
 - ``exams (study_instance_uid)``;
+- ``hl7_outbox (control_id)``: an HL7 message is queued once, whoever queues it again;
 - ``images (exam_id, position)``: one row per file of the exam, so that files sharing a
   SOPInstanceUID (a damaged copy, a UID reused by another study) or without one each keep
   their own row; ``sop_instance_uid`` is indexed, not unique.
@@ -401,3 +403,42 @@ class AuditRow(Base):
     #: Not a foreign key: the log outlives the rows it speaks of.
     exam_public_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     detail: Mapped[dict[str, Any]]
+
+
+class OutboxState(str, enum.Enum):
+    """Where an HL7 message in the outbox stands."""
+
+    QUEUED = "queued"
+    #: The RIS acknowledged it (AA): never sent again.
+    DELIVERED = "delivered"
+    #: The RIS refused it (AR): sent again only when an operator requeues it.
+    FAILED = "failed"
+
+
+class Hl7OutboxRow(Base):
+    """An HL7 result message for the RIS, kept until it is acknowledged (the outbox).
+
+    ``er7`` is the message itself and so holds what its PID carries (the patient id, and
+    the name where the site sends it): the one place in the store that does, and only until
+    the RIS has acknowledged it (it is emptied on delivery; a refused message keeps it, to
+    be sent again).
+    """
+
+    __tablename__ = "hl7_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: MSH-10: unique, so that the same message is never queued twice.
+    control_id: Mapped[str] = mapped_column(String(20), unique=True)
+    #: Not a foreign key, like the audit log's: the record outlives the exam's rows.
+    exam_public_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[OutboxState] = mapped_column(
+        _enum(OutboxState, "outbox_state"), default=OutboxState.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Not before then (backoff, or a sender's hold on it); NULL: at once.
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    #: The ER7 text; NULL once delivered.
+    er7: Mapped[str | None] = mapped_column(Text)

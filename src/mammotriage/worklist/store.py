@@ -11,6 +11,7 @@ parts that work in it::
     store.sessions  page sessions held on the server (logout, idle timeout, lifetime)
     store.audit     who did what to which exam
     store.throttle  failed logins per username and client address (the login throttle)
+    store.outbox    HL7 result messages waiting for the RIS (delivered in order, once)
 
 Concurrency rests on the database, not on the code:
 
@@ -31,6 +32,7 @@ from mammotriage.worklist.audit import AuditLog
 from mammotriage.worklist.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from mammotriage.worklist.exams import ExamArchive
 from mammotriage.worklist.jobs import DEFAULT_CLAIM_TIMEOUT, JobQueue
+from mammotriage.worklist.outbox import HL7Outbox
 from mammotriage.worklist.readings import ReadingDesk
 from mammotriage.worklist.sessions import SessionBook
 from mammotriage.worklist.throttle import LoginThrottle
@@ -77,6 +79,7 @@ class Store:
         self.sessions = SessionBook(self.db)
         self.audit = AuditLog(self.db)
         self.throttle = LoginThrottle(self.db)
+        self.outbox = HL7Outbox(self.db)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (:meth:`Database.migrate`)."""
