@@ -12,7 +12,10 @@ case "$target" in
                ['/usr/lib/postgresql/*/bin/initdb']=postgresql
                ['/usr/sbin/Orthanc']=orthanc
                ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so']=orthanc-dicomweb
-               ['/usr/bin/chromium']=chromium) ;;
+               ['/usr/bin/chromium']=chromium
+               # the independent SR/IOD validators: dciodvfy, PixelMed's DicomSRValidator
+               [dciodvfy]=dicom3tools [java]=pixelmed-apps
+               ['/usr/share/java/pixelmed.jar']=pixelmed-apps) ;;
   demo) needs=() ;;
   *) echo "usage: $0 test|demo" >&2; exit 2 ;;
 esac
