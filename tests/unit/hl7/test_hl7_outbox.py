@@ -5,6 +5,7 @@ real MLLP peer that was down and came back."""
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -200,3 +201,32 @@ def oru(accession: str, correction: bool) -> Hl7Message:
     return build_oru(
         Patient("0101701234"), Order(accession_number=accession), result, Hl7Mapping(), now=NOW
     )
+
+
+def test_a_message_commits_with_the_callers_transaction_or_not_at_all(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.db.session() as session:
+        store.outbox.enqueue_in(session, "C1", EXAM, er7("C1"), now=NOW)
+        raise RuntimeError("the exam's decision failed")
+    assert store.outbox.messages() == []
+    with store.db.session() as session:
+        store.outbox.enqueue_in(session, "C1", EXAM, er7("C1"), now=NOW)
+    assert [m.control_id for m in store.outbox.messages()] == ["C1"]
+
+
+def test_two_senders_at_once_never_both_hold_the_head(store: Store) -> None:
+    store.outbox.enqueue("C1", EXAM, er7("C1"), now=NOW)
+    store.outbox.enqueue("C2", EXAM, er7("C2"), now=NOW + timedelta(seconds=1))
+    barrier = threading.Barrier(4)
+    claimed: list[str | None] = []
+
+    def sender() -> None:
+        barrier.wait()
+        message = store.outbox.claim_next(NOW)
+        claimed.append(None if message is None else message.control_id)
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed, key=str) == ["C1", None, None, None]
