@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from mammotriage.errors import ConfigError
 
@@ -163,3 +163,34 @@ def charset_codec(er7: str) -> str:
         return CharacterSet(name or CharacterSet.ASCII.value).codec
     except ValueError as exc:
         raise ConfigError(f"MSH-18 character set {name!r} is not one sent here") from exc
+
+
+class Hl7Settings(_Block):
+    """The HL7 output of a site: where the results go and how (off unless ``enabled``).
+
+    Raises
+    ------
+    pydantic.ValidationError
+        If it is enabled without ``host`` and ``port``, or a value is out of range.
+    """
+
+    enabled: bool = False
+    #: The RIS's (or interface engine's) MLLP listener.
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: From the end of the send to the end of the ACK.
+    read_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Backoff after a failed try: base * 2**(attempts-1), at most ``retry_max_seconds``;
+    #: there is no last try (only an AR ends a message).
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    mapping: Hl7Mapping = Hl7Mapping()
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Hl7Settings:
+        if self.enabled and (not self.host or self.port is None):
+            raise ValueError("an enabled HL7 output needs host and port")
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_seconds must not be shorter than retry_base_seconds")
+        return self

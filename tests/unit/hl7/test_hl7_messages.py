@@ -12,7 +12,7 @@ from hl7apy.parser import parse_message
 from hl7apy.v2_5_1.segments import SEGMENTS
 from pydantic import ValidationError
 
-from mammotriage.hl7.config import CharacterSet, Hl7Mapping, PatientField
+from mammotriage.hl7.config import CharacterSet, Hl7Mapping, Hl7Settings, PatientField
 from mammotriage.hl7.messages import (
     MessageError,
     Order,
@@ -248,3 +248,14 @@ def test_a_name_the_character_set_cannot_hold_is_refused() -> None:
     ascii_only = Hl7Mapping(character_set=CharacterSet.ASCII)
     with pytest.raises(MessageError, match="character set 'ASCII'"):
         build_oru(Patient("1", name="Sørensen^Åse"), ORDER, RESULT, ascii_only, now=NOW)
+
+
+def test_the_hl7_output_is_off_unless_configured() -> None:
+    assert Hl7Settings().enabled is False
+    with pytest.raises(ValidationError, match="needs host and port"):
+        Hl7Settings(enabled=True)
+    settings = Hl7Settings.model_validate(
+        {"enabled": True, "host": "ris", "port": 2575, "mapping": {"receiving_application": "X"}}
+    )
+    assert settings.mapping.receiving_application == "X"
+    assert settings.mapping.sending_application == "MAMMOTRIAGE"
