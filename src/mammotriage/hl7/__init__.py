@@ -1,6 +1,8 @@
 """The reading decision for the RIS: HL7 v2.5.1 ``ORU^R01`` results sent over MLLP.
 
-- :mod:`mammotriage.hl7.config`: the site's field mapping (what goes where), with defaults;
+- :mod:`mammotriage.hl7.config`: the site's field mapping (what goes where), with defaults,
+  and the output's settings (off unless enabled);
+- :mod:`mammotriage.hl7.study`: the patient and the order read from the study's header;
 - :mod:`mammotriage.hl7.messages`: the result message, built and validated with hl7apy;
 - :mod:`mammotriage.hl7.mllp`: one message sent, its ACK read (delivered, retry, rejected).
 
