@@ -12,10 +12,10 @@ over the pixels. One GSPS per exam with findings:
   for the demonstration model) is a text object in DISPLAY units across the top of every
   referenced image, in the layer ``AI_CATEGORY``;
 - the image's own pixels are shown: no Spatial Transformation, the whole matrix as the
-  Displayed Area, and the images' own Modality LUT and window (highdicom copies them when the
-  image has them); the Presentation LUT is the image's Presentation LUT Shape, or INVERSE for a
-  MONOCHROME1 image, since a presentation state overrides the Photometric Interpretation
-  (PS3.3 C.11.6.1).
+  Displayed Area, and the images' own Modality LUT and window, or its VOI LUT when it has no
+  window (highdicom copies them when the image has them); the Presentation LUT is the
+  image's Presentation LUT Shape, or INVERSE for a MONOCHROME1 image, since a presentation
+  state overrides the Photometric Interpretation (PS3.3 C.11.6.1).
 
 PIXEL coordinates put (0, 0) at the top-left corner of the top-left pixel and
 (Columns, Rows) at the bottom-right corner of the last (PS3.3 C.10.5.1.2): the same
@@ -108,13 +108,14 @@ def _presentation_lut_shape(images: Sequence[Dataset]) -> hd.PresentationLUTShap
     return hd.PresentationLUTShapeValues(shapes.pop())
 
 
-def _check_image(uid: str, image: Dataset) -> None:
+def _check_image(index: int, image: Dataset) -> None:
+    # Named by the finding's index, not the image's UID: the worker logs this message.
     missing = [k for k in _IMAGE_ATTRIBUTES if image.get(k) is None]
     if missing:
-        raise ValueError(f"source image {uid} lacks {', '.join(missing)}")
+        raise ValueError(f"the image of findings[{index}] lacks {', '.join(missing)}")
     if int(image.SamplesPerPixel) != 1:
         raise ValueError(
-            f"source image {uid} has SamplesPerPixel {image.SamplesPerPixel}; "
+            f"the image of findings[{index}] has SamplesPerPixel {image.SamplesPerPixel}; "
             "a grayscale presentation state needs 1"
         )
 
@@ -143,16 +144,24 @@ def _displayed_areas(images: Sequence[Dataset]) -> list[Dataset]:
     return items
 
 
-def _same_size(image: Dataset, like: Dataset) -> Dataset:
-    """A shallow copy of ``image`` claiming ``like``'s matrix size, for highdicom's
-    same-size check only: the size is used for nothing else but the Displayed Area, which
-    :func:`_displayed_areas` writes from the real headers."""
+def _reference(image: Dataset, like: Dataset) -> Dataset:
+    """A shallow copy of ``image`` as highdicom should read it: ``like``'s matrix size and,
+    when the image has a window, no VOI LUT Sequence.
+
+    highdicom checks that all referenced images have one size, though the size serves only
+    the Displayed Area, which :func:`_displayed_areas` writes from the real headers. It also
+    refuses an image that has both a window and a VOI LUT Sequence, as many mammograms do
+    (PS3.3 C.11.2 allows both); the presentation state keeps the window, the viewer's usual
+    default.
+    """
     copy = Dataset()
     copy.update(image)
     # ``update`` shares the data elements: replace them rather than set their values, or
     # the caller's header would change too.
     del copy.Rows, copy.Columns
     copy.Rows, copy.Columns = like.Rows, like.Columns
+    if "WindowCenter" in copy and "WindowWidth" in copy and "VOILUTSequence" in copy:
+        del copy.VOILUTSequence
     return copy
 
 
@@ -203,10 +212,10 @@ def build_presentation_state(
         return None
 
     marked: list[Dataset] = []
-    for finding in content.findings:
+    for index, finding in enumerate(content.findings):
         image = by_uid[finding.sop_instance_uid]
         if all(image is not m for m in marked):
-            _check_image(finding.sop_instance_uid, image)
+            _check_image(index, image)
             marked.append(image)
     lut_shape = _presentation_lut_shape(marked)
 
@@ -263,7 +272,7 @@ def build_presentation_state(
 
     # highdicom copies the patient and study modules from the first reference (all are of
     # one study), reading Type 2 attributes a modality may have left out: fill them empty.
-    references = [_same_size(image, marked[0]) for image in marked]
+    references = [_reference(image, marked[0]) for image in marked]
     references[0] = _study_header(references[0])
     when = content_datetime or datetime.datetime.now()
     gsps = hd.pr.GrayscaleSoftcopyPresentationState(

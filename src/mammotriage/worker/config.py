@@ -88,6 +88,13 @@ SourceSettings = Annotated[
 ]
 
 
+class GspsSettings(_Block):
+    """A Grayscale Softcopy Presentation State per exam with findings, sent with the SR."""
+
+    #: Draw the findings' boxes and the category for viewers that show no SR content.
+    enabled: bool = False
+
+
 class RetrySettings(_Block):
     """Backoff for what may pass (PACS down, disk full): base * 2**(attempt-1), capped."""
 
@@ -134,6 +141,8 @@ class WorkerSettings(YamlSettings):
     poll_seconds: float = Field(default=5.0, gt=0)
     #: Send a DICOM SR per scored exam back to the source.
     write_reports: bool = True
+    #: With the SR, a GSPS per exam with findings (:mod:`mammotriage.dicom.gsps`).
+    gsps: GspsSettings = GspsSettings()
     #: PNG thumbnails of the views for the reading service (which must see this folder);
     #: null: none.
     thumbnails_dir: Path | None = Path("var/thumbnails")
@@ -169,6 +178,7 @@ __all__ = [
     "CStoreSourceSettings",
     "DicomWebSourceSettings",
     "FolderSourceSettings",
+    "GspsSettings",
     "MetricsSettings",
     "OrthancSourceSettings",
     "RetrySettings",

@@ -152,7 +152,11 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
     store.migrate()
     metrics = WorkerMetrics()
     reports = (
-        ReportWriter(engine.sidecar.name, demonstration=engine.sidecar.demonstration)
+        ReportWriter(
+            engine.sidecar.name,
+            demonstration=engine.sidecar.demonstration,
+            presentation_state=settings.gsps.enabled,
+        )
         if settings.write_reports
         else None
     )

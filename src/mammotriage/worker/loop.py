@@ -358,7 +358,7 @@ class Worker:
         log.info("exam stored", extra={"event": "exam-stored", **fields})
         if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
             report = self.reports.write(exam_score, decision, scratch / "report")
-            location = self.source.store_reports(job.study_instance_uid, [report.path])
+            location = self.source.store_reports(job.study_instance_uid, report.paths)
             crash_point("after-report-written")
             self.store.exams.save_report(exam_score.exam_id, report.sop_instance_uid, location)
             self.metrics.reports.inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from mammotriage import __version__
+from mammotriage.dicom.gsps import build_presentation_state
 from mammotriage.dicom.report import build_measurement_report, write_report
 from mammotriage.dicom.report_content import (
     BREAST_SIDES,
@@ -19,6 +21,8 @@ from mammotriage.dicom.report_content import (
 from mammotriage.errors import SourceError
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage import ReadingMode, TriageDecision
+
+log = logging.getLogger(__name__)
 
 _READING = {
     ReadingMode.SINGLE: "single reading",
@@ -31,6 +35,15 @@ _READING = {
 class WrittenReport:
     path: Path
     sop_instance_uid: str
+    #: The exam's GSPS, when enabled and the exam has findings.
+    presentation_state: Path | None = None
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file to send back: the SR, then the GSPS if there is one."""
+        return (
+            [self.path] if self.presentation_state is None else [self.path, self.presentation_state]
+        )
 
 
 class ReportWriter:
@@ -45,14 +58,22 @@ class ReportWriter:
     demonstration
         The model is a demonstration model (trained on synthetic data): every SR says
         "demonstration model, not for clinical use".
+    presentation_state
+        Also write a GSPS (:mod:`mammotriage.dicom.gsps`) for each exam with findings.
     """
 
     def __init__(
-        self, model_name: str, *, institution_name: str | None = None, demonstration: bool = False
+        self,
+        model_name: str,
+        *,
+        institution_name: str | None = None,
+        demonstration: bool = False,
+        presentation_state: bool = False,
     ) -> None:
         self.model_name = model_name
         self.institution_name = institution_name
         self.demonstration = demonstration
+        self.presentation_state = presentation_state
 
     def write(
         self, exam_score: ExamScore, decision: TriageDecision, out_dir: Path
@@ -103,7 +124,20 @@ class ReportWriter:
         )
         out_dir.mkdir(parents=True, exist_ok=True)
         path = write_report(report, out_dir / f"{report.SOPInstanceUID}.dcm")
-        return WrittenReport(path, str(report.SOPInstanceUID))
+        gsps_path = None
+        if self.presentation_state:
+            try:
+                gsps = build_presentation_state(
+                    content, headers, algorithm, institution_name=self.institution_name
+                )
+            except ValueError as exc:  # images it cannot show (mixed MONOCHROME1/2): SR only
+                log.warning(
+                    "presentation state not built: %s", exc, extra={"event": "gsps-skipped"}
+                )
+                gsps = None
+            if gsps is not None:
+                gsps_path = write_report(gsps, out_dir / f"{gsps.SOPInstanceUID}.dcm")
+        return WrittenReport(path, str(report.SOPInstanceUID), gsps_path)
 
 
 __all__ = ["ReportWriter", "WrittenReport"]

@@ -218,6 +218,19 @@ def test_original_pixels_are_shown_with_the_image_window_and_no_spatial_change(t
     assert ds.PresentationLUTShape == "IDENTITY"
 
 
+def test_an_image_with_a_window_and_a_voi_lut_keeps_its_window(tmp_path):
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 16]
+    lut.LUTData = list(range(4096))
+    lut.LUTExplanation = "NORMAL"
+    images = _exam(VOILUTSequence=[lut])
+    _, ds = _written(_content(images), images, tmp_path)
+    (voi,) = ds.SoftcopyVOILUTSequence
+    assert (float(voi.WindowCenter), float(voi.WindowWidth)) == (2000.0, 4000.0)
+    assert "VOILUTSequence" not in voi
+    assert all("VOILUTSequence" in image for image in images)  # headers untouched
+
+
 def test_monochrome1_images_are_shown_inverted_as_their_photometric_interpretation_says(tmp_path):
     images = _exam(PhotometricInterpretation="MONOCHROME1")
     _, ds = _written(_content(images), images, tmp_path)
@@ -319,15 +332,23 @@ def test_sources_take_the_presentation_state_for_ours_and_never_for_an_image(tmp
 
 
 @pytest.mark.parametrize(
-    "variant", ["findings on two images", "demonstration, MONOCHROME1", "views of two sizes"]
+    "variant",
+    ["findings on two images", "demonstration, MONOCHROME1, VOI LUT", "views of two sizes"],
 )
 def test_dciodvfy_finds_no_error(tmp_path, variant):
     assert shutil.which("dciodvfy"), "dciodvfy missing: make test installs dicom3tools"
     if variant == "findings on two images":
         images = _exam()
         content = _content(images)
-    elif variant == "demonstration, MONOCHROME1":
-        images = _exam(PhotometricInterpretation="MONOCHROME1", PresentationLUTShape="INVERSE")
+    elif variant == "demonstration, MONOCHROME1, VOI LUT":
+        lut = Dataset()
+        lut.LUTDescriptor = [4096, 0, 16]
+        lut.LUTData = list(range(4096))
+        images = _exam(
+            PhotometricInterpretation="MONOCHROME1",
+            PresentationLUTShape="INVERSE",
+            VOILUTSequence=[lut],
+        )
         content = _content(images, demonstration=True, findings=_content(images).findings[:2])
     else:
         images = _exam()
