@@ -1,21 +1,35 @@
 """The AI result as a DICOM Structured Report that a PACS files into the exam's own study.
 
 The report is a TID 1500 Measurement Report (PS3.16 A.35.1) in a Comprehensive SR
-(PS3.3 A.35.3): Comprehensive SR is the oldest SR class that carries numeric measurements
-together with 2D SCOORD regions on referenced images, so it is the one most PACS and viewers
-accept; Comprehensive 3D SR adds only SCOORD3D, which a projection mammogram has no use for.
-The tree (highdicom builds and checks every level)::
+(PS3.3 A.35.3), built to IHE Radiology AI Results (AIR): Comprehensive SR is the oldest SR
+class that carries numeric measurements together with 2D SCOORD regions on referenced images,
+so it is the one most PACS and viewers accept; Comprehensive 3D SR adds only SCOORD3D, which a
+projection mammogram has no use for. The tree (highdicom builds and checks every level)::
 
     Imaging Measurement Report (TID 1500)
-    ├─ Language, Observer Type = Device (TID 1002/1004: "mammotriage", model name)
-    ├─ Procedure Reported = SCT 71651007 "Mammography"
+    ├─ Language, Observer Type = Device (TID 1002/1004: Device UID, "mammotriage", model name)
+    ├─ Procedure Reported = SCT 363679005 "Imaging procedure" (CID 100)
     └─ Imaging Measurements
-       ├─ Measurement Group (TID 1501) tracking id "exam"; Finding Site = Breast;
+       ├─ Measurement Group (TID 1501) tracking id "exam" + UID; Finding Site = Breast;
        │    Algorithm Identification (TID 4019, parameters: model sha256);
        │    Score (0-100), Triage category (1-10), Triage reading (coded, optional)
        ├─ Measurement Group (TID 1501) per scored breast; Finding Site = Left/Right breast; Score
-       └─ Planar ROI group (TID 1410) per finding; Image Region = closed 5-point POLYLINE
-            on its source image (SCOORD, pixel-edge coordinates); Finding Site; Score
+       └─ Measurement Group (TID 1501) per finding, tracking id + UID; Finding Site; Score;
+            Source of Measurement = closed 5-point POLYLINE on its source image (SCOORD,
+            pixel-edge coordinates, row 10 of TID 1501)
+
+Each finding is a TID 1501 group with its region as the "Source of Measurement" rather than
+a TID 1410 Planar ROI group with an "Image Region": both are valid in TID 1500, but PixelMed's
+SR validator (an independent checker the tests run) decides between TID 1410 and TID 1501 for
+the whole Imaging Measurements container by counting Image Regions, so a report with exactly
+one TID 1410 finding next to the exam's TID 1501 groups is failed as if every group were a
+Planar ROI. One template for every group is read the same way by every validator.
+
+Outside the content tree: the Performed Procedure Code Sequence says "Mammography"; the
+Contributing Equipment Sequence has, after highdicom's own item, the model as IHE AIR asks
+(Purpose of Reference "Processing Algorithm", manufacturer, model name, software version and
+a Device UID derived from the model's sha256, so it changes with the model); the Coding Scheme
+Identification Sequence declares the two private schemes used (99MMTRIAGE, 99IHE).
 
 The SOP and Series Instance UIDs derive from the study, the model hash, the source images and
 the content, so re-sending a report after a crash gives the PACS the same instance (it
@@ -53,15 +67,22 @@ from pydicom.uid import generate_uid
 from pydicom.valuerep import DA, DT, TM
 
 from mammotriage.atomic import atomic_write
+from mammotriage.dicom.model import Laterality
 from mammotriage.dicom.report_content import (
     BREAST,
     BREAST_BY_LATERALITY,
     DEMONSTRATION_ONLY,
+    IHE_ORGANIZATION,
+    IHE_SCHEME,
+    IHE_SCHEME_NAME,
     INTENDED_USE,
     PRIVATE_SCHEME,
     PRIVATE_SCHEME_NAME,
     PROCEDURE_MAMMOGRAPHY,
+    PROCEDURE_REPORTED,
+    PROCESSING_ALGORITHM,
     SCORE,
+    SOURCE_OF_MEASUREMENT,
     TRIAGE_CATEGORY,
     TRIAGE_READING,
     UNIT_NONE,
@@ -80,7 +101,9 @@ __all__ = [
     "AlgorithmIdentity",
     "ReportContent",
     "ReportFinding",
+    "algorithm_equipment",
     "build_measurement_report",
+    "device_uid",
     "report_uids",
     "write_report",
 ]
@@ -193,10 +216,37 @@ def _derived_uid(fingerprint: str, purpose: str) -> str:
     return str(generate_uid(entropy_srcs=[f"mammotriage-sr-{purpose}", fingerprint]))
 
 
+def device_uid(algorithm: AlgorithmIdentity) -> str:
+    """The model's Device UID: one per model sha256, the same in every report it writes.
+
+    It is the Device Observer UID of the report's observer context (TID 1004) and the Device
+    UID of the algorithm's Contributing Equipment item, so a new model file (a new sha256) is
+    a new device to the PACS, and the same model is the same device in every report.
+    """
+    return str(generate_uid(entropy_srcs=["mammotriage-device", algorithm.sha256]))
+
+
+def algorithm_equipment(algorithm: AlgorithmIdentity, when: datetime.datetime) -> Dataset:
+    """The Contributing Equipment Sequence item (PS3.3 C.12.1) for the model, as IHE AIR asks.
+
+    Purpose of Reference (Newcode1, 99IHE, "Processing Algorithm"), manufacturer, model name,
+    software version and :func:`device_uid`. highdicom's ``ContributingEquipment`` accepts
+    only DCM purposes, so the item is a plain dataset.
+    """
+    item = Dataset()
+    item.Manufacturer = MANUFACTURER
+    item.ManufacturerModelName = algorithm.name
+    item.SoftwareVersions = algorithm.version
+    item.DeviceUID = device_uid(algorithm)
+    item.PurposeOfReferenceCodeSequence = [PROCESSING_ALGORITHM]
+    item.ContributionDateTime = DT(when)
+    item.ContributionDescription = f"AI triage model {algorithm.name}, sha256 {algorithm.sha256}"
+    return item
+
+
 def _observation_context(algorithm: AlgorithmIdentity) -> hd.sr.ObservationContext:
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        # One UID per model: the same model is the same observing device in every report.
-        uid=str(generate_uid(entropy_srcs=["mammotriage-device", algorithm.sha256])),
+        uid=device_uid(algorithm),
         name=MANUFACTURER,
         manufacturer_name=MANUFACTURER,
         model_name=algorithm.name,
@@ -247,11 +297,13 @@ def _exam_group(
 
 
 def _breast_group(
-    laterality: str,
+    side: Laterality,
     score: float,
     algorithm_id: hd.sr.AlgorithmIdentification,
     fingerprint: str,
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    # The code letter, not the enum's repr ("breast L", not "breast Laterality.LEFT").
+    laterality = side.value
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=_derived_uid(fingerprint, f"breast-{laterality}"),
@@ -279,25 +331,37 @@ def _finding_group(
     image: Dataset,
     algorithm_id: hd.sr.AlgorithmIdentification,
     fingerprint: str,
-) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    region = hd.sr.ImageRegion(
-        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=rectangle(finding.box),
-        source_image=hd.sr.SourceImageForRegion(
-            referenced_sop_class_uid=str(image.SOPClassUID),
-            referenced_sop_instance_uid=str(image.SOPInstanceUID),
-        ),
-    )
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=_derived_uid(fingerprint, f"finding-{number}"),
             identifier=f"finding {number} {finding.laterality} {finding.view}",
         ),
-        referenced_region=region,
         algorithm_id=algorithm_id,
         finding_sites=[hd.sr.FindingSite(BREAST_BY_LATERALITY[finding.laterality])],
         measurements=[_score(finding.score)],
     )
+    # TID 1501 row 10: the region the score belongs to, SELECTED FROM its image. highdicom
+    # builds only IMAGE references there, so the SCOORD is added to the group by hand, before
+    # the measurement as the template orders it.
+    region = hd.sr.ScoordContentItem(
+        name=SOURCE_OF_MEASUREMENT,
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=rectangle(finding.box),
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    region.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.SourceImageForRegion(
+                referenced_sop_class_uid=str(image.SOPClassUID),
+                referenced_sop_instance_uid=str(image.SOPInstanceUID),
+            )
+        ]
+    )
+    items = group[0].ContentSequence
+    first_number = next((i for i, item in enumerate(items) if item.ValueType == "NUM"), len(items))
+    items.insert(first_number, region)
+    return group
 
 
 def _study_header(image: Dataset) -> Dataset:
@@ -363,10 +427,7 @@ def build_measurement_report(
     sop_instance_uid = _derived_uid(fingerprint, "instance")
     algorithm_id = _algorithm_id(algorithm)
 
-    groups: list[
-        hd.sr.MeasurementsAndQualitativeEvaluations
-        | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
-    ] = [_exam_group(content, algorithm_id, fingerprint)]
+    groups = [_exam_group(content, algorithm_id, fingerprint)]
     for laterality, score in content.breasts.items():
         if score is not None:
             groups.append(_breast_group(laterality, score, algorithm_id, fingerprint))
@@ -376,7 +437,7 @@ def build_measurement_report(
 
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(algorithm),
-        procedure_reported=PROCEDURE_MAMMOGRAPHY,
+        procedure_reported=PROCEDURE_REPORTED,
         imaging_measurements=groups,
     )
     when = content_datetime or datetime.datetime.now()
@@ -405,7 +466,12 @@ def build_measurement_report(
                 designator=PRIVATE_SCHEME,
                 name=PRIVATE_SCHEME_NAME,
                 responsible_organization=MANUFACTURER,
-            )
+            ),
+            CodingSchemeIdentificationItem(
+                designator=IHE_SCHEME,
+                name=IHE_SCHEME_NAME,
+                responsible_organization=IHE_ORGANIZATION,
+            ),
         ],
     )
     # highdicom stamps Instance Creation and its own Contributing Equipment item with the
@@ -414,6 +480,8 @@ def build_measurement_report(
     sr.InstanceCreationTime = TM(when.time())
     for equipment in sr.get("ContributingEquipmentSequence", []):
         equipment.ContributionDateTime = DT(when)
+    # After highdicom's items (the source's acquisition equipment, highdicom itself).
+    sr["ContributingEquipmentSequence"].value.append(algorithm_equipment(algorithm, when))
     if content.partial:
         sr.CompletionFlagDescription = "exam lacks a standard view"
     return sr

@@ -38,10 +38,33 @@ SCORE_RANGE = (0.0, 100.0)
 PRIVATE_SCHEME = "99MMTRIAGE"
 PRIVATE_SCHEME_NAME = "mammotriage triage codes"
 
-#: SCT 71651007 "Mammography" (CID 6058/10005), the procedure every report is about.
+#: SCT 71651007 "Mammography" (CID 6058/10005), the procedure every report is about: the
+#: SR's Performed Procedure Code Sequence (PS3.3 C.17.2).
 PROCEDURE_MAMMOGRAPHY = CodedConcept(
     codes.SCT.Mammography.value, codes.SCT.Mammography.scheme_designator, "Mammography"
 )
+#: SCT 363679005 "Imaging procedure", TID 1500's "Procedure reported". TID 1500 row 4 takes
+#: its value from CID 100, which has no mammography code in any edition; "Imaging procedure"
+#: is the one code of CID 100 that fits a mammogram and is in every edition since 2019 (the
+#: "XR unspecified body region" of 2023c is unknown to validators built on older ones).
+PROCEDURE_REPORTED = CodedConcept(
+    codes.SCT.ImagingProcedure.value,
+    codes.SCT.ImagingProcedure.scheme_designator,
+    "Imaging procedure",
+)
+#: DCM 121112 "Source of Measurement" (CID 7551): the SCOORD that places a finding's score on
+#: its image in a TID 1501 Measurement Group (row 10).
+SOURCE_OF_MEASUREMENT = CodedConcept(
+    codes.DCM.SourceOfMeasurement.value,
+    codes.DCM.SourceOfMeasurement.scheme_designator,
+    "Source of Measurement",
+)
+#: IHE's own coding scheme, private in DICOM terms (PS3.16 Section 8.2).
+IHE_SCHEME = "99IHE"
+IHE_SCHEME_NAME = "IHE Radiology Technical Framework codes"
+IHE_ORGANIZATION = "IHE International"
+#: Purpose of Reference of the algorithm's Contributing Equipment item (IHE RAD AI Results).
+PROCESSING_ALGORITHM = CodedConcept("Newcode1", IHE_SCHEME, "Processing Algorithm")
 #: SCT 246262008 "Score": the name of every AI score measurement (exam, breast, finding).
 SCORE = CodedConcept(codes.SCT.Score.value, codes.SCT.Score.scheme_designator, "Score")
 #: UCUM annotation "{score}": a dimensionless score on the 0-100 scale.

@@ -85,6 +85,18 @@ def _values(group) -> dict[str, float]:
     return {m.name.meaning: m.value for m in group.get_measurements()}
 
 
+def _finding_groups(sr: hd.sr.ComprehensiveSR) -> list:
+    """The findings' TID 1501 groups, in report order (their tracking ids say "finding")."""
+    groups = _groups(sr).get_image_measurement_groups()
+    return [g for g in groups if g.tracking_identifier.startswith("finding")]
+
+
+def _region(group) -> Dataset:
+    """A finding group's one SCOORD: its region on its source image."""
+    (region,) = [item for item in group[0].ContentSequence if item.ValueType == "SCOORD"]
+    return region
+
+
 @pytest.fixture
 def images() -> list[Dataset]:
     return _exam()
@@ -122,9 +134,15 @@ def test_report_series_is_fixed_and_named_after_mammotriage(read_back):
     assert read_back.ManufacturerModelName == "mammonet-b0"
 
 
-def test_procedure_reported_is_mammography(read_back):
+def test_procedure_reported_is_from_cid_100_and_the_performed_procedure_is_mammography(
+    read_back,
+):
+    # TID 1500 takes "Procedure reported" from CID 100, which has no mammography code.
     items = hd.sr.utils.find_content_items(read_back.content[0], name=codes.DCM.ProcedureReported)
-    assert [item.value for item in items] == [codes.SCT.Mammography]
+    assert [item.value for item in items] == [codes.SCT.ImagingProcedure]
+    assert codes.cid100.ImagingProcedure == codes.SCT.ImagingProcedure
+    (performed,) = read_back.PerformedProcedureCodeSequence
+    assert (performed.CodeValue, performed.CodingSchemeDesignator) == ("71651007", "SCT")
 
 
 def test_exam_group_holds_score_category_and_reading(read_back):
@@ -139,8 +157,16 @@ def test_exam_group_holds_score_category_and_reading(read_back):
 
 def test_each_scored_breast_has_its_own_group_with_its_laterality(read_back):
     report = _groups(read_back)
-    (left,) = report.get_image_measurement_groups(finding_site=codes.SCT.LeftBreast)
-    (right,) = report.get_image_measurement_groups(finding_site=codes.SCT.RightBreast)
+    (left,) = [
+        g
+        for g in report.get_image_measurement_groups(finding_site=codes.SCT.LeftBreast)
+        if g.tracking_identifier == "breast L"
+    ]
+    (right,) = [
+        g
+        for g in report.get_image_measurement_groups(finding_site=codes.SCT.RightBreast)
+        if g.tracking_identifier == "breast R"
+    ]
     assert _values(left) == {"Score": 87.5}
     assert _values(right) == {"Score": 12.0}
 
@@ -151,31 +177,39 @@ def test_breast_without_a_score_is_left_out(images, tmp_path):
     report = _groups(sr)
     assert report.get_image_measurement_groups(finding_site=codes.SCT.RightBreast) == []
     assert len(report.get_image_measurement_groups()) == 2
-    assert report.get_planar_roi_measurement_groups() == []
+    assert _finding_groups(sr) == []
 
 
 def test_each_finding_marks_a_closed_rectangle_on_its_own_image(images, read_back):
-    rois = _groups(read_back).get_planar_roi_measurement_groups()
-    assert [roi.tracking_identifier for roi in rois] == ["finding 1 L MLO", "finding 2 R CC"]
-    first, second = rois
-    assert first.roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+    groups = _finding_groups(read_back)
+    assert [g.tracking_identifier for g in groups] == ["finding 1 L MLO", "finding 2 R CC"]
+    assert len({g.tracking_uid for g in groups}) == 2
+    first, second = (_region(g) for g in groups)
+    # TID 1501 row 10: the region the score belongs to, selected from its image
+    assert first.ConceptNameCodeSequence[0].CodeValue == codes.DCM.SourceOfMeasurement.value
+    assert first.RelationshipType == "CONTAINS"
+    assert first.GraphicType == "POLYLINE"
     np.testing.assert_array_equal(
-        first.roi.value, [[10, 20], [30.5, 20], [30.5, 41], [10, 41], [10, 20]]
+        np.reshape(first.GraphicData, (-1, 2)),
+        [[10, 20], [30.5, 20], [30.5, 41], [10, 41], [10, 20]],
     )
-    np.testing.assert_array_equal(second.roi.value, [[0, 0], [64, 0], [64, 96], [0, 96], [0, 0]])
-    referenced = [
-        roi.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID for roi in rois
-    ]
+    np.testing.assert_array_equal(
+        np.reshape(second.GraphicData, (-1, 2)), [[0, 0], [64, 0], [64, 96], [0, 96], [0, 0]]
+    )
+    sources = [region.ContentSequence[0] for region in (first, second)]
+    assert [s.RelationshipType for s in sources] == ["SELECTED FROM"] * 2
+    referenced = [s.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for s in sources]
     assert referenced == [images[1].SOPInstanceUID, images[2].SOPInstanceUID]
-    assert [_values(roi)["Score"] for roi in rois] == [88, 7]
-    assert rois[0].finding_sites[0].value == codes.SCT.LeftBreast
+    assert [_values(g)["Score"] for g in groups] == [88, 7]
+    assert groups[0].finding_sites[0].value == codes.SCT.LeftBreast
 
 
-def test_finding_groups_are_found_by_their_source_image(images, read_back):
-    (roi,) = _groups(read_back).get_planar_roi_measurement_groups(
-        referenced_sop_instance_uid=images[2].SOPInstanceUID
-    )
-    assert roi.tracking_identifier == "finding 2 R CC"
+def test_every_measurement_group_is_a_tid_1501_group(read_back):
+    container = hd.sr.utils.find_content_items(
+        read_back.content[0], name=codes.DCM.ImagingMeasurements
+    )[0]
+    templates = [g.ContentTemplateSequence[0].TemplateIdentifier for g in container.ContentSequence]
+    assert templates == ["1501"] * 5
 
 
 def test_algorithm_identification_carries_the_model_sha256(read_back):
@@ -210,7 +244,35 @@ def test_evidence_lists_every_source_image(images, read_back):
 
 def test_private_codes_are_declared(read_back):
     designators = [s.CodingSchemeDesignator for s in read_back.CodingSchemeIdentificationSequence]
-    assert designators == ["99MMTRIAGE"]
+    assert designators == ["99MMTRIAGE", "99IHE"]
+
+
+def test_algorithm_is_contributing_equipment_as_ihe_air_asks(read_back):
+    algorithm = read_back.ContributingEquipmentSequence[-1]
+    (purpose,) = algorithm.PurposeOfReferenceCodeSequence
+    assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == (
+        "Newcode1",
+        "99IHE",
+        "Processing Algorithm",
+    )
+    assert algorithm.Manufacturer == "mammotriage"
+    assert algorithm.ManufacturerModelName == "mammonet-b0"
+    assert algorithm.SoftwareVersions == "0.1.0"
+    assert SHA in algorithm.ContributionDescription
+    # the same device as the observer of the content tree
+    (context,) = _groups(read_back).get_observer_contexts()
+    assert algorithm.DeviceUID == context.observer_identifying_attributes.uid
+
+
+def test_device_uid_changes_with_the_model_and_only_with_it(images):
+    def uid(algorithm: AlgorithmIdentity, score: float) -> str:
+        sr = build_measurement_report(_content(images, exam_score=score), images, algorithm)
+        return sr.ContributingEquipmentSequence[-1].DeviceUID
+
+    same = uid(ALGORITHM, 87.5)
+    assert uid(ALGORITHM, 12.0) == same
+    assert uid(dataclasses.replace(ALGORITHM, version="0.2.0"), 87.5) == same
+    assert uid(dataclasses.replace(ALGORITHM, sha256="f" * 64), 87.5) != same
 
 
 def test_partial_exam_gives_a_partial_report(images, tmp_path):
