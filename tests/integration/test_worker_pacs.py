@@ -212,11 +212,14 @@ def check_report(
     assert exam.status is ExamStatus.SCORED
     assert exam.category == category
     finding_scores = []
-    for roi in groups.get_planar_roi_measurement_groups():
-        assert roi.roi is not None
-        source = roi.roi.ContentSequence[0].ReferencedSOPSequence[0]
+    # each finding: a TID 1501 group whose one SCOORD (its box) is selected from its image
+    for group in groups.get_image_measurement_groups():
+        if not group.tracking_identifier.startswith("finding"):
+            continue
+        (region,) = [item for item in group[0].ContentSequence if item.ValueType == "SCOORD"]
+        source = region.ContentSequence[0].ReferencedSOPSequence[0]
         assert source.ReferencedSOPInstanceUID in images
-        finding_scores += [m.value for m in roi.get_measurements()]
+        finding_scores += [m.value for m in group.get_measurements()]
     net = policy.safety_net
     double = category > policy.single_reading_max_category or (
         net.enabled and any(score > net.finding_score_threshold for score in finding_scores)
