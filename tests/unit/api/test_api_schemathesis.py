@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from api_site import PASSWORD, READER_TOKEN, SERVICE_TOKEN, STUDY_ROOT, Site, csrf_of
 
 #: Examples per operation and generation mode (each sent as every role).
-EXAMPLES = 8
+EXAMPLES = 5
 ROLES = ("radiologist-bearer", "radiologist-cookie", "admin-cookie", "service-bearer", "none")
 CHECKS = [
     not_a_server_error,
