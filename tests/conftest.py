@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from api_site import site  # noqa: F401
 from fixtures_browser import browser_artifacts, chromium, reading_service  # noqa: F401
 from fixtures_orthanc import orthanc, orthanc_factory  # noqa: F401
+from mammotriage.worklist import Store
 
 #: The tiny recipe: train-default.yaml's shape at 128 x 64, two epochs, one thread (more
 #: threads on a small shared machine are many times slower at this size).
@@ -268,3 +269,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _postgres_admin(int(server.port or 5432), f'CREATE DATABASE "{name}"')
     yield server.set(database=name).render_as_string(hide_password=False)
     _postgres_admin(int(server.port or 5432), f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A fresh, migrated worklist store on each database ``store_url`` names."""
+    store = Store(store_url)
+    store.migrate()
+    yield store
+    store.close()

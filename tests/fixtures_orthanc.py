@@ -221,6 +221,17 @@ VIEWS = (("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO"))
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
 
+def wait_stable(orthanc: OrthancServer, study_uid: str, timeout: float = 20.0) -> None:
+    """Wait until Orthanc calls the study stable (for studies the source should ignore)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = orthanc.http.post("/tools/lookup", content=study_uid).json()
+        if found and orthanc.http.get(found[0]["Path"]).json()["IsStable"]:
+            return
+        time.sleep(0.25)
+    pytest.fail(f"study {study_uid} not stable within {timeout} s")
+
+
 def write_exam(folder: Path, study_uid: str, views: tuple[tuple[str, str], ...]) -> list[Path]:
     """One file per view, each in its own series, as many units write them."""
     return [

@@ -4,7 +4,6 @@ fetched as an image of the study."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from fixtures_orthanc import VIEWS, OrthancServer, write_exam
+from fixtures_orthanc import VIEWS, OrthancServer, wait_stable, write_exam
 from mammotriage.dicom.gsps import CATEGORY_LAYER, FINDINGS_LAYER, build_presentation_state
 from mammotriage.dicom.report import (
     AlgorithmIdentity,
@@ -38,16 +37,6 @@ def _instance(orthanc: OrthancServer, sop_instance_uid: str, folder: Path) -> Da
     path = folder / f"{instance}.dcm"
     path.write_bytes(reply.content)
     return pydicom.dcmread(path)
-
-
-def _wait_stable(orthanc: OrthancServer, study_uid: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = orthanc.http.post("/tools/lookup", content=study_uid).json()
-        if found and orthanc.http.get(found[0]["Path"]).json()["IsStable"]:
-            return
-        time.sleep(0.25)
-    pytest.fail(f"study {study_uid} not stable within {timeout} s")
 
 
 def test_gsps_stored_in_orthanc_draws_each_finding_on_its_image_and_is_never_fetched(
@@ -105,7 +94,7 @@ def test_gsps_stored_in_orthanc_draws_each_finding_on_its_image_and_is_never_fet
         assert drawn == expected
 
         # Ours (Manufacturer mammotriage): the source fetches the four views and nothing else.
-        _wait_stable(orthanc, study_uid)
+        wait_stable(orthanc, study_uid)
         fetched = src.fetch(study_uid, tmp_path / "fetched")
         assert sorted(pydicom.dcmread(p).SOPInstanceUID for p in fetched) == sorted(
             h.SOPInstanceUID for h in headers

@@ -12,7 +12,14 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from fixtures_orthanc import VIEWS, OrthancFactory, OrthancServer, write_exam, write_report
+from fixtures_orthanc import (
+    VIEWS,
+    OrthancFactory,
+    OrthancServer,
+    wait_stable,
+    write_exam,
+    write_report,
+)
 from mammotriage.errors import SourceError, SourceUnavailableError
 from mammotriage.worker.source import Arrival, Source
 from mammotriage.worker.sources.orthanc import OrthancSource, disk_error
@@ -33,17 +40,6 @@ def wait_for_arrival(
                 return arrival, cursor
         time.sleep(0.25)
     pytest.fail(f"study {study_uid} did not arrive within {timeout} s")
-
-
-def wait_stable(orthanc: OrthancServer, study_uid: str, timeout: float = 20.0) -> None:
-    """Wait until Orthanc calls the study stable (for studies the source should ignore)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = orthanc.http.post("/tools/lookup", content=study_uid).json()
-        if found and orthanc.http.get(found[0]["Path"]).json()["IsStable"]:
-            return
-        time.sleep(0.25)
-    pytest.fail(f"study {study_uid} not stable within {timeout} s")
 
 
 @pytest.fixture

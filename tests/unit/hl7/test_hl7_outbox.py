@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,14 +29,6 @@ EXAM = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 def er7(control_id: str) -> str:
     return f"MSH|^~\\&|MT||RIS||20261202||ORU^R01^ORU_R01|{control_id}|P|2.5.1||||||UNICODE UTF-8\r"
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.migrate()
-    yield store
-    store.close()
 
 
 @dataclass
