@@ -9,7 +9,9 @@ documents segment by segment; a site changes them in the ``hl7`` block of its co
 from __future__ import annotations
 
 import enum
+from datetime import datetime, tzinfo
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -186,9 +188,25 @@ class Hl7Settings(_Block):
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     mapping: Hl7Mapping = Hl7Mapping()
+    #: The site's time zone (IANA name, ``Europe/Copenhagen``) for a study date and time
+    #: whose header has no TimezoneOffsetFromUTC; None: the machine's.
+    timezone: str | None = None
+
+    def zone(self) -> tzinfo:
+        """The site's time zone (:attr:`timezone`, else the machine's local one)."""
+        if self.timezone is None:
+            local = datetime.now().astimezone().tzinfo
+            assert local is not None
+            return local
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Hl7Settings:
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {self.timezone!r}") from exc
         if self.enabled and (not self.host or self.port is None):
             raise ValueError("an enabled HL7 output needs host and port")
         if self.retry_max_seconds < self.retry_base_seconds:

@@ -14,10 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mammotriage import defaults
+from mammotriage.hl7.config import Hl7Settings
 from mammotriage.settings import FileRelative, YamlSettings, is_url, load_settings
 
 
@@ -88,11 +89,44 @@ SourceSettings = Annotated[
 ]
 
 
+class SrSettings(_Block):
+    """The DICOM SR per scored exam (TID 1500, IHE AI Results), sent back to the source."""
+
+    enabled: bool = True
+
+
 class GspsSettings(_Block):
     """A Grayscale Softcopy Presentation State per exam with findings, sent with the SR."""
 
     #: Draw the findings' boxes and the category for viewers that show no SR content.
     enabled: bool = False
+
+
+class ScSettings(_Block):
+    """A Secondary Capture per image with findings, the boxes burnt into its pixels, for
+    viewers that apply neither SR nor presentation states; sent with the SR."""
+
+    enabled: bool = False
+
+
+class OutputsSettings(_Block):
+    """What the worker writes for each exam besides the worklist, each on or off.
+
+    The DICOM outputs go back the way the studies came (the folder source's ``reports``
+    folder, Orthanc, STOW-RS, C-STORE write-back); the HL7 result goes to the RIS over
+    MLLP through the store's outbox. Every output's failure is recorded per exam and
+    retried with the job (``retry``); it never undoes the exam's triage decision.
+    """
+
+    sr: SrSettings = SrSettings()
+    gsps: GspsSettings = GspsSettings()
+    sc: ScSettings = ScSettings()
+    hl7: Hl7Settings = Hl7Settings()
+
+    @property
+    def dicom(self) -> bool:
+        """Some DICOM output is on (the worker builds a report writer)."""
+        return self.sr.enabled or self.gsps.enabled or self.sc.enabled
 
 
 class RetrySettings(_Block):
@@ -139,10 +173,8 @@ class WorkerSettings(YamlSettings):
     #: Scratch space for fetched studies and reports (one folder per job, removed after).
     work_dir: Path = Path("var/work")
     poll_seconds: float = Field(default=5.0, gt=0)
-    #: Send a DICOM SR per scored exam back to the source.
-    write_reports: bool = True
-    #: With the SR, a GSPS per exam with findings (:mod:`mammotriage.dicom.gsps`).
-    gsps: GspsSettings = GspsSettings()
+    #: What is written for each exam: ``sr`` (on), ``gsps``, ``sc``, ``hl7`` (off).
+    outputs: OutputsSettings = OutputsSettings()
     #: PNG thumbnails of the views for the reading service (which must see this folder);
     #: null: none.
     thumbnails_dir: Path | None = Path("var/thumbnails")
@@ -162,6 +194,20 @@ class WorkerSettings(YamlSettings):
     decode_workers: int = Field(default=2, ge=1)
     log_format: Literal["json", "text"] = "json"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_settings(cls, data: Any) -> Any:
+        """Settings of earlier releases that moved into ``outputs``: say where to."""
+        if isinstance(data, dict):
+            for old, new in _MOVED.items():
+                if old in data:
+                    raise ValueError(f"{old} moved: write {new} instead")
+        return data
+
+
+#: Earlier settings and where they live now.
+_MOVED = {"write_reports": "outputs: {sr: {enabled: ...}}", "gsps": "outputs: {gsps: ...}"}
+
 
 def load_worker_settings(path: Path | None, **overrides: Any) -> WorkerSettings:
     """Read the worker's settings from a YAML file (and the environment).
@@ -180,9 +226,12 @@ __all__ = [
     "FolderSourceSettings",
     "GspsSettings",
     "MetricsSettings",
+    "OutputsSettings",
     "OrthancSourceSettings",
     "RetrySettings",
+    "ScSettings",
     "SourceSettings",
+    "SrSettings",
     "WorkerSettings",
     "WriteBackSettings",
     "load_worker_settings",

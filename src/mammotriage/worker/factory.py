@@ -155,9 +155,9 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         ReportWriter(
             engine.sidecar.name,
             demonstration=engine.sidecar.demonstration,
-            presentation_state=settings.gsps.enabled,
+            presentation_state=settings.outputs.gsps.enabled,
         )
-        if settings.write_reports
+        if settings.outputs.dicom
         else None
     )
     ensure_folder(settings.work_dir, "work_dir")

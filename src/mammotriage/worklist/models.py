@@ -442,3 +442,30 @@ class Hl7OutboxRow(Base):
     delivered_at: Mapped[datetime | None]
     #: The ER7 text; NULL once delivered.
     er7: Mapped[str | None] = mapped_column(Text)
+
+
+class OutputState(str, enum.Enum):
+    """Where one output of an exam (its SR, presentation state, ...) stands."""
+
+    #: Written and sent (or handed to the HL7 outbox).
+    DONE = "done"
+    #: The last attempt failed; the job is retried while the fault may pass.
+    FAILED = "failed"
+
+
+class ExamOutputRow(Base):
+    """The latest attempt at one output of an exam: ``sr``, ``gsps``, ``sc``, ``hl7``,
+    ``thumbnails``; one row per exam and output, overwritten by each attempt."""
+
+    __tablename__ = "exam_outputs"
+    __table_args__ = (UniqueConstraint("exam_id", "output", name="uq_exam_outputs_exam_output"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
+    output: Mapped[str] = mapped_column(String(16))
+    state: Mapped[OutputState] = mapped_column(_enum(OutputState, "output_state"), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Where it went (a folder, a PACS, the outbox's control id); never a patient identifier.
+    location: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ parts that work in it::
     store.audit     who did what to which exam
     store.throttle  failed logins per username and client address (the login throttle)
     store.outbox    HL7 result messages waiting for the RIS (delivered in order, once)
+    store.outputs   what became of each output of each exam (SR, GSPS, SC, HL7, thumbnails)
 
 Concurrency rests on the database, not on the code:
 
@@ -33,6 +34,7 @@ from mammotriage.worklist.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from mammotriage.worklist.exams import ExamArchive
 from mammotriage.worklist.jobs import DEFAULT_CLAIM_TIMEOUT, JobQueue
 from mammotriage.worklist.outbox import HL7Outbox
+from mammotriage.worklist.outputs import ExamOutputs
 from mammotriage.worklist.readings import ReadingDesk
 from mammotriage.worklist.sessions import SessionBook
 from mammotriage.worklist.throttle import LoginThrottle
@@ -80,6 +82,7 @@ class Store:
         self.audit = AuditLog(self.db)
         self.throttle = LoginThrottle(self.db)
         self.outbox = HL7Outbox(self.db)
+        self.outputs = ExamOutputs(self.db)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (:meth:`Database.migrate`)."""

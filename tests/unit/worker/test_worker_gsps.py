@@ -51,7 +51,7 @@ def _gsps_boxes(ds: Dataset) -> list[tuple[str, tuple[float, ...]]]:
 
 def test_gsps_is_off_by_default(tmp_path, tiny_synthetic):
     settings = folder_settings(tmp_path)
-    assert settings.gsps.enabled is False
+    assert settings.outputs.gsps.enabled is False
     _copy_exams(tiny_synthetic, settings.source.path)
     run_once(build(settings))
     files = [pydicom.dcmread(p) for p in (tmp_path / "reports").rglob("*.dcm")]
@@ -59,7 +59,7 @@ def test_gsps_is_off_by_default(tmp_path, tiny_synthetic):
 
 
 def test_enabled_gsps_goes_with_the_sr_of_each_exam_with_findings(tmp_path, tiny_synthetic):
-    settings = folder_settings(tmp_path, gsps={"enabled": True})
+    settings = folder_settings(tmp_path, outputs={"gsps": {"enabled": True}})
     _copy_exams(tiny_synthetic, settings.source.path)
     worker = build(settings)
     summary = run_once(worker)
