@@ -9,7 +9,9 @@ answer, whether it validated, the error, the ER7 text) *before* it answers, and 
 per PLAN: a comma list of ``AA``, ``AE``, ``AR`` (an ACK with that code), ``HANG`` (no
 answer, the connection held open) or ``CLOSE`` (the connection closed, no answer), one
 entry per message in the order they arrive; past the end of the plan, ``AA``. A message
-that does not validate is answered ``AR`` with the error, whatever the plan says.
+that does not validate is answered ``AR`` with the error, whatever the plan says. It takes
+results (ORU^R01) and order updates (OMI^O23, ORM^O01); hl7apy checks a choice group as if
+every member were required, so the peer reads it as a choice (exactly one member).
 
 Built on hl7apy's MLLP server (one message per connection, as the client sends). Tests
 start it with :func:`start_peer` and stop it with :meth:`PeerProcess.stop`.
@@ -24,11 +26,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from hl7apy import load_library
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
+from hl7apy.exceptions import ValidationError
 from hl7apy.mllp import AbstractErrorHandler, AbstractHandler, MLLPServer
 from hl7apy.parser import parse_message
+from hl7apy.validation import Validator
 
 ANSWERS = ("AA", "AE", "AR", "HANG", "CLOSE")
 
@@ -83,6 +89,30 @@ def _ack(code: str, control_id: str, text: str | None) -> str:
     return ack.to_mllp()
 
 
+def validate(message: Message) -> None:
+    """Strict validation against the message's version, each choice group a choice."""
+
+    def relaxed(structure: Any) -> Any:
+        children = []
+        for name, ref, (low, high), kind, *rest in structure[1]:
+            ref = relaxed(ref) if kind == "GRP" else ref
+            low = 0 if structure[0] == "choice" else low
+            children.append((name, ref, (low, high), kind, *rest))
+        return (structure[0], tuple(children), *structure[2:])
+
+    def one_member(element: Any, structure: Any) -> None:
+        groups = {child[0]: child[1] for child in structure[1] if child[3] == "GRP"}
+        for child in element.children:
+            if child.name in groups:
+                if groups[child.name][0] == "choice" and len({c.name for c in child.children}) != 1:
+                    raise ValidationError(f"{child.name} must hold exactly one member")
+                one_member(child, groups[child.name])
+
+    reference = relaxed(load_library(message.version).MESSAGES[message.name])
+    Validator.validate(message, reference=reference)
+    one_member(message, reference)
+
+
 def handler_for(peer: Peer) -> type[AbstractHandler]:
     class Handler(AbstractHandler):
         def reply(self) -> str:
@@ -91,8 +121,7 @@ def handler_for(peer: Peer) -> type[AbstractHandler]:
             answer = peer.next_answer()
             error = None
             try:
-                message = parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT)
-                message.validate()
+                validate(parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT))
             except Exception as exc:  # the peer reports any failure as the reason
                 error = f"{type(exc).__name__}: {exc}"
                 answer = "AR"
@@ -130,7 +159,9 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"plan entries must be one of {ANSWERS}, got {answer!r}")
     peer = Peer(record, plan)
     handler = handler_for(peer)
-    handlers = {"ORU^R01^ORU_R01": (handler,), "ORU^R01": (handler,), "ERR": (ErrorHandler,)}
+    types = ("ORU^R01^ORU_R01", "ORU^R01", "OMI^O23^OMI_O23", "ORM^O01^ORM_O01", "ORM^O01")
+    handlers: dict[str, tuple[Any, ...]] = {t: (handler,) for t in types}
+    handlers["ERR"] = (ErrorHandler,)
     port = int(argv[3]) if len(argv) > 3 else 0
     server = MLLPServer("127.0.0.1", port, handlers, timeout=30)
     server.daemon_threads = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, tzinfo
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -26,6 +26,11 @@ ShortText = Annotated[str, StringConstraints(pattern=_PLAIN, min_length=1, max_l
 CodingSystem = Annotated[
     str, StringConstraints(pattern=r"^(99[A-Za-z0-9]{1,5}|[A-Z][A-Z0-9-]{0,19})$")
 ]
+
+
+#: Whether and how the RIS's order is updated with the exam's priority after its result:
+#: ``none``, ``omi_o23`` (v2.5.1 OMI^O23 with TQ1) or ``orm_o01`` (ORM^O01 for an older RIS).
+OrderUpdateKind = Literal["none", "omi_o23", "orm_o01"]
 
 
 class _Block(BaseModel):
@@ -191,6 +196,9 @@ class Hl7Settings(_Block):
     #: The site's time zone (IANA name, ``Europe/Copenhagen``) for a study date and time
     #: whose header has no TimezoneOffsetFromUTC; None: the machine's.
     timezone: str | None = None
+    #: After each result, also update the exam's order: stat when read first, else routine
+    #: (:func:`mammotriage.hl7.messages.build_order_update`); ``none``: results only.
+    order_update: OrderUpdateKind = "none"
 
     def zone(self) -> tzinfo:
         """The site's time zone (:attr:`timezone`, else the machine's local one)."""

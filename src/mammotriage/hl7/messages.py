@@ -26,6 +26,27 @@ OBX     one per observation, coded in ``99MMT``: exam score (NM, 0-100), categor
 
 Every value taken from the study is escaped (``\\F\\``, ``\\S\\``, ...), so that a ``^`` in
 a name stays part of the name.
+
+A site whose RIS orders its worklist by the order's priority may also have the order updated
+(:func:`build_order_update`, ``hl7.order_update``): the exam read first becomes a stat
+order, any other a routine one. Both kinds are v2.5.1, built and validated like the result,
+with MSH, PID and PV1 as above:
+
+========  ===============================================================================
+OMI^O23   MSH-9 ``OMI^O23^OMI_O23``. ORC 1 ``XO`` (change order), 2 placer and 3 filler
+          order numbers (as in the ORU), 9 now. TQ1 1 ``1``, 9 the priority
+          ``S^Stat^HL70485`` (read first) or ``R^Routine^HL70485``. OBR 1 ``1``, 2, 3, 4,
+          7 and 18 as in the ORU; OBR-27 empty (TQ1 carries the timing in v2.5.1). IPC 1
+          the accession number, 2 the Requested Procedure ID, 3 the Study Instance UID
+          (required: no update without it), 4 the Scheduled Procedure Step ID, 5
+          ``MG^Mammography^DCM``; an id the study does not carry is the HL7 null ``""``.
+ORM^O01   For a RIS that predates OMI. MSH-9 ``ORM^O01^ORM_O01``. ORC 1 ``XO``, 2, 3, 7
+          the quantity/timing ``^^^^^S`` or ``^^^^^R`` (TQ.6 priority), 9 now. OBR 1
+          ``1``, 2, 3, 4, 7 and 18 as in the ORU, 27 the same quantity/timing. ORM^O01 is
+          kept in v2.5.1's structures for such systems; hl7apy marks its "one of OBR,
+          RQD, RQ1, RXO, ODS, ODT" choice as "all of them", so it is validated with that
+          choice read as a choice (exactly one member, here OBR).
+========  ===============================================================================
 """
 
 from __future__ import annotations
@@ -35,14 +56,17 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Any
 
+from hl7apy import load_library
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Group, Message, Segment
-from hl7apy.exceptions import HL7apyException
+from hl7apy.exceptions import HL7apyException, ValidationError
+from hl7apy.validation import Validator
 
 from mammotriage.category import is_category
 from mammotriage.errors import MammotriageError
-from mammotriage.hl7.config import CharacterSet, Code, Hl7Mapping, PatientField
+from mammotriage.hl7.config import CharacterSet, Code, Hl7Mapping, OrderUpdateKind, PatientField
 from mammotriage.timeutil import require_aware
 from mammotriage.triage.policy import ReadingMode
 
@@ -104,6 +128,10 @@ class Order:
     filler_order_number: str | None = None
     procedure: Procedure | None = None
     study_datetime: datetime | None = None
+    #: For an order update (OMI^O23 IPC-3, IPC-2, IPC-4); the result does not send them.
+    study_instance_uid: str | None = None
+    requested_procedure_id: str | None = None
+    scheduled_procedure_step_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +263,199 @@ def build_oru(
             f"{mapping.character_set.value!r} (MSH-18); UNICODE UTF-8 can"
         ) from exc
     return Hl7Message(control_id, er7 + "\r", codec)
+
+
+#: OMI^O23 IPC-5: the modality of the order (DICOM's own coding scheme).
+MAMMOGRAPHY_MODALITY = ("MG", "Mammography", "DCM")
+#: HL7 table 0485 (TQ1-9) as sent: read first, else routine.
+STAT_PRIORITY = ("S", "Stat", "HL70485")
+ROUTINE_PRIORITY = ("R", "Routine", "HL70485")
+#: The HL7 null: a required value the study does not carry.
+HL7_NULL = '""'
+
+
+def build_order_update(
+    patient: Patient,
+    order: Order,
+    priority: bool,
+    mapping: Hl7Mapping,
+    *,
+    kind: OrderUpdateKind,
+    now: datetime,
+    control_id: str | None = None,
+) -> Hl7Message:
+    """The order update (``OMI^O23`` or ``ORM^O01``, module docstring) that makes the
+    exam's order stat when ``priority`` (read first), else routine.
+
+    Raises
+    ------
+    MessageError
+        If ``kind`` is ``none``, the order has neither an accession number nor an order
+        number, an OMI^O23 has no Study Instance UID, the message does not validate against
+        v2.5.1, or a value cannot be written in the mapping's character set.
+    """
+    require_aware("now", now)
+    if kind == "none":
+        raise MessageError("order_update is none: there is no order update to build")
+    control_id = _control_id(control_id)
+    placer, filler, accession = _order_numbers(order, mapping)
+    name = {"omi_o23": "OMI_O23", "orm_o01": "ORM_O01"}[kind]
+    try:
+        message = Message(name, version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
+        _header(message.msh, mapping, control_id, now)
+        message.msh.msh_9 = f"{name[:3]}^{name[4:]}^{name}"
+        patient_group = message.add_group(f"{name}_PATIENT")
+        _patient(patient_group.add_segment("PID"), patient, mapping)
+        if mapping.visit_patient_class is not None:
+            visit = patient_group.add_group(f"{name}_PATIENT_VISIT").add_segment("PV1")
+            visit.pv1_1 = "1"
+            visit.pv1_2 = _escape(mapping.visit_patient_class)
+        group = message.add_group(f"{name}_ORDER")
+        orc = group.add_segment("ORC")
+        orc.orc_1 = "XO"
+        if placer is not None:
+            orc.orc_2 = _escape(placer)
+        if filler is not None:
+            orc.orc_3 = _escape(filler)
+        if kind == "omi_o23":
+            orc.orc_9 = _timestamp(now)
+            timing = group.add_group("OMI_O23_TIMING").add_segment("TQ1")
+            timing.tq1_1 = "1"
+            timing.tq1_9 = _components(*(STAT_PRIORITY if priority else ROUTINE_PRIORITY))
+            _requested(group.add_segment("OBR"), order, mapping, placer, filler, accession)
+            _imaging(group.add_segment("IPC"), order, accession)
+        else:
+            quantity_timing = "^^^^^" + (STAT_PRIORITY if priority else ROUTINE_PRIORITY)[0]
+            orc.orc_7 = quantity_timing
+            orc.orc_9 = _timestamp(now)
+            detail = group.add_group("ORM_O01_ORDER_DETAIL")
+            choice = detail.add_group("ORM_O01_OBRRQDRQ1RXOODSODT_SUPPGRP")
+            obr = choice.add_segment("OBR")
+            _requested(obr, order, mapping, placer, filler, accession)
+            obr.obr_27 = quantity_timing
+        validate_message(message)
+        er7: str = message.to_er7()
+    except (HL7apyException, ValueError) as exc:
+        raise MessageError(
+            f"{name[:3]}^{name[4:]} does not validate against HL7 {VERSION}: {exc}"
+        ) from exc
+    return Hl7Message(control_id, _encodable(er7, mapping) + "\r", mapping.character_set.codec)
+
+
+def validate_message(message: Message) -> None:
+    """Validate ``message`` strictly against its version's structures, a choice group
+    (``('choice', ...)`` in hl7apy, which checks it as if every member were required) read
+    as a choice: exactly one member present.
+
+    Raises
+    ------
+    hl7apy.exceptions.ValidationError
+        The first thing wrong.
+    """
+    reference = _choices_optional(load_library(message.version).MESSAGES[message.name])
+    Validator.validate(message, reference=reference)
+    _one_member_per_choice(message, reference)
+
+
+def _choices_optional(structure: Any) -> Any:
+    """hl7apy's message structure with the members of each choice group optional."""
+    kind, children = structure[0], structure[1]
+    relaxed = []
+    for child in children:
+        name, reference, (low, high), classname = child[:4]
+        if classname == "GRP":
+            reference = _choices_optional(reference)
+        if kind == "choice":
+            low = 0
+        relaxed.append((name, reference, (low, high), classname, *child[4:]))
+    return (kind, tuple(relaxed), *structure[2:])
+
+
+def _one_member_per_choice(element: Any, structure: Any) -> None:
+    references = {child[0]: child[1] for child in structure[1] if child[3] == "GRP"}
+    for child in element.children:
+        if child.name not in references:
+            continue
+        reference = references[child.name]
+        if reference[0] == "choice" and len({c.name for c in child.children}) != 1:
+            raise ValidationError(f"{child.name} must hold exactly one of its members")
+        _one_member_per_choice(child, reference)
+
+
+def _control_id(control_id: str | None) -> str:
+    """``control_id``, or a new one; refused unless it fits MSH-10."""
+    control_id = control_id or new_control_id()
+    if not 1 <= len(control_id) <= CONTROL_ID_LENGTH or not control_id.isalnum():
+        raise MessageError(f"control id must be 1-{CONTROL_ID_LENGTH} letters and digits")
+    return control_id
+
+
+def _order_numbers(order: Order, mapping: Hl7Mapping) -> tuple[str | None, str | None, str | None]:
+    """Placer, filler (the accession number when the mapping says) and accession number;
+    refused when there is no order number at all."""
+    placer = _text(order.placer_order_number)
+    filler = _text(order.filler_order_number)
+    accession = _text(order.accession_number)
+    if filler is None and mapping.accession_as_filler_order_number:
+        filler = accession
+    if placer is None and filler is None:
+        raise MessageError(
+            "the study has no accession number nor order number: the RIS could not tie "
+            "the message to an order"
+        )
+    return placer, filler, accession
+
+
+def _requested(
+    obr: Segment,
+    order: Order,
+    mapping: Hl7Mapping,
+    placer: str | None,
+    filler: str | None,
+    accession: str | None,
+) -> None:
+    """OBR 1-4, 7 and 18 of an order update, as in the result."""
+    obr.obr_1 = "1"
+    if placer is not None:
+        obr.obr_2 = _escape(placer)
+    if filler is not None:
+        obr.obr_3 = _escape(filler)
+    procedure = order.procedure
+    if procedure is not None and _text(procedure.code):
+        obr.obr_4 = _components(procedure.code, procedure.text, procedure.coding_system)
+    else:
+        default = mapping.default_procedure
+        obr.obr_4 = _components(default.code, default.text, default.coding_system)
+    if order.study_datetime is not None:
+        obr.obr_7 = _timestamp(require_aware("study_datetime", order.study_datetime))
+    if accession is not None:
+        obr.obr_18 = _escape(accession)
+
+
+def _imaging(ipc: Segment, order: Order, accession: str | None) -> None:
+    """IPC 1-5: the DICOM side of the order."""
+    study = _text(order.study_instance_uid)
+    if study is None:
+        raise MessageError("the study has no Study Instance UID: OMI^O23 requires IPC-3")
+    ipc.ipc_1 = _escape(accession) if accession else HL7_NULL
+    requested = _text(order.requested_procedure_id)
+    ipc.ipc_2 = _escape(requested) if requested else HL7_NULL
+    ipc.ipc_3 = _escape(study)
+    step = _text(order.scheduled_procedure_step_id)
+    ipc.ipc_4 = _escape(step) if step else HL7_NULL
+    ipc.ipc_5 = _components(*MAMMOGRAPHY_MODALITY)
+
+
+def _encodable(er7: str, mapping: Hl7Mapping) -> str:
+    """``er7``, refused when the mapping's character set cannot hold it."""
+    try:
+        er7.encode(mapping.character_set.codec)
+    except UnicodeEncodeError as exc:
+        raise MessageError(
+            f"a value of the study cannot be written in the character set "
+            f"{mapping.character_set.value!r} (MSH-18); UNICODE UTF-8 can"
+        ) from exc
+    return er7
 
 
 def _header(msh: Segment, mapping: Hl7Mapping, control_id: str, now: datetime) -> None:
@@ -396,6 +617,7 @@ def _text(value: str | None) -> str | None:
 
 
 __all__: Sequence[str] = [
+    "HL7_NULL",
     "Hl7Message",
     "MessageError",
     "Order",
@@ -403,6 +625,8 @@ __all__: Sequence[str] = [
     "Procedure",
     "ReadingResult",
     "ResultStatus",
+    "build_order_update",
     "build_oru",
     "new_control_id",
+    "validate_message",
 ]

@@ -16,7 +16,10 @@ Where each value is read (PS3.3):
   Request Attributes Sequence or at the top level, else of Procedure Code Sequence
   (0008,1032);
 - StudyDate and StudyTime (0008,0020/0030), in TimezoneOffsetFromUTC (0008,0201) when
-  the header has it, else in the site's time zone.
+  the header has it, else in the site's time zone;
+- for an order update: StudyInstanceUID (0020,000D), and Requested Procedure ID
+  (0040,1001) and Scheduled Procedure Step ID (0040,0009) at the top level or in the
+  Request Attributes Sequence.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def order_of(ds: Dataset, zone: tzinfo) -> Order:
         filler_order_number=_first(ds, requests, "FillerOrderNumberImagingServiceRequest"),
         procedure=_procedure(ds, requests),
         study_datetime=_study_datetime(ds, zone),
+        study_instance_uid=_string(ds, "StudyInstanceUID"),
+        requested_procedure_id=_first(ds, requests, "RequestedProcedureID"),
+        scheduled_procedure_step_id=_first(ds, requests, "ScheduledProcedureStepID"),
     )
 
 
