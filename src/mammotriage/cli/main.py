@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mammotriage.cli import bench, config, model, reading, scoring, service, worker
+from mammotriage.cli import bench, config, model, outbox, reading, scoring, service, worker
 
 app = typer.Typer(
     help="Triage screening mammograms: read DICOM, score with an ONNX model, fill reading queues.",
@@ -53,3 +53,4 @@ for command in COMMANDS:
     app.command()(command)
 app.add_typer(service.users_app, name="users")
 app.add_typer(config.config_app, name="config")
+app.add_typer(outbox.outbox_app, name="outbox")
