@@ -1,4 +1,5 @@
-"""The reading-room page: the queue, one exam, the decision, and the admin overview.
+"""The reading-room page: the queue, one exam, the decision, and the admin overview (with
+the exams' outputs and the HL7 outbox, whose refused messages an admin sends again).
 
 Plain HTML forms (each with the session's CSRF token) posting to ``/ui/...`` and redirecting
 (post/redirect/get), so the page works without JavaScript; ``static/app.js`` only adds the
@@ -7,15 +8,16 @@ keyboard shortcuts. Unauthenticated visitors are sent to ``/login`` (see ``app.p
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from mammotriage.api import service
 from mammotriage.api.deps import (
+    AdminAction,
     AdminUser,
     ExamId,
     NowDep,
@@ -29,8 +31,14 @@ from mammotriage.api.deps import (
 from mammotriage.api.schemas import DecisionIn, ExamOut, QueueStatsOut, UserOut
 from mammotriage.api.security import MIN_PASSWORD_LENGTH
 from mammotriage.api.templating import render
+from mammotriage.errors import ConflictError, NotFoundError
 from mammotriage.worklist import ReadingQueue
+from mammotriage.worklist.models import OutboxState, OutputState
+from mammotriage.worklist.outputs import OUTPUTS
 from mammotriage.worklist.users import Token
+
+if TYPE_CHECKING:
+    from mammotriage.worklist import Store
 
 router = APIRouter(tags=["page"], include_in_schema=False)
 
@@ -163,5 +171,62 @@ def admin_page(
             "sessions": store.sessions.open_counts(now, idle),
             "now": now,
             "min_password": MIN_PASSWORD_LENGTH,
+            **_outputs_and_outbox(store, now),
         },
     )
+
+
+#: The most failing outputs, and undelivered messages of each state, the admin page lists.
+ADMIN_LIST_LIMIT = 20
+#: The audit action of a requeued outbox message (``mammotriage outbox retry`` writes it too).
+REQUEUED_ACTION = "hl7-result-requeued"
+
+
+def _outputs_and_outbox(store: Store, now: datetime) -> dict[str, object]:
+    """The admin page's outputs and HL7 outbox sections (internal exam ids only)."""
+    counts = store.outputs.counts()
+    oldest = store.outbox.oldest_queued_at()
+    undelivered = [
+        *store.outbox.messages(OutboxState.QUEUED, ADMIN_LIST_LIMIT),
+        *store.outbox.messages(OutboxState.FAILED, ADMIN_LIST_LIMIT),
+    ]
+    return {
+        "output_counts": [
+            (
+                name,
+                counts.get((name, OutputState.DONE), 0),
+                counts.get((name, OutputState.FAILED), 0),
+            )
+            for name in OUTPUTS
+        ],
+        "failing_outputs": store.outputs.failing(ADMIN_LIST_LIMIT),
+        "outbox_counts": store.outbox.counts(),
+        "outbox_oldest_age": None if oldest is None else now - oldest,
+        "undelivered": sorted(undelivered, key=lambda m: (m.created_at, m.id)),
+    }
+
+
+@router.post("/ui/admin/outbox/{message_id}/retry")
+def retry_outbox_message(
+    request: Request,
+    message_id: Annotated[int, Path(ge=1, description="the outbox message")],
+    admin: AdminAction,
+    store: StoreDep,
+) -> RedirectResponse:
+    """Send a message the RIS refused (FAILED) again: back to the queue at its place."""
+    message = store.outbox.get(message_id)
+    if message is None:
+        raise NotFoundError(f"no outbox message {message_id}")
+    if not store.outbox.requeue(message_id):
+        raise ConflictError(
+            f"outbox message {message_id} is {message.state.value}, not failed: "
+            "only a failed message is retried"
+        )
+    store.audit.record(
+        admin.username,
+        REQUEUED_ACTION,
+        message.exam_public_id,
+        {"control_id": message.control_id, "attempts": message.attempts},
+    )
+    request.session["flash"] = f"HL7 message {message.control_id} queued again."
+    return RedirectResponse("/admin", status_code=status.HTTP_303_SEE_OTHER)
