@@ -135,3 +135,25 @@ def test_usage_errors_exit_2(outbox: Outbox, tmp_path: Path) -> None:
     nowhere = run("list", "--database", str(tmp_path / "nowhere.sqlite"))
     assert nowhere.exit_code == 2 and "no worklist database" in nowhere.output
     assert not (tmp_path / "nowhere.sqlite").exists()
+
+
+def test_show_queues_prints_outputs_and_the_outbox_by_internal_id(outbox: Outbox) -> None:
+    from rich.console import Console
+
+    from mammotriage.cli.worker import _print_outputs
+
+    store = Store(str(outbox.database))
+    try:
+        store.outputs.record(outbox.exam, "sr", now=NOW)
+        store.outputs.record(outbox.exam, "gsps", now=NOW, error="PACS refused [bold]it[/bold]")
+        out = Console(width=200, record=True)
+        _print_outputs(store, out, NOW + timedelta(days=2, hours=1))
+    finally:
+        store.close()
+    text = out.export_text()
+    assert "outputs" in text and str(outbox.exam) in text
+    row = next(line for line in text.splitlines() if "gsps" in line and str(outbox.exam) in line)
+    assert "PACS refused [bold]it[/bold]" in row
+    # the queued message was written on NOW + 2 days
+    assert "HL7 outbox: 1 queued, 1 delivered, 1 failed, oldest queued 1 h 00 min ago" in text
+    assert PATIENT_NAME not in text

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -24,6 +24,7 @@ from mammotriage.errors import MammotriageError, StoreError
 if TYPE_CHECKING:
     from mammotriage.worker.config import WorkerSettings
     from mammotriage.worker.loop import Worker
+    from mammotriage.worklist import Store
 
 DEFAULT_CONFIG = Path("configs/worker.yaml")
 
@@ -204,3 +205,60 @@ def _print_queues(the_worker: Worker, out: Console) -> None:
     rejected = [e for e in the_worker.store.exams.all() if e.status.value == "rejected"]
     if rejected:
         out.print(f"not mammography (kept off the queues, reasons in the store): {len(rejected)}")
+    _print_outputs(the_worker.store, out, now)
+
+
+#: The most failing outputs ``--show-queues`` lists.
+FAILING_SHOWN = 20
+
+
+def _print_outputs(store: Store, out: Console, now: datetime) -> None:
+    """The exams' outputs (counts, the failing ones) and the HL7 outbox (counts, the age
+    of the oldest message waiting): internal exam ids only, never a message's text."""
+    from rich.markup import escape
+
+    from mammotriage.worklist.models import OutputState
+    from mammotriage.worklist.outputs import OUTPUTS
+
+    counts = store.outputs.counts()
+    if counts:
+        table = Table(title="outputs", title_justify="left")
+        for column in ("output", "done", "failed"):
+            table.add_column(column)
+        for name in OUTPUTS:
+            done = counts.get((name, OutputState.DONE), 0)
+            failed = counts.get((name, OutputState.FAILED), 0)
+            if done or failed:
+                table.add_row(name, str(done), str(failed))
+        out.print(table)
+    failing = store.outputs.failing(FAILING_SHOWN)
+    if failing:
+        table = Table(title=f"failing outputs: {len(failing)}", title_justify="left")
+        for column in ("exam (internal id)", "output", "attempts", "when", "reason"):
+            table.add_column(column)
+        for output in failing:
+            table.add_row(
+                str(output.exam_public_id),
+                output.output,
+                str(output.attempts),
+                f"{output.updated_at:%Y-%m-%d %H:%M}",
+                escape(output.last_error or ""),
+            )
+        out.print(table)
+    outbox = store.outbox.counts()
+    if any(outbox.values()):
+        oldest = store.outbox.oldest_queued_at()
+        age = "" if oldest is None else f", oldest queued {_age(now - oldest)} ago"
+        summary = ", ".join(f"{n} {state.value}" for state, n in outbox.items())
+        out.print(f"HL7 outbox: {summary}{age}")
+
+
+def _age(delta: timedelta) -> str:
+    """``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``."""
+    total = max(int(delta.total_seconds()), 0)
+    minutes, hours, days = total // 60 % 60, total // 3600 % 24, total // 86400
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min" if minutes else f"{total} s"
