@@ -23,9 +23,13 @@ pixel-edge convention as :class:`~mammotriage.dicom.report_content.ReportFinding
 the SR's SCOORDs, so a box goes in as it is, without a half-pixel shift.
 
 The Manufacturer is ours (:data:`~mammotriage.dicom.report.MANUFACTURER`), so every source
-tells the presentation state from the exam's images and never scores it. Its UIDs derive from
-the same facts as the SR's (study, model, sources, content), so a re-sent GSPS is the same
-instance and a rescored exam gives a new one.
+tells the presentation state from the exam's images and never scores it. Its series is one
+per study, like the SR's; its SOP Instance UID and tracking UIDs derive from the same facts
+as the SR's (study, model, sources, content), so a re-sent GSPS is the same instance and a
+rescored exam gives a new one, in the same series, with the report's version as its
+Instance Number (and in its UID). A presentation state has no Predecessor Documents Sequence:
+the PACS keeps the earlier GSPS beside the new one, and a rescore without findings writes
+none.
 """
 
 from __future__ import annotations
@@ -43,11 +47,11 @@ from mammotriage.dicom.report import (
     MANUFACTURER,
     _check_finding,
     _check_sources,
-    _fingerprint,
     _study_header,
     rectangle,
 )
 from mammotriage.dicom.report_content import AlgorithmIdentity, ReportContent
+from mammotriage.dicom.report_identity import report_fingerprint
 
 __all__ = [
     "CATEGORY_LAYER",
@@ -58,6 +62,7 @@ __all__ = [
     "build_presentation_state",
     "category_text",
     "finding_text",
+    "presentation_series_uid",
 ]
 
 #: Series of the presentation state: its own (Modality PR), after the SR's 9901.
@@ -90,6 +95,12 @@ def category_text(content: ReportContent) -> str:
 
 def _derived_uid(fingerprint: str, purpose: str) -> str:
     return str(generate_uid(entropy_srcs=[f"mammotriage-gsps-{purpose}", fingerprint]))
+
+
+def presentation_series_uid(study_instance_uid: str) -> str:
+    """The Series Instance UID of every mammotriage GSPS of the study: one per study, apart
+    from the SR's."""
+    return str(generate_uid(entropy_srcs=["mammotriage-gsps-series-of-study", study_instance_uid]))
 
 
 def _presentation_lut_shape(images: Sequence[Dataset]) -> hd.PresentationLUTShapeValues:
@@ -173,6 +184,7 @@ def build_presentation_state(
     institution_name: str | None = None,
     institutional_department_name: str | None = None,
     content_datetime: datetime.datetime | None = None,
+    version: int = 1,
 ) -> hd.pr.GrayscaleSoftcopyPresentationState | None:
     """Build the exam's GSPS: its findings drawn on their images, its category written.
 
@@ -189,7 +201,9 @@ def build_presentation_state(
     institution_name, institutional_department_name:
         Optional General Equipment attributes of the site that runs mammotriage.
     content_datetime:
-        Presentation Creation, Series and Instance Creation Date/Time; now when ``None``.
+        Presentation Creation and Instance Creation Date/Time; now when ``None``.
+    version:
+        The Instance Number: the version of the SR it goes with (1, or more for a rescore).
 
     Returns
     -------
@@ -203,8 +217,11 @@ def build_presentation_state(
         If ``source_images`` is empty, spans more than one study, lacks a UID or repeats an
         image; if a finding references an image not among them, contradicts its laterality
         or reaches outside its pixel matrix; if an image with a finding lacks Rows, Columns
-        or SamplesPerPixel, is not grayscale, or the images mix MONOCHROME1 and MONOCHROME2.
+        or SamplesPerPixel, is not grayscale, or the images mix MONOCHROME1 and MONOCHROME2;
+        if ``version`` is not a positive integer.
     """
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}")
     by_uid = _check_sources(source_images)
     for index, finding in enumerate(content.findings):
         _check_finding(index, finding, by_uid.get(finding.sop_instance_uid))
@@ -219,7 +236,7 @@ def build_presentation_state(
             marked.append(image)
     lut_shape = _presentation_lut_shape(marked)
 
-    fingerprint = _fingerprint(content, source_images, algorithm)
+    fingerprint = report_fingerprint(content, source_images, algorithm)
     findings_layer = hd.pr.GraphicLayer(
         FINDINGS_LAYER, order=1, description="mammotriage finding boxes and scores"
     )
@@ -277,10 +294,14 @@ def build_presentation_state(
     when = content_datetime or datetime.datetime.now()
     gsps = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=references,
-        series_instance_uid=_derived_uid(fingerprint, "series"),
+        series_instance_uid=presentation_series_uid(str(source_images[0].StudyInstanceUID)),
         series_number=GSPS_SERIES_NUMBER,
-        sop_instance_uid=_derived_uid(fingerprint, "instance"),
-        instance_number=1,
+        # A first version keeps the UID of the time before versions; a later one hashes its
+        # number too, so that each version of the SR has its own GSPS beside it.
+        sop_instance_uid=_derived_uid(
+            fingerprint, "instance" if version == 1 else f"instance-v{version}"
+        ),
+        instance_number=version,
         manufacturer=MANUFACTURER,
         manufacturer_model_name=algorithm.name,
         software_versions=algorithm.version,
@@ -294,9 +315,8 @@ def build_presentation_state(
         presentation_lut_transformation=hd.PresentationLUTTransformation(
             presentation_lut_shape=lut_shape
         ),
+        # No Series Date/Time (Type 3): the series holds the GSPS of every version.
         series_description=GSPS_SERIES_DESCRIPTION,
-        series_date=when.date(),
-        series_time=when.time(),
     )
     gsps.DisplayedAreaSelectionSequence = _displayed_areas(marked)
     # Laterality (Type 2C, General Series): the side when every marked image is of one

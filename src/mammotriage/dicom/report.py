@@ -31,9 +31,13 @@ Contributing Equipment Sequence has, after highdicom's own item, the model as IH
 a Device UID derived from the model's sha256, so it changes with the model); the Coding Scheme
 Identification Sequence declares the two private schemes used (99MMTRIAGE, 99IHE).
 
-The SOP and Series Instance UIDs derive from the study, the model hash, the source images and
-the content, so re-sending a report after a crash gives the PACS the same instance (it
-replaces or ignores it) while a late view or a new model gives a new one.
+The Series Instance UID is one per study and the SOP Instance UID a hash of the study, the
+model, the source images and the content (:mod:`mammotriage.dicom.report_identity`), so
+re-sending a report after a crash gives the PACS the same instance (it replaces or ignores
+it) while a late view or a new model gives a new one, in the same series. A rescore names
+the report it supersedes in its Predecessor Documents Sequence (PS3.3 C.17.2) and has the
+next Instance Number; the module docstring of ``report_identity`` says how a PACS tells the
+versions apart.
 
 TID 4000 (Mammography CAD SR, PS3.3 A.35.5) is not built, on purpose. highdicom has no
 template for it, and a correct one needs what this pipeline does not produce: TID 4001's CAD
@@ -53,7 +57,6 @@ is what places it in the study) and nothing here logs any of it.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +66,6 @@ import numpy as np
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
 from pydicom.valuerep import DA, DT, TM
 
 from mammotriage.atomic import atomic_write
@@ -92,18 +94,28 @@ from mammotriage.dicom.report_content import (
     ReportFinding,
     reading_code,
 )
+from mammotriage.dicom.report_identity import (
+    PriorReport,
+    derived_uid,
+    device_uid,
+    report_fingerprint,
+    report_instance_uid,
+    report_series_uid,
+    report_version,
+)
 
 __all__ = [
-    "INSTANCE_NUMBER",
     "MANUFACTURER",
     "SERIES_DESCRIPTION",
     "SERIES_NUMBER",
     "AlgorithmIdentity",
+    "PriorReport",
     "ReportContent",
     "ReportFinding",
     "algorithm_equipment",
     "build_measurement_report",
     "device_uid",
+    "report_series_uid",
     "report_uids",
     "write_report",
 ]
@@ -113,7 +125,6 @@ SERIES_DESCRIPTION = "mammotriage AI triage report"
 #: Fixed so that the report series sorts after the modality's series in a viewer, and a
 #: re-sent report keeps its place.
 SERIES_NUMBER = 9901
-INSTANCE_NUMBER = 1
 
 # Attributes of the Patient and General Study modules that highdicom reads from the first
 # source image; all are Type 2, so an empty value is valid where a modality left one out.
@@ -173,57 +184,33 @@ def _check_finding(index: int, finding: ReportFinding, image: Dataset | None) ->
 
 
 def report_uids(
-    content: ReportContent, source_images: Sequence[Dataset], algorithm: AlgorithmIdentity
+    content: ReportContent,
+    source_images: Sequence[Dataset],
+    algorithm: AlgorithmIdentity,
+    *,
+    predecessor: PriorReport | None = None,
+    version: int | None = None,
 ) -> tuple[str, str]:
     """(SeriesInstanceUID, SOPInstanceUID) of the report for this exam, model and result.
 
-    Both are hashes (pydicom ``generate_uid`` with entropy sources) of the study, the model,
-    the sorted source SOP Instance UIDs and the whole content, so the same input always
-    gives the same UIDs and any change gives new ones (PS3.5 Section 9 and B.2).
+    The series is one per study (:func:`report_series_uid`); the instance is a hash of the
+    study, the model, the sorted source SOP Instance UIDs and the whole content, and for a
+    later version of its predecessor and version too, so the same input always gives the
+    same UIDs and a changed result a new instance (PS3.5 Section 9 and B.2).
 
     Raises
     ------
     ValueError
-        If ``source_images`` is empty, spans more than one study, lacks a UID or repeats one.
+        If ``source_images`` is empty, spans more than one study, lacks a UID or repeats one,
+        or if ``version`` does not fit ``predecessor`` (see :func:`build_measurement_report`).
     """
     _check_sources(source_images)
-    fingerprint = _fingerprint(content, source_images, algorithm)
-    return _derived_uid(fingerprint, "series"), _derived_uid(fingerprint, "instance")
-
-
-def _fingerprint(
-    content: ReportContent, source_images: Sequence[Dataset], algorithm: AlgorithmIdentity
-) -> str:
-    facts = {
-        "study": sorted({str(image.StudyInstanceUID) for image in source_images}),
-        "sources": sorted(str(image.SOPInstanceUID) for image in source_images),
-        "algorithm": [algorithm.name, algorithm.version, algorithm.sha256],
-        "exam_score": content.exam_score,
-        "category": content.category,
-        "breasts": dict(content.breasts),
-        "findings": [
-            [f.sop_instance_uid, f.laterality, f.view, list(f.box), f.score]
-            for f in content.findings
-        ],
-        "reading": content.reading,
-        "partial": content.partial,
-        **({"demonstration": True} if content.demonstration else {}),
-    }
-    return json.dumps(facts, sort_keys=True, separators=(",", ":"))
-
-
-def _derived_uid(fingerprint: str, purpose: str) -> str:
-    return str(generate_uid(entropy_srcs=[f"mammotriage-sr-{purpose}", fingerprint]))
-
-
-def device_uid(algorithm: AlgorithmIdentity) -> str:
-    """The model's Device UID: one per model sha256, the same in every report it writes.
-
-    It is the Device Observer UID of the report's observer context (TID 1004) and the Device
-    UID of the algorithm's Contributing Equipment item, so a new model file (a new sha256) is
-    a new device to the PACS, and the same model is the same device in every report.
-    """
-    return str(generate_uid(entropy_srcs=["mammotriage-device", algorithm.sha256]))
+    number = report_version(predecessor, version)
+    fingerprint = report_fingerprint(content, source_images, algorithm)
+    return (
+        report_series_uid(str(source_images[0].StudyInstanceUID)),
+        report_instance_uid(fingerprint, predecessor, number),
+    )
 
 
 def algorithm_equipment(algorithm: AlgorithmIdentity, when: datetime.datetime) -> Dataset:
@@ -287,7 +274,7 @@ def _exam_group(
         evaluations.append(hd.sr.QualitativeEvaluation(name=INTENDED_USE, value=DEMONSTRATION_ONLY))
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_derived_uid(fingerprint, "exam"), identifier="exam"
+            uid=derived_uid(fingerprint, "exam"), identifier="exam"
         ),
         algorithm_id=algorithm_id,
         finding_sites=[hd.sr.FindingSite(BREAST)],
@@ -306,7 +293,7 @@ def _breast_group(
     laterality = side.value
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_derived_uid(fingerprint, f"breast-{laterality}"),
+            uid=derived_uid(fingerprint, f"breast-{laterality}"),
             identifier=f"breast {laterality}",
         ),
         algorithm_id=algorithm_id,
@@ -334,7 +321,7 @@ def _finding_group(
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=_derived_uid(fingerprint, f"finding-{number}"),
+            uid=derived_uid(fingerprint, f"finding-{number}"),
             identifier=f"finding {number} {finding.laterality} {finding.view}",
         ),
         algorithm_id=algorithm_id,
@@ -386,8 +373,15 @@ def build_measurement_report(
     institution_name: str | None = None,
     institutional_department_name: str | None = None,
     content_datetime: datetime.datetime | None = None,
+    predecessor: PriorReport | None = None,
+    version: int | None = None,
 ) -> hd.sr.ComprehensiveSR:
     """Build the exam's TID 1500 Measurement Report as a Comprehensive SR.
+
+    A rescore of an exam gives ``predecessor``, the SR it supersedes: the new SR names it in
+    its Predecessor Documents Sequence (0040,A360), lives in the same series (one per study),
+    has a new SOP Instance UID and ``version`` as its Instance Number. How a PACS tells the
+    versions apart: :mod:`mammotriage.dicom.report_identity`.
 
     Parameters
     ----------
@@ -402,8 +396,14 @@ def build_measurement_report(
     institution_name, institutional_department_name:
         Optional General Equipment attributes of the site that runs mammotriage.
     content_datetime:
-        Content, Series and Instance Creation Date/Time of the report; now when ``None``.
-        Give it to make the whole dataset, not only its UIDs, reproducible.
+        Content and Instance Creation Date/Time of the report (when this analysis ran); now
+        when ``None``. Give it to make the whole dataset, not only its UIDs, reproducible.
+    predecessor:
+        The earlier SR of this exam that this one supersedes, or ``None`` for a first report.
+    version:
+        The report's Instance Number: 1 for a first report, the predecessor's plus one for a
+        rescore; ``None`` means 1, or 2 with a predecessor. It is part of the SOP Instance
+        UID of a later version, so resending the same rescore gives the same instance.
 
     Returns
     -------
@@ -416,15 +416,19 @@ def build_measurement_report(
     ValueError
         If ``source_images`` is empty, spans more than one study, lacks a UID or repeats an
         image, or if a finding references an image not among them, contradicts the image's
-        laterality or reaches outside its pixel matrix.
+        laterality or reaches outside its pixel matrix; if ``version`` is not a positive
+        integer, is 1 with a predecessor or above 1 without one.
     """
     by_uid = _check_sources(source_images)
     for index, finding in enumerate(content.findings):
         _check_finding(index, finding, by_uid.get(finding.sop_instance_uid))
 
-    fingerprint = _fingerprint(content, source_images, algorithm)
-    series_instance_uid = _derived_uid(fingerprint, "series")
-    sop_instance_uid = _derived_uid(fingerprint, "instance")
+    instance_number = report_version(predecessor, version)
+    study_instance_uid = str(source_images[0].StudyInstanceUID)
+    fingerprint = report_fingerprint(content, source_images, algorithm)
+    # Tracking UIDs hash the report's facts, not its version: a rescore with the same result
+    # tracks the same findings.
+    sop_instance_uid = report_instance_uid(fingerprint, predecessor, instance_number)
     algorithm_id = _algorithm_id(algorithm)
 
     groups = [_exam_group(content, algorithm_id, fingerprint)]
@@ -442,13 +446,17 @@ def build_measurement_report(
     )
     when = content_datetime or datetime.datetime.now()
     evidence = [_study_header(source_images[0]), *source_images[1:]]
+    # The Predecessor Documents Sequence (PS3.3 C.17.2), built by highdicom.
+    previous_versions = (
+        None if predecessor is None else [_predecessor(predecessor, study_instance_uid)]
+    )
     sr = hd.sr.ComprehensiveSR(
         evidence=evidence,
         content=report[0],
-        series_instance_uid=series_instance_uid,
+        series_instance_uid=report_series_uid(study_instance_uid),
         series_number=SERIES_NUMBER,
         sop_instance_uid=sop_instance_uid,
-        instance_number=INSTANCE_NUMBER,
+        instance_number=instance_number,
         manufacturer=MANUFACTURER,
         is_complete=not content.partial,
         institution_name=institution_name,
@@ -457,10 +465,11 @@ def build_measurement_report(
         series_description=SERIES_DESCRIPTION,
         manufacturer_model_name=algorithm.name,
         software_versions=algorithm.version,
+        # No Series Date/Time (Type 3): the series holds every version of the report, each
+        # written at its own time, which Content and Instance Creation Date/Time carry.
         content_date=when.date(),
         content_time=when.time(),
-        series_date=when.date(),
-        series_time=when.time(),
+        previous_versions=previous_versions,
         coding_schemes=[
             CodingSchemeIdentificationItem(
                 designator=PRIVATE_SCHEME,
@@ -485,6 +494,16 @@ def build_measurement_report(
     if content.partial:
         sr.CompletionFlagDescription = "exam lacks a standard view"
     return sr
+
+
+def _predecessor(prior: PriorReport, study_instance_uid: str) -> Dataset:
+    """What highdicom's ``previous_versions`` reads of an earlier SR: its four UIDs."""
+    header = Dataset()
+    header.StudyInstanceUID = study_instance_uid
+    header.SeriesInstanceUID = prior.series_instance_uid
+    header.SOPClassUID = prior.sop_class_uid
+    header.SOPInstanceUID = prior.sop_instance_uid
+    return header
 
 
 def write_report(dataset: Dataset, path: str | os.PathLike[str]) -> Path:

@@ -1,4 +1,11 @@
-"""From a scored exam to the DICOM SR sent back to the PACS (:mod:`mammotriage.dicom.report`)."""
+"""From a scored exam to the DICOM SR sent back to the PACS (:mod:`mammotriage.dicom.report`).
+
+A rescore of an exam (the same study processed again, e.g. after a late view) writes a new SR
+that supersedes the one sent before: the caller passes that SR's SOP Instance UID (the
+worklist keeps it per exam) and the new version number, and the new SR names its predecessor
+in the Predecessor Documents Sequence, in the same series, with the version as its Instance
+Number (:mod:`mammotriage.dicom.report_identity` says how a PACS tells the versions apart).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from mammotriage.dicom.report_content import (
     ReportContent,
     ReportFinding,
 )
+from mammotriage.dicom.report_identity import PriorReport, report_version
 from mammotriage.errors import SourceError
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage import ReadingMode, TriageDecision
@@ -37,6 +45,8 @@ class WrittenReport:
     sop_instance_uid: str
     #: The exam's GSPS, when enabled and the exam has findings.
     presentation_state: Path | None = None
+    #: The SR's version (its Instance Number): 1, or the predecessor's plus one.
+    version: int = 1
 
     @property
     def paths(self) -> list[Path]:
@@ -76,16 +86,42 @@ class ReportWriter:
         self.presentation_state = presentation_state
 
     def write(
-        self, exam_score: ExamScore, decision: TriageDecision, out_dir: Path
+        self,
+        exam_score: ExamScore,
+        decision: TriageDecision,
+        out_dir: Path,
+        *,
+        predecessor_uid: str | None = None,
+        version: int | None = None,
     ) -> WrittenReport:
         """The SR of ``exam_score`` (which must be scored), written under ``out_dir``.
 
         Its evidence is the images that were scored; findings point at their images.
 
+        Parameters
+        ----------
+        exam_score, decision
+            The scored exam and its triage decision.
+        out_dir
+            Where the SR (and the GSPS) go, named by their SOP Instance UIDs.
+        predecessor_uid
+            SOP Instance UID of the SR sent for an earlier score of this exam, which this one
+            supersedes (a rescore); ``None`` for the exam's first report. Its series is the
+            study's report series (:meth:`PriorReport.of_study`).
+        version
+            The SR's Instance Number: the predecessor's plus one. ``None`` means 1, or 2 with
+            a predecessor. The GSPS gets the same number.
+
+        The same exam result with the same predecessor and version gives the same SOP
+        Instance UIDs, so a report re-sent after a crash is one copy in the PACS.
+
         Raises
         ------
         SourceError
             If an image the exam was scored from can no longer be read (it was removed).
+        ValueError
+            If the exam is not scored, ``predecessor_uid`` is not a valid UID, or ``version``
+            does not fit it (below 2 with a predecessor, above 1 without).
         """
         if exam_score.score is None or exam_score.category is None:
             raise ValueError("only a scored exam has a report")
@@ -119,8 +155,19 @@ class ReportWriter:
             demonstration=self.demonstration,
         )
         algorithm = AlgorithmIdentity(self.model_name, __version__, exam_score.model_sha256)
+        predecessor = (
+            None
+            if predecessor_uid is None
+            else PriorReport.of_study(str(headers[0].StudyInstanceUID), predecessor_uid)
+        )
+        number = report_version(predecessor, version)
         report = build_measurement_report(
-            content, headers, algorithm, institution_name=self.institution_name
+            content,
+            headers,
+            algorithm,
+            institution_name=self.institution_name,
+            predecessor=predecessor,
+            version=number,
         )
         out_dir.mkdir(parents=True, exist_ok=True)
         path = write_report(report, out_dir / f"{report.SOPInstanceUID}.dcm")
@@ -128,7 +175,11 @@ class ReportWriter:
         if self.presentation_state:
             try:
                 gsps = build_presentation_state(
-                    content, headers, algorithm, institution_name=self.institution_name
+                    content,
+                    headers,
+                    algorithm,
+                    institution_name=self.institution_name,
+                    version=number,
                 )
             except ValueError as exc:  # images it cannot show (mixed MONOCHROME1/2): SR only
                 log.warning(
@@ -137,7 +188,7 @@ class ReportWriter:
                 gsps = None
             if gsps is not None:
                 gsps_path = write_report(gsps, out_dir / f"{gsps.SOPInstanceUID}.dcm")
-        return WrittenReport(path, str(report.SOPInstanceUID), gsps_path)
+        return WrittenReport(path, str(report.SOPInstanceUID), gsps_path, number)
 
 
 __all__ = ["ReportWriter", "WrittenReport"]

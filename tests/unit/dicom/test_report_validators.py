@@ -21,6 +21,7 @@ from pydicom.uid import generate_uid
 from dicom_builders import mg_dataset
 from mammotriage.dicom.report import (
     AlgorithmIdentity,
+    PriorReport,
     ReportContent,
     ReportFinding,
     build_measurement_report,
@@ -86,6 +87,23 @@ def _reports(images: list[Dataset]) -> dict[str, tuple[ReportContent, list[Datas
     }
 
 
+def _superseding(images: list[Dataset]) -> Dataset:
+    """A rescore: the full exam's SR superseding the partial one (Predecessor Documents
+    Sequence, version 2, the same series)."""
+    reports = _reports(images)
+    partial, partial_sources = reports["partial"]
+    earlier = build_measurement_report(partial, partial_sources, ALGORITHM, content_datetime=WHEN)
+    content, sources = reports["two-findings"]
+    return build_measurement_report(
+        content,
+        sources,
+        ALGORITHM,
+        content_datetime=WHEN + datetime.timedelta(days=1),
+        predecessor=PriorReport.of_study(images[0].StudyInstanceUID, earlier.SOPInstanceUID),
+        version=2,
+    )
+
+
 def _broken(images: list[Dataset]) -> dict[str, Dataset]:
     """Reports with the faults each validator is here to catch."""
     content, _ = _reports(images)["two-findings"]
@@ -111,6 +129,7 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Verdic
         )
         for name, (content, sources) in _reports(images).items()
     ]
+    paths.append(write_report(_superseding(images), folder / "superseding.dcm"))
     broken = {
         name: Path(write_report(sr, folder / f"{name}.dcm")) for name, sr in _broken(images).items()
     }
@@ -123,12 +142,21 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Verdic
 
 
 @pytest.mark.parametrize(
-    "name", ["two-findings", "one-finding", "no-findings", "partial", "demonstration"]
+    "name",
+    ["two-findings", "one-finding", "no-findings", "partial", "demonstration", "superseding"],
 )
 def test_every_kind_of_report_has_zero_validator_errors(verdicts, name):
     iod, sr = verdicts[name]
     assert iod.errors == [], iod.output
     assert sr.errors == [], sr.output
+
+
+def test_the_superseding_case_is_a_rescore():
+    # what the validators judge as "superseding" carries the reference and the version
+    superseding = _superseding(_exam())
+    assert superseding.InstanceNumber == 2
+    (study,) = superseding.PredecessorDocumentsSequence
+    assert study.ReferencedSeriesSequence[0].SeriesInstanceUID == superseding.SeriesInstanceUID
 
 
 def test_pixelmed_catches_a_procedure_code_outside_cid_100(verdicts):
