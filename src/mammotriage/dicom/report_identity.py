@@ -15,9 +15,10 @@ after a crash gives the PACS the same instance, which it replaces or ignores:
 
 A rescore of an exam (the same study processed again, e.g. a late view arrived) is a new SR
 document that supersedes the one sent before. DICOM has no "replaces" attribute, and an SR
-is not updated in place: changed content is a new SOP instance. What it has is the Predecessor Documents Sequence (0040,A360) of the SR Document General Module
-(PS3.3 C.17.2), a Hierarchical SOP Instance Reference to the SR documents whose content this
-one includes with or without modification: here the earlier result for the same exam, restated
+is not updated in place: changed content is a new SOP instance. What it has is the
+Predecessor Documents Sequence (0040,A360) of the SR Document General Module (PS3.3
+C.17.2), a Hierarchical SOP Instance Reference to the SR documents whose content this one
+includes with or without modification: here the earlier result for the same exam, restated
 as the rescore found it. A PACS or viewer tells the versions apart by:
 
 - the same Series Instance UID (and Series Number) for every version;

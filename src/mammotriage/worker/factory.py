@@ -27,6 +27,7 @@ from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
 from mammotriage.worklist import Store
 from mammotriage.worklist.database import sqlite_file
+from mammotriage.worklist.outbox import DeliveryRound
 
 log = logging.getLogger("mammotriage.worker")
 
@@ -156,6 +157,7 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
             engine.sidecar.name,
             demonstration=engine.sidecar.demonstration,
             presentation_state=settings.outputs.gsps.enabled,
+            secondary_capture=settings.outputs.sc.enabled,
         )
         if settings.outputs.dicom
         else None
@@ -172,7 +174,30 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         def after_job() -> None:
             metrics.write(textfile)
 
-    return Worker(
+    results = sender = None
+    hl7 = settings.outputs.hl7
+    if hl7.enabled:
+        from mammotriage.hl7.mllp import MllpClient
+        from mammotriage.worker.hl7_output import OutboxSender, ResultMessages, backoff_of
+
+        assert hl7.host is not None and hl7.port is not None  # the settings require them
+        results = ResultMessages(hl7, engine.sidecar.name)
+        client = MllpClient(
+            hl7.host,
+            hl7.port,
+            connect_timeout=hl7.connect_timeout_seconds,
+            read_timeout=hl7.read_timeout_seconds,
+        )
+        sender = OutboxSender(
+            store,
+            client,
+            backoff=backoff_of(hl7),
+            join_timeout=hl7.connect_timeout_seconds + hl7.read_timeout_seconds + 5,
+        )
+    outputs = frozenset(
+        name for name in ("sr", "gsps", "sc") if getattr(settings.outputs, name).enabled
+    )
+    worker = Worker(
         name=settings.name,
         source=source if source is not None else build_source(settings.source),
         store=store,
@@ -185,7 +210,21 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         poll_seconds=settings.poll_seconds,
         after_job=after_job,
         thumbnails_dir=settings.thumbnails_dir,
+        outputs=outputs,
+        results=results,
+        sender=sender,
     )
+    if sender is not None:
+
+        def on_round(done: DeliveryRound) -> None:
+            metrics.hl7_sent.labels(outcome="delivered").inc(done.delivered)
+            metrics.hl7_sent.labels(outcome="rejected").inc(done.failed)
+            metrics.hl7_sent.labels(outcome="retry").inc(int(done.waiting))
+            if done.delivered or done.failed or done.waiting:
+                worker.refresh_output_metrics()
+
+        sender.on_round = on_round
+    return worker
 
 
 __all__ = ["build_source", "build_worker", "ensure_folder"]

@@ -51,6 +51,7 @@ from mammotriage.triage import (
 )
 from mammotriage.worker.config import RetrySettings
 from mammotriage.worker.crashpoints import crash_point
+from mammotriage.worker.hl7_output import OutboxSender, ResultMessageError, ResultMessages
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
@@ -59,7 +60,7 @@ from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
 from mammotriage.worklist.database import StoreDataError
 from mammotriage.worklist.exams import exam_status
 from mammotriage.worklist.jobs import instance_id
-from mammotriage.worklist.models import utcnow
+from mammotriage.worklist.models import OutboxState, utcnow
 
 log = logging.getLogger("mammotriage.worker")
 _T = TypeVar("_T")
@@ -99,6 +100,8 @@ class RunSummary:
     reports: list[str] = field(default_factory=list)
     #: The last poll of the source failed (unreachable, refused): ``--once`` exits 1.
     source_unreachable: bool = False
+    #: HL7 results still in the outbox when a ``--once`` run ended (the RIS is away).
+    hl7_waiting: int = 0
 
 
 class Worker:
@@ -115,7 +118,13 @@ class Worker:
     retry
         Backoff for passing faults.
     reports
-        Builds the SR of a scored exam; None: no write-back.
+        Builds the SR (and presentation state, Secondary Captures) of a scored exam; None:
+        no DICOM write-back.
+    outputs
+        Which of the DICOM objects ``reports`` builds are sent: ``sr``, ``gsps``, ``sc``.
+    results, sender
+        The HL7 output: builds each exam's result messages (queued with its decision) and
+        delivers the outbox in a thread; None: no HL7.
     metrics
         Counters updated as jobs end.
     poll_seconds
@@ -138,6 +147,9 @@ class Worker:
         after_job: Callable[[], None] | None = None,
         thumbnails_dir: Path | None = None,
         instance: str | None = None,
+        outputs: frozenset[str] = frozenset({"sr"}),
+        results: ResultMessages | None = None,
+        sender: OutboxSender | None = None,
     ) -> None:
         self.name = name
         #: This process's identity in claims (:func:`~mammotriage.worklist.jobs.instance_id`):
@@ -154,6 +166,11 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.after_job = after_job
         self.thumbnails_dir = thumbnails_dir
+        #: The DICOM outputs sent back (``sr``, ``gsps``, ``sc``): what ``reports`` writes
+        #: that is not named here is not sent.
+        self.outputs = outputs
+        self.results = results
+        self.sender = sender
         self._waiting = 0
 
     # -- the loop -------------------------------------------------------------------------
@@ -165,6 +182,22 @@ class Worker:
         then returns; without it the loop runs until ``stop``.
         """
         summary = RunSummary()
+        if self.sender is not None:
+            self.sender.start()
+        try:
+            self._loop(stop, once, summary)
+        finally:
+            if self.sender is not None:
+                self.sender.stop(timeout=self.sender.join_timeout)
+        if self.sender is not None and once:
+            # What the thread had no time for; what is left waits for the next run.
+            self.sender.deliver_now()
+            waiting = self._store_call(self.store.outbox.counts, threading.Event())
+            summary.hl7_waiting = 0 if waiting is None else waiting[OutboxState.QUEUED]
+            self._store_call(self.refresh_output_metrics, threading.Event())
+        return summary
+
+    def _loop(self, stop: threading.Event, once: bool, summary: RunSummary) -> None:
         release_pending = True  # a previous run of this name may have died holding a job
         while not stop.is_set():
             if release_pending:
@@ -200,10 +233,18 @@ class Worker:
             counts = self._store_call(self.store.jobs.counts, threading.Event())
             if counts is not None:
                 self.metrics.set_queue(counts)
+                self._store_call(self.refresh_output_metrics, threading.Event())
             if once and not release_pending and counts is not None and self._nothing_left(counts):
                 break
             stop.wait(self.poll_seconds)
-        return summary
+
+    def refresh_output_metrics(self) -> None:
+        """The per-exam outputs and the outbox, from the store, into the gauges."""
+        self.metrics.set_outputs(self.store.outputs.counts())
+        if self.results is not None:
+            oldest = self.store.outbox.oldest_queued_at()
+            age = None if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+            self.metrics.set_outbox(self.store.outbox.counts(), age)
 
     def _poll(self, stop: threading.Event) -> bool:
         """Enqueue what the source offers; False when the source could not be polled."""
@@ -313,9 +354,16 @@ class Worker:
         failed: list[str] = []
         received_at = job.created_at or utcnow()
         decision = self._decide(exam_score, received_at)
-        public_id = self.store.exams.save_score(exam_score, decision, received_at)
+        messages, hl7_error = self._result_messages(job, exam_score, decision)
+        public_id = self.store.exams.save_score(
+            exam_score, decision, received_at, messages=messages
+        )
         status = exam_status(exam_score, decision)
         fields = {**context, "exam_id": str(public_id), "status": status.value}
+        if messages and self.sender is not None:
+            self.sender.wake()
+        if hl7_error is not None:  # the study lacks what the RIS needs: retrying cannot help
+            self._output_failed(public_id, "hl7", hl7_error, fields)
         if exam_score.category is not None:
             fields["category"] = exam_score.category
         if decision is not None:
@@ -348,24 +396,119 @@ class Worker:
                 raise
             except Exception as exc:  # an output failure must not lose the other outputs
                 failed.append(f"thumbnails: {type(exc).__name__}: {exc}")
-                self.metrics.output_failures.labels(output="thumbnails").inc()
-                log.warning(
-                    "thumbnails not written: %s",
-                    exc,
-                    extra={"event": "output-failed", "output": "thumbnails", **fields},
-                )
+                self._output_failed(public_id, "thumbnails", f"{type(exc).__name__}: {exc}", fields)
+            else:
+                self.store.outputs.record(public_id, "thumbnails", now=utcnow())
             crash_point("after-thumbnails")
         log.info("exam stored", extra={"event": "exam-stored", **fields})
         if status is ExamStatus.SCORED and self.reports is not None and decision is not None:
-            report = self.reports.write(exam_score, decision, scratch / "report")
-            location = self.source.store_reports(job.study_instance_uid, report.paths)
-            crash_point("after-report-written")
-            self.store.exams.save_report(exam_score.exam_id, report.sop_instance_uid, location)
-            self.metrics.reports.inc()
-            summary.reports.append(location)
-            log.info("report stored", extra={"event": "report-stored", **fields})
-            crash_point("after-report-stored")
+            failed += self._dicom_outputs(
+                job, exam_score, decision, public_id, scratch, summary, fields
+            )
         return failed
+
+    def _result_messages(
+        self, job: Job, exam_score: ExamScore, decision: TriageDecision | None
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """The exam's HL7 messages to queue with its decision, or why there are none."""
+        if self.results is None or decision is None:
+            return [], None
+        earlier = self.store.outbox.control_ids_of(exam_score.exam_id)
+        try:
+            return (
+                self.results.build(
+                    exam_score, decision, fingerprint=job.fingerprint, earlier=earlier
+                ),
+                None,
+            )
+        except ResultMessageError as exc:
+            return [], str(exc)
+
+    def _dicom_outputs(
+        self,
+        job: Job,
+        exam_score: ExamScore,
+        decision: TriageDecision,
+        public_id: uuid.UUID,
+        scratch: Path,
+        summary: RunSummary,
+        fields: dict[str, object],
+    ) -> list[str]:
+        """Write the exam's DICOM objects and send each output on its own (one failing
+        leaves the others sent); returns what failed in a way that may pass (the job is
+        retried). A failure that cannot pass is raised once every output was tried."""
+        assert self.reports is not None
+        previous = self.store.exams.report_of(exam_score.exam_id)
+        key = f"{job.fingerprint}|{exam_score.model_sha256}"
+        sent = previous is not None and previous.key == key
+        if previous is None:
+            predecessor, version = None, 1
+        elif sent:  # a retry of this job: the same SR again (the PACS keeps one copy)
+            predecessor, version = previous.predecessor_uid, previous.version
+        else:  # a rescore: a new SR that supersedes the one sent before
+            predecessor, version = previous.sop_instance_uid, previous.version + 1
+        report = self.reports.write(
+            exam_score, decision, scratch / "report", predecessor_uid=predecessor, version=version
+        )
+        passing: list[str] = []
+        lasting: MammotriageError | None = None
+        for output, why in report.not_built.items():
+            if output in self.outputs:  # the exam's images cannot make it: not retried
+                self._output_failed(public_id, output, why, fields)
+        for output, paths in report.outputs.items():
+            if output not in self.outputs or not paths:
+                continue
+            if (
+                output == "sr"
+                and previous is not None
+                and report.sop_instance_uid == previous.sop_instance_uid
+            ):
+                continue  # sent by an earlier attempt of this job: the PACS has it
+            try:
+                location = self.source.store_reports(job.study_instance_uid, paths)
+            except StoreError:
+                raise
+            except (SourceUnavailableError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno not in _DISK_ERRNOS:
+                    raise
+                passing.append(f"{output}: {exc}")
+                self._output_failed(public_id, output, str(exc), fields)
+                continue
+            except MammotriageError as exc:
+                lasting = lasting or exc
+                self._output_failed(public_id, output, str(exc), fields)
+                continue
+            if output == "sr":
+                crash_point("after-report-written")
+                self.store.exams.save_report(
+                    exam_score.exam_id,
+                    report.sop_instance_uid,
+                    location,
+                    key=key,
+                    version=version,
+                    predecessor_uid=predecessor,
+                )
+                self.metrics.reports.inc()
+                summary.reports.append(location)
+                log.info("report stored", extra={"event": "report-stored", **fields})
+                crash_point("after-report-stored")
+            self.store.outputs.record(public_id, output, now=utcnow(), location=location)
+        if lasting is not None and not passing:
+            raise lasting
+        return passing
+
+    def _output_failed(
+        self, public_id: uuid.UUID, output: str, error: str, fields: dict[str, object]
+    ) -> None:
+        """Record, count and log an output that was not written."""
+        self.store.outputs.record(public_id, output, now=utcnow(), error=error)
+        self.metrics.output_failures.labels(output=output).inc()
+        log.warning(
+            "%s not written: %s",
+            output,
+            error,
+            extra={"event": "output-failed", "output": output, **fields},
+        )
 
     def _thumbnails(self, exam_score: ExamScore, public_id: uuid.UUID) -> None:
         """Render the usable views' thumbnails (named by internal ids only) and record them."""

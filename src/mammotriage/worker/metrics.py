@@ -7,6 +7,7 @@ written to a text file for node_exporter's textfile collector.
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -15,6 +16,8 @@ from prometheus_client.exposition import start_http_server
 from mammotriage.atomic import atomic_write
 from mammotriage.errors import ConfigError
 from mammotriage.worklist import JobStatus
+from mammotriage.worklist.models import OutboxState, OutputState
+from mammotriage.worklist.outputs import OUTPUTS
 
 _LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -45,8 +48,8 @@ class WorkerMetrics:
         )
         self.output_failures = Counter(
             "mammotriage_output_failures_total",
-            "Outputs of a stored exam that could not be written (thumbnails); the job is "
-            "retried, the other outputs are still made.",
+            "Outputs of a stored exam that could not be written (sr, gsps, sc, hl7, "
+            "thumbnails); the job is retried, the other outputs are still made.",
             ["output"],
             registry=self.registry,
         )
@@ -73,6 +76,47 @@ class WorkerMetrics:
             ["status"],
             registry=self.registry,
         )
+
+        self.outputs = Gauge(
+            "mammotriage_exam_outputs",
+            "Exams by output (sr, gsps, sc, hl7, thumbnails) and the state of its latest "
+            "attempt (done, failed).",
+            ["output", "state"],
+            registry=self.registry,
+        )
+        self.outbox = Gauge(
+            "mammotriage_hl7_outbox_messages",
+            "HL7 result messages in the outbox by state (queued: waiting for the RIS; "
+            "delivered: acknowledged; failed: refused by the RIS, waiting for an operator).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.outbox_oldest = Gauge(
+            "mammotriage_hl7_outbox_oldest_undelivered_seconds",
+            "Age of the oldest HL7 message not yet delivered (0: none waits).",
+            registry=self.registry,
+        )
+        self.hl7_sent = Counter(
+            "mammotriage_hl7_send_attempts_total",
+            "HL7 messages sent to the RIS by outcome (delivered, retry, rejected).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def set_outputs(self, counts: Mapping[tuple[str, OutputState], int]) -> None:
+        """Every output and state, 0 where none (a series that drops to 0 stays visible)."""
+        for output in OUTPUTS:
+            for state in OutputState:
+                self.outputs.labels(output=output, state=state.value).set(
+                    counts.get((output, state), 0)
+                )
+
+    def set_outbox(
+        self, counts: Mapping[OutboxState, int], oldest_queued_seconds: float | None
+    ) -> None:
+        for state, n in counts.items():
+            self.outbox.labels(state=state.value).set(n)
+        self.outbox_oldest.set(oldest_queued_seconds or 0.0)
 
     def set_queue(self, counts: dict[JobStatus, int]) -> None:
         for status, n in counts.items():

@@ -10,13 +10,14 @@ Number (:mod:`mammotriage.dicom.report_identity` says how a PACS tells the versi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from mammotriage import __version__
+from mammotriage.dicom.capture import build_secondary_captures
 from mammotriage.dicom.gsps import build_presentation_state
 from mammotriage.dicom.report import build_measurement_report, write_report
 from mammotriage.dicom.report_content import (
@@ -26,7 +27,7 @@ from mammotriage.dicom.report_content import (
     ReportFinding,
 )
 from mammotriage.dicom.report_identity import PriorReport, report_version
-from mammotriage.errors import SourceError
+from mammotriage.errors import DicomReadError, SourceError
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage import ReadingMode, TriageDecision
 
@@ -47,13 +48,26 @@ class WrittenReport:
     presentation_state: Path | None = None
     #: The SR's version (its Instance Number): 1, or the predecessor's plus one.
     version: int = 1
+    #: The burnt-in Secondary Captures, one per image with findings, when enabled.
+    captures: tuple[Path, ...] = ()
+    #: Outputs that were asked for but could not be built, with the reason.
+    not_built: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> dict[str, list[Path]]:
+        """The files of each output (``sr``, ``gsps``, ``sc``), in sending order; each is
+        sent on its own, so that one failing leaves the others sent."""
+        outputs = {"sr": [self.path]}
+        if self.presentation_state is not None:
+            outputs["gsps"] = [self.presentation_state]
+        if self.captures:
+            outputs["sc"] = list(self.captures)
+        return outputs
 
     @property
     def paths(self) -> list[Path]:
-        """Every file to send back: the SR, then the GSPS if there is one."""
-        return (
-            [self.path] if self.presentation_state is None else [self.path, self.presentation_state]
-        )
+        """Every file to send back: the SR, the GSPS, the Secondary Captures."""
+        return [path for paths in self.outputs.values() for path in paths]
 
 
 class ReportWriter:
@@ -70,6 +84,9 @@ class ReportWriter:
         "demonstration model, not for clinical use".
     presentation_state
         Also write a GSPS (:mod:`mammotriage.dicom.gsps`) for each exam with findings.
+    secondary_capture
+        Also write a Secondary Capture with the findings burnt in
+        (:mod:`mammotriage.dicom.capture`) for each image with findings.
     """
 
     def __init__(
@@ -79,11 +96,13 @@ class ReportWriter:
         institution_name: str | None = None,
         demonstration: bool = False,
         presentation_state: bool = False,
+        secondary_capture: bool = False,
     ) -> None:
         self.model_name = model_name
         self.institution_name = institution_name
         self.demonstration = demonstration
         self.presentation_state = presentation_state
+        self.secondary_capture = secondary_capture
 
     def write(
         self,
@@ -172,6 +191,7 @@ class ReportWriter:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = write_report(report, out_dir / f"{report.SOPInstanceUID}.dcm")
         gsps_path = None
+        not_built: dict[str, str] = {}
         if self.presentation_state:
             try:
                 gsps = build_presentation_state(
@@ -185,10 +205,31 @@ class ReportWriter:
                 log.warning(
                     "presentation state not built: %s", exc, extra={"event": "gsps-skipped"}
                 )
+                not_built["gsps"] = f"not built: {exc}"
                 gsps = None
             if gsps is not None:
                 gsps_path = write_report(gsps, out_dir / f"{gsps.SOPInstanceUID}.dcm")
-        return WrittenReport(path, str(report.SOPInstanceUID), gsps_path, number)
+        captures: list[Path] = []
+        if self.secondary_capture and content.findings:
+            files = {h.SOPInstanceUID: im.path for h, im in zip(headers, scored, strict=True)}
+            try:
+                for capture in build_secondary_captures(
+                    content,
+                    headers,
+                    files,  # type: ignore[arg-type]
+                    algorithm,
+                    institution_name=self.institution_name,
+                ):
+                    captures.append(
+                        write_report(capture, out_dir / f"{capture.SOPInstanceUID}.dcm")
+                    )
+            except (ValueError, DicomReadError) as exc:  # a view gone or undecodable
+                log.warning("secondary captures not built: %s", exc, extra={"event": "sc-skipped"})
+                not_built["sc"] = f"not built: {exc}"
+                captures = []
+        return WrittenReport(
+            path, str(report.SOPInstanceUID), gsps_path, number, tuple(captures), not_built
+        )
 
 
 __all__ = ["ReportWriter", "WrittenReport"]

@@ -11,6 +11,7 @@ damaged copy of a view) or have none, and a UID seen in two studies stays in bot
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,8 @@ from mammotriage.worklist.models import (
     ScoreRow,
     utcnow,
 )
+from mammotriage.worklist.outbox import HL7Outbox
+from mammotriage.worklist.outputs import ExamOutputs
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,17 @@ class StoredExam:
     images: tuple[StoredImage, ...]
 
 
+@dataclass(frozen=True)
+class SentReport:
+    """The SR last sent for an exam: its SOP Instance UID, what it was made from, its
+    version (Instance Number) and the SR it superseded."""
+
+    sop_instance_uid: str
+    key: str | None
+    version: int
+    predecessor_uid: str | None = None
+
+
 def exam_status(exam_score: ExamScore, decision: TriageDecision | None) -> ExamStatus:
     """What scoring made of an exam: REJECTED without a decision (no mammogram in it),
     else SCORED or UNSCORED (no image could be scored)."""
@@ -79,9 +93,18 @@ class ExamArchive:
         self.db = db
 
     def save_score(
-        self, exam_score: ExamScore, decision: TriageDecision | None, received_at: datetime
+        self,
+        exam_score: ExamScore,
+        decision: TriageDecision | None,
+        received_at: datetime,
+        *,
+        messages: Sequence[tuple[str, str]] = (),
     ) -> uuid.UUID:
         """Store an exam's score, images, findings and reading assignment; returns its public id.
+
+        ``messages`` (control id, ER7 text) go into the HL7 outbox in the same transaction:
+        the decision and the result that tells the RIS about it commit together or not at
+        all (a worker killed after the commit leaves them for the sender to deliver).
 
         ``exam_score.exam_id`` is the StudyInstanceUID. Saving the same study and model again
         updates the score row (its findings replaced), another model adds a second score
@@ -107,7 +130,19 @@ class ExamArchive:
                 score_id = self._upsert_score(session, exam_id, exam_score)
                 _replace_findings(session, score_id, exam_score)
                 self._assign(session, exam_id, score_id, exam_score, decision)
-            return uuid.UUID(str(public_id))
+            exam_public_id = uuid.UUID(str(public_id))
+            now = utcnow()
+            for control_id, er7 in messages:
+                HL7Outbox(self.db).enqueue_in(session, control_id, exam_public_id, er7, now=now)
+            if messages:
+                ExamOutputs(self.db).record_in(
+                    session,
+                    exam_public_id,
+                    "hl7",
+                    now=now,
+                    location="outbox " + " ".join(control_id for control_id, _ in messages),
+                )
+            return exam_public_id
 
     def _upsert_exam(
         self, session: Session, exam_score: ExamScore, status: ExamStatus, received_at: datetime
@@ -216,9 +251,14 @@ class ExamArchive:
         sop_instance_uid: str,
         location: str,
         sent_at: datetime | None = None,
+        *,
+        key: str | None = None,
+        version: int | None = None,
+        predecessor_uid: str | None = None,
     ) -> None:
         """Record the SR sent back for an exam's latest score, where it went and when
-        (default: now)."""
+        (default: now), what it was made from (``key``), its version and the SR it
+        supersedes."""
         with self.db.session() as session:
             result = session.execute(
                 update(ExamRow)
@@ -227,11 +267,29 @@ class ExamArchive:
                     report_sop_instance_uid=sop_instance_uid,
                     report_location=location,
                     report_sent_at=sent_at or utcnow(),
+                    report_key=key,
+                    report_version=version,
+                    report_predecessor_uid=predecessor_uid,
                 )
                 .execution_options(synchronize_session=False)
             )
             if not getattr(result, "rowcount", 0):
                 raise StoreError("cannot record a report for an exam that is not stored")
+
+    def report_of(self, study_instance_uid: str) -> SentReport | None:
+        """The SR last sent for the exam (None: none yet)."""
+        with self.db.session() as session:
+            row = session.execute(
+                select(
+                    ExamRow.report_sop_instance_uid,
+                    ExamRow.report_key,
+                    ExamRow.report_version,
+                    ExamRow.report_predecessor_uid,
+                ).where(ExamRow.study_instance_uid == study_instance_uid)
+            ).one_or_none()
+        if row is None or row[0] is None:
+            return None
+        return SentReport(str(row[0]), row[1], int(row[2] or 1), row[3])
 
     def save_thumbnails(
         self, public_id: uuid.UUID, thumbnails: dict[int, tuple[str, int, int]]
@@ -312,4 +370,4 @@ def _replace_findings(session: Session, score_id: int, exam_score: ExamScore) ->
         session.execute(insert(FindingRow), findings)
 
 
-__all__ = ["ExamArchive", "StoredExam", "StoredImage", "exam_status"]
+__all__ = ["ExamArchive", "SentReport", "StoredExam", "StoredImage", "exam_status"]

@@ -24,6 +24,7 @@ from mammotriage.worklist.models import JobRow, JobStatus, SourceCursorRow, utcn
 #: How long a RUNNING job may go without finishing before another worker may take it over.
 DEFAULT_CLAIM_TIMEOUT = timedelta(minutes=30)
 
+
 def instance_id(name: str, *, host: str | None = None, pid: int | None = None) -> str:
     """The identity one worker process claims jobs under: ``NAME#HOST:PID:RANDOM``.
 

@@ -165,6 +165,13 @@ class ExamRow(Base):
     report_sop_instance_uid: Mapped[str | None] = mapped_column(String(UID_LENGTH))
     report_location: Mapped[str | None] = mapped_column(Text)
     report_sent_at: Mapped[datetime | None]
+    #: What the SR was made from (the job's fingerprint and the model): the same key again
+    #: is a retry whose SR is already there; another is a rescore, whose SR supersedes it.
+    report_key: Mapped[str | None] = mapped_column(String(200))
+    #: The SR's version (its Instance Number): 1, and one more for each superseding SR.
+    report_version: Mapped[int | None] = mapped_column(Integer)
+    #: The SR this one superseded (NULL for the first).
+    report_predecessor_uid: Mapped[str | None] = mapped_column(String(64))
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
     scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")

@@ -36,7 +36,7 @@ from mammotriage.hl7.config import charset_codec
 from mammotriage.hl7.mllp import Delivery, Outcome
 from mammotriage.timeutil import require_aware
 from mammotriage.worklist.database import Database
-from mammotriage.worklist.models import AuditRow, Hl7OutboxRow, OutboxState
+from mammotriage.worklist.models import AuditRow, ExamRow, Hl7OutboxRow, OutboxState
 
 #: How long a claimed message is held from other senders: longer than one send can take.
 DEFAULT_LEASE = timedelta(minutes=2)
@@ -234,6 +234,18 @@ class HL7Outbox:
             query = query.where(Hl7OutboxRow.state == state)
         with self.db.session() as session:
             return [_message(row) for row in session.execute(query.limit(limit)).scalars()]
+
+    def control_ids_of(self, study_instance_uid: str) -> list[str]:
+        """The control ids of every message queued for the exam of this study, oldest
+        first (a result sent before makes the next one a correction)."""
+        query = (
+            select(Hl7OutboxRow.control_id)
+            .join(ExamRow, ExamRow.public_id == Hl7OutboxRow.exam_public_id)
+            .where(ExamRow.study_instance_uid == study_instance_uid)
+            .order_by(Hl7OutboxRow.created_at, Hl7OutboxRow.id)
+        )
+        with self.db.session() as session:
+            return [str(control_id) for control_id in session.execute(query).scalars()]
 
     def counts(self) -> Mapping[OutboxState, int]:
         """Messages per state (every state listed)."""

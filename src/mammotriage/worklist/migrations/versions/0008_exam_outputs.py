@@ -1,4 +1,5 @@
-"""Per-exam outputs: the latest attempt at each output (SR, GSPS, SC, HL7, thumbnails).
+"""Per-exam outputs: the latest attempt at each output (SR, GSPS, SC, HL7, thumbnails), and
+what the exam's SR was made from and its version (a rescore's SR supersedes it).
 
 Revision ID: 0008
 Revises: 0007
@@ -43,9 +44,18 @@ def upgrade() -> None:
     with op.batch_alter_table("exam_outputs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_exam_outputs_exam_id"), ["exam_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_exam_outputs_state"), ["state"], unique=False)
+    # Plain ALTER TABLE on exams, not a batch (as in 0006): on SQLite a batch copies the
+    # table and drops the old one, which with foreign keys on deletes everything of it.
+    op.add_column("exams", sa.Column("report_key", sa.String(length=200), nullable=True))
+    op.add_column("exams", sa.Column("report_version", sa.Integer(), nullable=True))
+    op.add_column(
+        "exams", sa.Column("report_predecessor_uid", sa.String(length=64), nullable=True)
+    )
 
 
 def downgrade() -> None:
+    for column in ("report_predecessor_uid", "report_version", "report_key"):
+        op.execute(f"ALTER TABLE exams DROP COLUMN {column}")
     with op.batch_alter_table("exam_outputs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_exam_outputs_state"))
         batch_op.drop_index(batch_op.f("ix_exam_outputs_exam_id"))
