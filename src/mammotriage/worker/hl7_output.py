@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -36,6 +37,9 @@ from mammotriage.worklist import Store
 from mammotriage.worklist.database import StoreError
 from mammotriage.worklist.models import utcnow
 from mammotriage.worklist.outbox import DeliveryRound, OutboxBackoff, deliver_due
+
+if TYPE_CHECKING:
+    from mammotriage.hl7.messages import Order, Patient
 
 log = logging.getLogger("mammotriage.worker")
 
@@ -140,25 +144,25 @@ class ResultMessages:
 
     def _order_update(
         self,
-        patient: object,
-        order: object,
+        patient: Patient,
+        order: Order,
         decision: TriageDecision,
         exam_score: ExamScore,
         fingerprint: str | None,
         now: datetime,
     ) -> tuple[str, str] | None:
-        kind = getattr(self.settings, "order_update", "none")
-        build = getattr(self._messages, "build_order_update", None)
-        if kind == "none" or build is None:
+        """The order update carrying the priority (``order_update``), or None when off."""
+        kind = self.settings.order_update
+        if kind == "none":
             return None
         update_id = control_id(
             kind, exam_score.exam_id, fingerprint, exam_score.model_sha256, decision.priority
         )
-        message = build(
+        message = self._messages.build_order_update(
             patient,
             order,
-            priority=decision.priority,
-            mapping=self.settings.mapping,
+            decision.priority,
+            self.settings.mapping,
             kind=kind,
             now=now,
             control_id=update_id,
