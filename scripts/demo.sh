@@ -3,7 +3,7 @@
 # synthetic screening batch (phantoms, not patients) into a folder, runs the batch worker on
 # it once (folder source, SQLite store, the shipped demonstration model: trained on synthetic
 # phantoms only, not for clinical use), prints the reading queues it made and where the DICOM
-# SRs were written.
+# SRs and presentation states were written.
 set -euo pipefail
 out=${1:-demo-out}
 bin=.venv/bin/mammotriage
@@ -30,13 +30,19 @@ source:
   path: incoming
   quiet_seconds: 1
   reports: reports
+# What is written for each exam: the DICOM SR (IHE AI Results) and, for exams with
+# findings, a presentation state drawing them (both into reports/<study>/). The burnt-in
+# Secondary Capture (sc) and the HL7 result to a RIS (hl7) stay off: see README "Outputs".
+outputs:
+  sr: {enabled: true}
+  gsps: {enabled: true}
 metrics:
   textfile: metrics.prom
 log_format: json
 # The packaged model is trained on synthetic phantoms: the worker runs it only when told to.
 allow_demonstration_model: true
 YAML
-echo "== 3. the batch worker: score, triage (the packaged policy: categories 1-5 single, 6-10 double, 10 priority), store, write SRs"
+echo "== 3. the batch worker: score, triage (the packaged policy: categories 1-5 single, 6-10 double, 10 priority), store, write SRs and presentation states"
 "$bin" config show worker --config "$out/worker.yaml" | grep -E '^ *(model|policy|database) '
 "$bin" worker --config "$out/worker.yaml" --once --show-queues 2> "$out/worker.log"
 echo
@@ -60,4 +66,18 @@ echo "                 admin / $password  (queue statistics at /admin)"
 echo
 echo "files: worker log (JSON lines, internal ids only) $out/worker.log; worklist $out/worklist.sqlite;"
 echo "       metrics $out/metrics.prom; ground truth $out/truth.csv"
-echo "       SRs (DICOM TID 1500, one per exam): $(find "$out/reports" -name '*.dcm' | wc -l) files under $out/reports/"
+read -r sr ps < <(.venv/bin/python - "$out/reports" <<'PY'
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pydicom
+
+kinds = Counter(
+    pydicom.dcmread(p, stop_before_pixels=True).Modality for p in Path(sys.argv[1]).rglob("*.dcm")
+)
+print(kinds["SR"], kinds["PR"])
+PY
+)
+echo "       outputs under $out/reports/<study>/: $sr DICOM SRs (TID 1500, IHE AI Results; one per exam),"
+echo "       $ps presentation states (GSPS: the findings as boxes on their images, for any PACS viewer)"

@@ -44,7 +44,11 @@ def worker(
         str | None, typer.Option(help="This worker's name in the store (default: from config).")
     ] = None,
     show_queues: Annotated[
-        bool, typer.Option("--show-queues", help="Print the reading queues when done.")
+        bool,
+        typer.Option(
+            "--show-queues",
+            help="Print the reading queues, the outputs and the HL7 outbox when done.",
+        ),
     ] = False,
 ) -> None:
     """Score every study the configured source delivers: store, triage, send the SR back.
@@ -140,10 +144,19 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
         f"{summary.retried} retried, {summary.failed} failed, {len(summary.reports)} SRs sent"
         + (", source unreachable" if summary.source_unreachable else "")
     )
-    if summary.reports:
-        places = sorted({scrub(place, quoted=False) for place in summary.reports})
+    if summary.sent:
+        names = {"sr": "SR", "gsps": "GSPS", "sc": "burnt-in SC"}
+        what = ", ".join(
+            f"{summary.sent[o]} {name}" for o, name in names.items() if o in summary.sent
+        )
+        places = sorted({scrub(place, quoted=False) for place in summary.places})
         shown = ", ".join(places[:3]) + (f" (+{len(places) - 3} more)" if len(places) > 3 else "")
-        out.print(f"SRs written to: {shown}")
+        out.print(f"sent {what} to: {shown}")
+    if summary.hl7_waiting:
+        out.print(
+            f"{summary.hl7_waiting} HL7 results wait in the outbox for the RIS "
+            "(`mammotriage outbox list`); the next run sends them"
+        )
     if show_queues:
         _print_queues(the_worker, out)
     the_worker.store.close()
@@ -158,8 +171,11 @@ def _report(log: logging.Logger, exc: BaseException) -> int:
     code = _error_code(exc)
     if code == EXIT_INTERNAL:
         log.critical(
-            "internal error: %s: %s", type(exc).__name__, exc,
-            exc_info=exc, extra={"event": "internal-error", "exit_code": code},
+            "internal error: %s: %s",
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+            extra={"event": "internal-error", "exit_code": code},
         )
     else:  # the command line's convention, whatever the log format
         from rich.markup import escape

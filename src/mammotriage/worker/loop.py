@@ -28,6 +28,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,6 +103,9 @@ class RunSummary:
     source_unreachable: bool = False
     #: HL7 results still in the outbox when a ``--once`` run ended (the RIS is away).
     hl7_waiting: int = 0
+    #: DICOM objects sent per output (``sr``, ``gsps``, ``sc``) and where they went.
+    sent: Counter[str] = field(default_factory=Counter)
+    places: set[str] = field(default_factory=set)
 
 
 class Worker:
@@ -493,6 +497,8 @@ class Worker:
                 log.info("report stored", extra={"event": "report-stored", **fields})
                 crash_point("after-report-stored")
             self.store.outputs.record(public_id, output, now=utcnow(), location=location)
+            summary.sent[output] += len(paths)
+            summary.places.add(location)
         if lasting is not None and not passing:
             raise lasting
         return passing
