@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 
 from mammotriage.worklist import JobStatus, Store
@@ -96,6 +97,8 @@ def test_results_wait_while_the_ris_is_down_and_go_once_in_order_when_it_is_back
             assert _field(er7, "MSH", 9) == "ORU^R01^ORU_R01"
             assert _field(er7, "MSH", 12) == "2.5.1"
             assert _field(er7, "OBR", 25) == "F"
+            # The packaged model is a demonstration model: the RIS is told so.
+            assert "not for clinical use" in _field(er7, "NTE", 3)
         delivered = worker.store.outbox.messages()
         assert {m.state for m in delivered} == {OutboxState.DELIVERED}
         assert all(m.er7 is None for m in delivered)  # the patient's data leaves the store
@@ -189,3 +192,23 @@ def test_a_worker_killed_after_the_commit_delivers_the_result_after_its_restart(
         assert [j.status for j in store.jobs.all()] == [JobStatus.DONE]
     finally:
         store.close()
+
+
+def test_a_study_the_ris_cannot_tie_to_an_order_keeps_its_decision_and_says_why(
+    tmp_path, tiny_synthetic, peer_port
+):
+    settings = folder_settings(tmp_path, outputs=_hl7(peer_port))
+    (exam_dir,) = _copy(tiny_synthetic, settings.source.path, 1)
+    for path in exam_dir.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.AccessionNumber = ""
+        ds.save_as(path)
+    worker = build(settings)
+    summary = run_once(worker)
+    assert summary.failed == 0 and summary.retried == 0  # retrying could not help
+    (exam,) = worker.store.exams.all()
+    assert exam.mode is not None and exam.report_sop_instance_uid is not None
+    assert worker.store.outbox.messages() == []
+    (failing,) = worker.store.outputs.failing()
+    assert (failing.output, failing.exam_public_id) == ("hl7", exam.public_id)
+    assert "no accession number nor order number" in (failing.last_error or "")

@@ -17,6 +17,8 @@ OBR     1 ``1``; 2 the study's Placer Order Number; 3 its Filler Order Number, e
         accession number; 4 the study's procedure code, else ``24606-6^MG Breast
         Screening^LN``; 7 the study's date and time; 18 the accession number; 22 the
         analysis time; 25 ``F``, or ``C`` when correcting an earlier result
+NTE     only for a demonstration model: 1 ``1``, 3 "AI result from a demonstration model
+        trained on synthetic data: not for clinical use"
 OBX     one per observation, coded in ``99MMT``: exam score (NM, 0-100), category (NM,
         1-10), reading mode (CWE ``SINGLE``/``DOUBLE``/``RULE-OUT``), read first (CWE
         ``Y``/``N``, HL7 table 0136), left and right breast scores (NM); each with 11
@@ -76,6 +78,10 @@ VERSION = "2.5.1"
 CONTROL_ID_LENGTH = 20
 #: HL7 table 0136 (yes/no indicator).
 YES_NO_TABLE = "HL70136"
+#: NTE-3 of a result from a demonstration model.
+DEMONSTRATION_NOTE = (
+    "AI result from a demonstration model trained on synthetic data: not for clinical use"
+)
 #: OBX-18 namespace of the model's SHA-256 (the model file's, hexadecimal).
 SHA256_NAMESPACE = "SHA256"
 
@@ -154,6 +160,8 @@ class ReadingResult:
         When it was scored (timezone-aware).
     correction
         This result corrects one sent before for the same exam (a rescore): status ``C``.
+    demonstration
+        The model is a demonstration model: the message says it is not for clinical use.
     """
 
     score: float | None
@@ -166,6 +174,9 @@ class ReadingResult:
     left_breast_score: float | None = None
     right_breast_score: float | None = None
     correction: bool = False
+    #: The model is a demonstration model (trained on synthetic data): an NTE after the
+    #: OBR says so, as the SR and the presentation state do.
+    demonstration: bool = False
 
     def __post_init__(self) -> None:
         for name in ("score", "left_breast_score", "right_breast_score"):
@@ -247,6 +258,10 @@ def build_oru(
             visit.pv1_2 = _escape(mapping.visit_patient_class)
         observation = group.add_group("ORU_R01_ORDER_OBSERVATION")
         _order(observation, order, result, mapping, placer, filler, accession)
+        if result.demonstration:
+            note = observation.add_segment("NTE")
+            note.nte_1 = "1"
+            note.nte_3 = DEMONSTRATION_NOTE
         for set_id, (value_type, code, value) in enumerate(_observations(result, mapping), 1):
             obx = observation.add_group("ORU_R01_OBSERVATION").add_segment("OBX")
             _observation(obx, set_id, value_type, code, value, result, mapping)

@@ -41,7 +41,8 @@ CRASH_POINTS: tuple[str, ...] = (
     "after-fetch",
     # Worker.process: every exam of the study scored, nothing stored yet
     "after-score",
-    # Worker._store_exam: exam, images, score and audit row committed; no thumbnail, no SR
+    # Worker._store_exam: exam, images, score, its HL7 results (outbox) and audit row
+    # committed; no thumbnail, no SR, no HL7 result sent unless the sender thread was quick
     "after-exam-stored",
     # Worker._store_exam: thumbnails rendered and recorded; the SR not yet written
     "after-thumbnails",

@@ -181,7 +181,9 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         from mammotriage.worker.hl7_output import OutboxSender, ResultMessages, backoff_of
 
         assert hl7.host is not None and hl7.port is not None  # the settings require them
-        results = ResultMessages(hl7, engine.sidecar.name)
+        results = ResultMessages(
+            hl7, engine.sidecar.name, demonstration=engine.sidecar.demonstration
+        )
         client = MllpClient(
             hl7.host,
             hl7.port,

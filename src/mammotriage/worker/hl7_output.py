@@ -69,15 +69,23 @@ class ResultMessages:
         The site's HL7 output (mapping, time zone, order update).
     model_name
         The model's name (OBX-18 with its SHA-256).
+    demonstration
+        The model is a demonstration model: every result says it is not for clinical use.
     """
 
-    def __init__(self, settings: Hl7Settings, model_name: str) -> None:
+    def __init__(
+        self, settings: Hl7Settings, model_name: str, *, demonstration: bool = False
+    ) -> None:
         # hl7apy is imported only where an HL7 output is configured.
         from mammotriage.hl7 import messages
 
         self._messages = messages
         self.settings = settings
         self.model_name = model_name
+        self.demonstration = demonstration
+        #: What went wrong in the last :meth:`build` that did not stop the result (the
+        #: order update could not be built); None when nothing.
+        self.last_problem: str | None = None
         self._zone = settings.zone()
 
     def build(
@@ -102,6 +110,7 @@ class ResultMessages:
         from mammotriage.hl7.study import order_of, patient_of
 
         messages = self._messages
+        self.last_problem = None
         now = now or utcnow()
         header = _first_header([im.path for im in exam_score.images if im.path is not None])
         try:
@@ -129,17 +138,22 @@ class ResultMessages:
             left_breast_score=exam_score.breasts.get(Laterality.LEFT),
             right_breast_score=exam_score.breasts.get(Laterality.RIGHT),
             correction=any(c != oru_id for c in earlier),
+            demonstration=self.demonstration,
         )
         mapping = self.settings.mapping
-        out: list[tuple[str, str]] = []
         try:
             oru = messages.build_oru(patient, order, result, mapping, now=now, control_id=oru_id)
-            out.append((oru.control_id, oru.er7))
-            update = self._order_update(patient, order, decision, exam_score, fingerprint, now)
-            if update is not None:
-                out.append(update)
         except messages.MessageError as exc:
             raise ResultMessageError(str(exc)) from exc
+        out = [(oru.control_id, oru.er7)]
+        try:
+            update = self._order_update(patient, order, decision, exam_score, fingerprint, now)
+        except messages.MessageError as exc:
+            # The result still goes; the missing update is the HL7 output's recorded fault.
+            self.last_problem = f"order update not built: {exc}"
+        else:
+            if update is not None:
+                out.append(update)
         return out
 
     def _order_update(

@@ -367,6 +367,7 @@ class Worker:
         if messages and self.sender is not None:
             self.sender.wake()
         if hl7_error is not None:  # the study lacks what the RIS needs: retrying cannot help
+            # (the result itself may be queued: an order update could not be built)
             self._output_failed(public_id, "hl7", hl7_error, fields)
         if exam_score.category is not None:
             fields["category"] = exam_score.category
@@ -419,14 +420,12 @@ class Worker:
             return [], None
         earlier = self.store.outbox.control_ids_of(exam_score.exam_id)
         try:
-            return (
-                self.results.build(
-                    exam_score, decision, fingerprint=job.fingerprint, earlier=earlier
-                ),
-                None,
+            messages = self.results.build(
+                exam_score, decision, fingerprint=job.fingerprint, earlier=earlier
             )
         except ResultMessageError as exc:
             return [], str(exc)
+        return messages, self.results.last_problem
 
     def _dicom_outputs(
         self,

@@ -135,6 +135,18 @@ def test_a_rescore_is_a_correction() -> None:
     assert rows["MMT-PRIORITY"][5] == "Y^Yes^HL70136"
 
 
+def test_a_demonstration_model_says_so_after_the_order() -> None:
+    plain = build_oru(PATIENT, ORDER, RESULT, Hl7Mapping(), now=NOW).er7
+    assert not segments(plain, "NTE")
+    demo = ReadingResult(**{**RESULT.__dict__, "demonstration": True})
+    er7 = build_oru(PATIENT, ORDER, demo, Hl7Mapping(), now=NOW).er7
+    parsed(er7)
+    (note,) = segments(er7, "NTE")
+    assert "demonstration model" in note[3] and "not for clinical use" in note[3]
+    names = [line.split("|")[0] for line in er7.split("\r") if line]
+    assert names.index("NTE") == names.index("OBR") + 1  # the note belongs to the order
+
+
 def test_no_required_field_is_left_blank() -> None:
     """Each field v2.5.1 requires in the segments sent holds a value (not just a place)."""
     mapping = Hl7Mapping(visit_patient_class="O")
