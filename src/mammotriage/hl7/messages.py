@@ -326,12 +326,7 @@ def build_order_update(
             visit.pv1_1 = "1"
             visit.pv1_2 = _escape(mapping.visit_patient_class)
         group = message.add_group(f"{name}_ORDER")
-        orc = group.add_segment("ORC")
-        orc.orc_1 = "XO"
-        if placer is not None:
-            orc.orc_2 = _escape(placer)
-        if filler is not None:
-            orc.orc_3 = _escape(filler)
+        orc = _common_order(group.add_segment("ORC"), "XO", placer, filler)
         if kind == "omi_o23":
             orc.orc_9 = _timestamp(now)
             timing = group.add_group("OMI_O23_TIMING").add_segment("TQ1")
@@ -421,6 +416,16 @@ def _order_numbers(order: Order, mapping: Hl7Mapping) -> tuple[str | None, str |
     return placer, filler, accession
 
 
+def _common_order(orc: Segment, control: str, placer: str | None, filler: str | None) -> Segment:
+    """ORC 1-3: the order control code and the order numbers."""
+    orc.orc_1 = control
+    if placer is not None:
+        orc.orc_2 = _escape(placer)
+    if filler is not None:
+        orc.orc_3 = _escape(filler)
+    return orc
+
+
 def _requested(
     obr: Segment,
     order: Order,
@@ -429,7 +434,8 @@ def _requested(
     filler: str | None,
     accession: str | None,
 ) -> None:
-    """OBR 1-4, 7 and 18 of an order update, as in the result."""
+    """OBR 1-4, 7 and 18: the requested procedure, the same in the result and the order
+    update."""
     obr.obr_1 = "1"
     if placer is not None:
         obr.obr_2 = _escape(placer)
@@ -511,29 +517,10 @@ def _order(
     filler: str | None,
     accession: str | None,
 ) -> None:
-    orc = observation.add_segment("ORC")
-    orc.orc_1 = "RE"
-    if placer is not None:
-        orc.orc_2 = _escape(placer)
-    if filler is not None:
-        orc.orc_3 = _escape(filler)
+    orc = _common_order(observation.add_segment("ORC"), "RE", placer, filler)
     orc.orc_5 = "CM"
     obr = observation.add_segment("OBR")
-    obr.obr_1 = "1"
-    if placer is not None:
-        obr.obr_2 = _escape(placer)
-    if filler is not None:
-        obr.obr_3 = _escape(filler)
-    procedure = order.procedure
-    if procedure is not None and _text(procedure.code):
-        obr.obr_4 = _components(procedure.code, procedure.text, procedure.coding_system)
-    else:
-        default = mapping.default_procedure
-        obr.obr_4 = _components(default.code, default.text, default.coding_system)
-    if order.study_datetime is not None:
-        obr.obr_7 = _timestamp(require_aware("study_datetime", order.study_datetime))
-    if accession is not None:
-        obr.obr_18 = _escape(accession)
+    _requested(obr, order, mapping, placer, filler, accession)
     obr.obr_22 = _timestamp(result.analysed_at)
     obr.obr_25 = result.status
 
