@@ -14,7 +14,7 @@ case "$target" in
                ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so']=orthanc-dicomweb
                ['/usr/bin/chromium']=chromium
                # the independent SR/IOD validators: dciodvfy, PixelMed's DicomSRValidator
-               [dciodvfy]=dicom3tools [java]=pixelmed-apps
+               [dciodvfy]=dicom3tools [java]=pixelmed-apps [javac]=default-jdk-headless
                ['/usr/share/java/pixelmed.jar']=pixelmed-apps) ;;
   demo) needs=() ;;
   *) echo "usage: $0 test|demo" >&2; exit 2 ;;

@@ -4,8 +4,13 @@ them: dicom3tools' ``dciodvfy`` (IOD and attribute rules) and PixelMed's
 
 Neither shares code with pydicom or highdicom, so a report they accept is not accepted only
 because the library that wrote it reads it back. ``make test`` installs both (Debian
-``dicom3tools`` and ``pixelmed-apps``, see ``scripts/install-system-deps.sh``); a missing
+``dicom3tools`` and ``pixelmed-apps``, and ``default-jdk-headless`` for the small program that
+runs PixelMed on many files in one JVM; see ``scripts/install-system-deps.sh``); a missing
 tool fails the test that needs it, never skips it.
+
+The worker tests check the SRs the worker wrote through each source and fault path with a
+module's :class:`Conformance`: dciodvfy on each SR as the test reads it, PixelMed on all of
+them once the module's tests are over.
 """
 
 from __future__ import annotations
@@ -14,28 +19,72 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fixtures_orthanc import OrthancServer
+
+__all__ = [
+    "Conformance",
+    "Verdict",
+    "dciodvfy",
+    "dciodvfy_errors",
+    "orthanc_sr_files",
+    "pixelmed_sr",
+    "pixelmed_sr_errors",
+    "pixelmed_sr_many",
+    "problems",
+    "validate_all",
+]
 
 DCIODVFY = "dciodvfy"
 #: Debian's libpixelmed-java; its manifest's Class-Path names the jars it depends on.
 PIXELMED_JAR = "/usr/share/java/pixelmed.jar"
-#: The SR validator builds XPath expressions far beyond the JDK's default limits.
-_JAVA_XPATH_LIMITS = (
+#: The SR validator builds XPath expressions far beyond the JDK's default limits. The JIT's
+#: first tier alone: the optimising compiler costs more CPU than it saves in one run.
+_JAVA_OPTIONS = (
     "-Djdk.xml.xpathExprOpLimit=0",
     "-Djdk.xml.xpathExprGrpLimit=0",
     "-Djdk.xml.xpathTotalOpLimit=0",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
 )
-#: Beyond the content checks: the template identifiers the document claims, templates that
-#: more than one could match, and content item order within each template.
-_PIXELMED_OPTIONS = ("-checktemplateid", "-checkambiguoustemplate", "-checkcontentitemorder")
-#: The last line of a PixelMed run that got to the end (it prints a stack trace and exits 0
-#: on a file it cannot read).
+#: The last line of a PixelMed validation that got to the end.
 _PIXELMED_DONE = "IOD validation complete"
-# A JVM per file and a large stylesheet: tens of seconds each on a busy machine.
+# One JVM for many files: tens of seconds on a busy machine, a few more per file.
 _TIMEOUT_S = 600
+#: Separates the files in the batch's output (PixelMed never prints a line starting so).
+_MARK = "@@mammotriage-sr-validator"
+
+#: PixelMed's own ``DicomSRValidator`` command line takes one file and its
+#: ``-checktemplateid`` sets the content item order option instead (pixelmed 20220618), so
+#: this program, run by the JDK's source launcher, validates every file it is given with one
+#: validator (its stylesheets compiled once) and every check on: code meanings matched with
+#: their case, ambiguous templates, content item order and the template identifiers the
+#: document claims. A file it cannot read prints its stack trace, never the done line.
+_BATCH_SOURCE = f"""
+import com.pixelmed.validate.DicomSRValidator;
+
+public class ValidateMany {{
+    public static void main(String[] args) throws Exception {{
+        DicomSRValidator validator = new DicomSRValidator();
+        for (int i = 0; i < args.length; i++) {{
+            System.out.println("{_MARK} file " + i);
+            try {{
+                System.out.print(validator.validate(args[i], false, true, true, true, true));
+            }} catch (Exception e) {{
+                e.printStackTrace(System.out);
+            }}
+            System.out.println();
+        }}
+        System.out.println("{_MARK} end");
+    }}
+}}
+"""
 
 
 @dataclass(frozen=True)
@@ -74,33 +123,61 @@ _PIXELMED_ERROR = re.compile(r"^\s*Error\b")
 _PIXELMED_WARNING = re.compile(r"^\s*Warning\b")
 
 
-def pixelmed_sr(path: str | os.PathLike[str]) -> Verdict:
-    """PixelMed DicomSRValidator's verdict on an SR file: IOD, root template and the
-    templates it includes, context groups, and the options in ``_PIXELMED_OPTIONS``."""
-    assert shutil.which("java"), "java missing: make test installs pixelmed-apps"
-    assert Path(PIXELMED_JAR).is_file(), f"{PIXELMED_JAR} missing: make test installs pixelmed-apps"
-    command = [
-        "java",
-        *_JAVA_XPATH_LIMITS,
-        "-cp",
-        PIXELMED_JAR,
-        "com.pixelmed.validate.DicomSRValidator",
-        *_PIXELMED_OPTIONS,
-        str(path),
-    ]
-    result = _run(command)
-    output = result.stdout + result.stderr
+def _pixelmed_verdict(output: str, trouble: str) -> Verdict:
+    """The verdict on one file from its part of the output; ``trouble`` says why the JVM
+    did not get to the end ("" when it did)."""
     lines = output.splitlines()
     errors = [line.strip() for line in lines if _PIXELMED_ERROR.match(line)]
-    if result.returncode != 0 or _PIXELMED_DONE not in output:
-        errors.append(
-            f"DicomSRValidator did not finish (exit {result.returncode}): {output[-500:]}"
-        )
+    if trouble or _PIXELMED_DONE not in output:
+        # a file it cannot read: its exception is the first line
+        first = output.strip().partition("\n")[0]
+        errors.append(f"DicomSRValidator did not finish: {first}{trouble}")
     return Verdict(
         errors=errors,
         warnings=[line.strip() for line in lines if _PIXELMED_WARNING.match(line)],
         output=output,
     )
+
+
+def pixelmed_sr_many(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Verdict]:
+    """PixelMed DicomSRValidator's verdict on each SR file, all in one JVM: IOD, root
+    template and the templates it includes, context groups, template identifiers, ambiguous
+    templates and content item order. Keys are the paths as given, as ``str``.
+
+    The JVM and the validator's stylesheets cost about 10 s of CPU, each file about 4 s more:
+    a test hands over every SR it has at once."""
+    files = [str(path) for path in paths]
+    if not files:
+        return {}
+    java = shutil.which("java")
+    assert java, "java missing: make test installs pixelmed-apps"
+    assert Path(PIXELMED_JAR).is_file(), f"{PIXELMED_JAR} missing: make test installs pixelmed-apps"
+    launcher = subprocess.run(
+        [java, "--list-modules"], capture_output=True, text=True, check=False
+    ).stdout
+    assert "jdk.compiler" in launcher, (
+        "java cannot run a source file (no jdk.compiler): make test installs default-jdk-headless"
+    )
+    with tempfile.TemporaryDirectory(prefix="mt-pixelmed-") as folder:
+        program = Path(folder) / "ValidateMany.java"
+        program.write_text(_BATCH_SOURCE)
+        command = [java, *_JAVA_OPTIONS, "-cp", PIXELMED_JAR, str(program), *files]
+        result = _run(command)
+    parts = re.split(rf"^{_MARK} (file \d+|end)$", result.stdout, flags=re.MULTILINE)
+    # parts: [before, "file 0", text 0, "file 1", text 1, ..., "end", after]
+    sections = dict(zip(parts[1::2], parts[2::2], strict=True))
+    trouble = ""
+    if result.returncode != 0 or "end" not in sections:
+        trouble = f" (the JVM ended with exit {result.returncode}: {result.stderr[-500:]})"
+    return {
+        path: _pixelmed_verdict(sections.get(f"file {i}", ""), trouble)
+        for i, path in enumerate(files)
+    }
+
+
+def pixelmed_sr(path: str | os.PathLike[str]) -> Verdict:
+    """PixelMed DicomSRValidator's verdict on one SR file (see :func:`pixelmed_sr_many`)."""
+    return pixelmed_sr_many([path])[str(path)]
 
 
 def pixelmed_sr_errors(path: str | os.PathLike[str]) -> list[str]:
@@ -111,14 +188,10 @@ def pixelmed_sr_errors(path: str | os.PathLike[str]) -> list[str]:
 def validate_all(
     paths: Sequence[str | os.PathLike[str]],
 ) -> dict[str, tuple[Verdict, Verdict]]:
-    """(dciodvfy, PixelMed) verdicts for every file, run side by side: each PixelMed run is
-    a JVM of its own that spends most of its time compiling the same stylesheet."""
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(paths)))) as pool:
-        futures = {
-            str(path): (pool.submit(dciodvfy, path), pool.submit(pixelmed_sr, path))
-            for path in paths
-        }
-        return {path: (a.result(), b.result()) for path, (a, b) in futures.items()}
+    """(dciodvfy, PixelMed) verdicts for every file: dciodvfy file by file, PixelMed on all
+    of them in one JVM."""
+    pixelmed = pixelmed_sr_many(paths)
+    return {str(path): (dciodvfy(path), pixelmed[str(path)]) for path in paths}
 
 
 def problems(verdicts: dict[str, tuple[Verdict, Verdict]]) -> dict[str, list[str]]:
@@ -129,3 +202,55 @@ def problems(verdicts: dict[str, tuple[Verdict, Verdict]]) -> dict[str, list[str
         if errors:
             found[Path(path).name] = errors
     return found
+
+
+def orthanc_sr_files(server: OrthancServer, study_uid: str, folder: Path) -> list[Path]:
+    """Every SR Orthanc holds in the study, downloaded (``GET /instances/{id}/file``) into
+    ``folder`` as ``<Orthanc id>.dcm``, exactly as Orthanc gives it out."""
+    found = server.http.post("/tools/lookup", content=study_uid).json()
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for study in (item["ID"] for item in found if item["Type"] == "Study"):
+        for series in server.http.get(f"/studies/{study}/series").json():
+            if series["MainDicomTags"].get("Modality") != "SR":
+                continue
+            for instance in series["Instances"]:
+                reply = server.http.get(f"/instances/{instance}/file")
+                reply.raise_for_status()
+                path = folder / f"{instance}.dcm"
+                path.write_bytes(reply.content)
+                files.append(path)
+    return files
+
+
+@dataclass
+class Conformance:
+    """The SRs one test module's worker wrote: :meth:`check` runs dciodvfy on each at once
+    (a fraction of a second) and keeps it; :meth:`finish`, at the module's end, runs PixelMed
+    on all of them in one JVM. A module fixture yields one and calls ``finish`` after its
+    last test, so a nonconforming SR fails that module (as an error at teardown)."""
+
+    #: label (what the SR is, for the failure message) -> file
+    kept: dict[str, Path] = field(default_factory=dict)
+
+    def check(self, label: str, path: str | os.PathLike[str], *, pixelmed: bool = True) -> None:
+        """dciodvfy finds no error in the SR at ``path``; PixelMed's turn comes at the end
+        (``pixelmed=False``: none, for one more SR of a kind already kept). A label or file
+        already kept is not checked again (a test may read an SR twice)."""
+        if label in self.kept or Path(path) in self.kept.values():
+            return
+        assert Path(path).is_file(), f"no SR {label} at {path}"
+        errors = dciodvfy_errors(path)
+        assert errors == [], f"dciodvfy on the SR {label}: {errors}"
+        if pixelmed:
+            self.kept[label] = Path(path)
+
+    def finish(self) -> None:
+        """PixelMed finds no error in any SR kept."""
+        verdicts = pixelmed_sr_many(self.kept.values())
+        found = {
+            label: verdicts[str(path)].errors
+            for label, path in self.kept.items()
+            if verdicts[str(path)].errors
+        }
+        assert found == {}, f"PixelMed DicomSRValidator on the SRs: {found}"

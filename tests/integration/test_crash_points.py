@@ -7,7 +7,8 @@ logs a ``crash-point`` event and SIGKILLs itself there, so each run proves that 
 that place. One test per source x database runs one crash per point, in the order a job
 reaches them (each run picks up the job the previous one died holding), then one clean
 ``--once`` run, and checks that every study ends with one exam row, one score row and one
-SR, and that no temporary file is left.
+SR, and that no temporary file is left; dciodvfy finds no error in any of those SRs, nor
+PixelMed's SR validator in the first SR of each source (on SQLite) and of each real fault.
 
 Sources: a folder (SRs written to a folder), Orthanc over REST (SRs posted back) and our
 C-STORE SCP (studies pushed by dcmtk's ``storescu``, SRs sent to Orthanc by C-STORE).
@@ -20,7 +21,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from test_worker_processes import (
 from fixtures_orthanc import OrthancFactory, OrthancServer, worker_source
 from mammotriage.worker.crashpoints import CRASH_POINTS
 from mammotriage.worklist import Store
+from sr_validators import Conformance, orthanc_sr_files
 from worker_helpers import REPO, assert_each_study_scored_once
 
 pytestmark = pytest.mark.integration
@@ -108,14 +110,25 @@ def test_the_crash_variable_alone_arms_nothing_the_test_switch_is_needed_too() -
 # -- one source, one database ---------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def conformance() -> Iterator[Conformance]:
+    """The SRs the worker wrote after its crashes: dciodvfy on each as a test reads it back,
+    PixelMed (one JVM) on the ones kept, after the module's last test."""
+    checks = Conformance()
+    yield checks
+    checks.finish()
+
+
 @dataclass
 class Site:
     """A worker config on one source, the studies it will be given, and how to read back the
-    SRs the source holds (study UID -> SOP Instance UIDs of our SRs)."""
+    SRs the source holds (study UID -> SOP Instance UIDs of our SRs) and their files (into
+    a folder, where the source is a PACS)."""
 
     config: Path
     studies: set[str]
     reports: Callable[[], dict[str, list[str]]]
+    sr_files: Callable[[Path], list[Path]]
     #: Called once the first worker with a live source runs (C-STORE: push the studies).
     deliver: Callable[[], None] | None = None
 
@@ -133,6 +146,18 @@ def orthanc_reports(server: OrthancServer, studies: set[str]) -> dict[str, list[
                     tags = server.http.get(f"/instances/{instance}").json()["MainDicomTags"]
                     held.setdefault(study_uid, []).append(tags["SOPInstanceUID"])
     return held
+
+
+def folder_sr_files(reports: Path) -> Callable[[Path], list[Path]]:
+    """The SR files a folder source wrote under ``reports``."""
+    return lambda _: sorted(reports.rglob("*.dcm"))
+
+
+def orthanc_srs(server: OrthancServer, studies: set[str]) -> Callable[[Path], list[Path]]:
+    """The SRs Orthanc holds in the studies, downloaded into a folder."""
+    return lambda folder: [
+        path for study in sorted(studies) for path in orthanc_sr_files(server, study, folder)
+    ]
 
 
 def wait_stable(server: OrthancServer, studies: set[str], timeout: float = 30.0) -> None:
@@ -185,6 +210,7 @@ def make_site(
                 study: [p.stem for p in files]
                 for study, files in reports_by_study(root / "reports").items()
             },
+            folder_sr_files(root / "reports"),
         )
     outgoing = root / "outgoing"
     studies = clone_exams(synthetic, outgoing, 2, salt)
@@ -194,7 +220,8 @@ def make_site(
         orthanc.upload_all(files)
         wait_stable(orthanc, studies)
         config = write_config(root, database, source=worker_source(orthanc), **common)
-        return Site(config, studies, lambda: orthanc_reports(orthanc, studies))
+        reports = orthanc_srs(orthanc, studies)
+        return Site(config, studies, lambda: orthanc_reports(orthanc, studies), reports)
     assert kind == "cstore"
     port = free_port()
     source = {
@@ -221,7 +248,13 @@ def make_site(
             )
             assert sent.returncode == 0, sent.stderr
 
-    return Site(config, studies, lambda: orthanc_reports(orthanc, studies), deliver=push)
+    return Site(
+        config,
+        studies,
+        lambda: orthanc_reports(orthanc, studies),
+        orthanc_srs(orthanc, studies),
+        deliver=push,
+    )
 
 
 def crash(site: Site, point: str, tag: str, started: list[WorkerProcess]) -> WorkerProcess:
@@ -250,9 +283,17 @@ def crash(site: Site, point: str, tag: str, started: list[WorkerProcess]) -> Wor
     return process
 
 
-def assert_done_once(store: Store, site: Site, root: Path) -> None:
+def assert_done_once(
+    store: Store,
+    site: Site,
+    root: Path,
+    conformance: Conformance,
+    what: str,
+    pixelmed: bool = True,
+) -> None:
     """One DONE job, one scored exam, one score row and one SR per study (the SR the exam
-    row names), and no temporary file or job folder left anywhere."""
+    row names), and no temporary file or job folder left anywhere; every SR to dciodvfy,
+    the first to PixelMed too where ``pixelmed`` (``what`` names them in a failure)."""
     exams = assert_each_study_scored_once(store, site.studies)
     reports = site.reports()
     for exam in exams:
@@ -264,6 +305,10 @@ def assert_done_once(store: Store, site: Site, root: Path) -> None:
         if p.name.endswith((".tmp", ".part")) or p.parent == root / "work"
     ]
     assert left == [], f"left behind: {left}"
+    files = site.sr_files(root / "srs-read-back")
+    assert len(files) == len(site.studies)
+    for i, path in enumerate(files):
+        conformance.check(f"{what} ({path.stem})", path, pixelmed=pixelmed and i == 0)
 
 
 @pytest.mark.parametrize("kind", ["folder", "orthanc", "cstore"])
@@ -275,6 +320,7 @@ def test_sigkill_at_every_crash_point_then_once_scores_every_study_exactly_once(
     orthanc: OrthancServer,
     processes: list[WorkerProcess],  # noqa: F811
     request: pytest.FixtureRequest,
+    conformance: Conformance,
 ) -> None:
     site = make_site(kind, tmp_path, store_url, tiny_synthetic, orthanc, request.node.name)
     started = time.monotonic()
@@ -288,7 +334,10 @@ def test_sigkill_at_every_crash_point_then_once_scores_every_study_exactly_once(
     assert final.events("released"), "the final run released no job: the last kill held none"
     store = Store(store_url)
     try:
-        assert_done_once(store, site, tmp_path)
+        what = f"after crashes, {request.node.name}"
+        # PixelMed on one database's SRs: the other's are written by the same code
+        on_sqlite = request.node.callspec.params["store_url"] == "sqlite"
+        assert_done_once(store, site, tmp_path, conformance, what, pixelmed=on_sqlite)
         if kind == "folder":
             assert_every_study_done_once(store, tmp_path / "reports", site.studies)
     finally:
@@ -303,6 +352,7 @@ def test_orthanc_stopped_and_started_again_mid_batch_loses_nothing_and_scores_on
     tiny_synthetic: Path,
     orthanc_factory: OrthancFactory,
     processes: list[WorkerProcess],  # noqa: F811
+    conformance: Conformance,
 ) -> None:
     pacs = orthanc_factory()
     outgoing = tmp_path / "outgoing"
@@ -329,10 +379,10 @@ def test_orthanc_stopped_and_started_again_mid_batch_loses_nothing_and_scores_on
     faults = worker.events("retry") + worker.events("poll-failed")
     print(f"while Orthanc was down: {len(faults)} retries / failed polls")
     assert faults, "the worker never noticed that Orthanc was down"
-    site = Site(config, studies, lambda: orthanc_reports(pacs, studies))
+    site = Site(config, studies, lambda: orthanc_reports(pacs, studies), orthanc_srs(pacs, studies))
     store = Store(database)
     try:
-        assert_done_once(store, site, tmp_path)
+        assert_done_once(store, site, tmp_path, conformance, "Orthanc stopped mid-batch")
     finally:
         store.close()
 
@@ -344,6 +394,7 @@ def test_postgresql_restarted_mid_batch_loses_nothing_and_scores_once(
     store_url: str,
     postgres_cluster: Any,
     processes: list[WorkerProcess],  # noqa: F811
+    conformance: Conformance,
 ) -> None:
     studies = clone_exams(tiny_synthetic, tmp_path / "incoming", 4)
     config = write_config(tmp_path, store_url)
@@ -365,10 +416,11 @@ def test_postgresql_restarted_mid_batch_loses_nothing_and_scores_once(
             study: [p.stem for p in files]
             for study, files in reports_by_study(tmp_path / "reports").items()
         },
+        folder_sr_files(tmp_path / "reports"),
     )
     store = Store(store_url)
     try:
-        assert_done_once(store, site, tmp_path)
+        assert_done_once(store, site, tmp_path, conformance, "PostgreSQL restarted mid-batch")
         assert_every_study_done_once(store, tmp_path / "reports", studies)
     finally:
         store.close()

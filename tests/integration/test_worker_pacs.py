@@ -3,7 +3,8 @@ REST API, by a DICOMweb PACS and by C-STORE pushes, answering each with a DICOM 
 in the exam's own study; and a PACS that goes down loses no exam.
 
 Every exam is a synthetic phantom from the session's ``tiny_synthetic`` set, scored by the
-shipped model; every report is read back from the PACS and checked against the images sent.
+shipped model; every report is read back from the PACS and checked against the images sent,
+and by dciodvfy and PixelMed's SR validator (:class:`sr_validators.Conformance`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mammotriage.triage import ReadingMode, TriagePolicy, load_policy
 from mammotriage.worker.config import WorkerSettings
 from mammotriage.worker.loop import RunSummary, Worker
 from mammotriage.worklist import ExamStatus, JobStatus, StoredExam
+from sr_validators import Conformance, orthanc_sr_files
 from worker_helpers import MODEL, POLICY, build, run_once, table_counts
 
 pytestmark = pytest.mark.integration
@@ -183,6 +185,25 @@ def wait_stable(server: OrthancServer, study_uid: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.fixture(scope="module")
+def conformance() -> Iterator[Conformance]:
+    """Every SR this module's worker wrote: dciodvfy as a test reads it back, PixelMed on
+    all of them (one JVM) after the module's last test."""
+    checks = Conformance()
+    yield checks
+    checks.finish()
+
+
+def check_conformance(
+    checks: Conformance, server: OrthancServer, study_uid: str, folder: Path, what: str
+) -> None:
+    """Every SR the PACS holds in the study, as it gives it out, to ``checks``."""
+    files = orthanc_sr_files(server, study_uid, folder)
+    assert files, f"no SR in the study ({what})"
+    for path in files:
+        checks.check(f"{what} ({path.stem})", path)
+
+
 # -- what a report must say ---------------------------------------------------------------
 
 
@@ -250,7 +271,7 @@ def check_queued(worker: Worker, exam: StoredExam) -> None:
 
 
 def test_orthanc_studies_are_scored_reported_into_their_study_once_and_again_after_a_late_view(
-    tmp_path: Path, orthanc: OrthancServer, tiny_synthetic: Path
+    tmp_path: Path, orthanc: OrthancServer, tiny_synthetic: Path, conformance: Conformance
 ) -> None:
     policy = load_policy(POLICY)
     *three_views, late_view = synthetic_exam(tiny_synthetic, "00003")
@@ -271,6 +292,9 @@ def test_orthanc_studies_are_scored_reported_into_their_study_once_and_again_aft
             check_report(report, exams[uid], images, policy)
             check_queued(worker, exams[uid])
         assert exams[partial_uid].partial and not exams[whole_uid].partial
+        srs = tmp_path / "srs"
+        check_conformance(conformance, orthanc, partial_uid, srs, "Orthanc, a view missing")
+        check_conformance(conformance, orthanc, whole_uid, srs, "Orthanc, four views")
         before = table_counts(worker.store)
         assert before["scores"] == 2
 
@@ -306,13 +330,14 @@ def test_orthanc_studies_are_scored_reported_into_their_study_once_and_again_aft
         check_report(reports[updated.report_sop_instance_uid], updated, all_images, policy)
         check_queued(worker, updated)
         assert len(reports_in(orthanc, whole_uid)) == 1
+        check_conformance(conformance, orthanc, partial_uid, srs, "Orthanc, after the late view")
 
 
 # -- DICOMweb -----------------------------------------------------------------------------
 
 
 def test_dicomweb_study_is_scored_and_its_report_stored_by_stow_rs(
-    tmp_path: Path, orthanc: OrthancServer, tiny_synthetic: Path
+    tmp_path: Path, orthanc: OrthancServer, tiny_synthetic: Path, conformance: Conformance
 ) -> None:
     policy = load_policy(POLICY)
     # lookback_days 0 with today's StudyDate: the worker watches this study alone, not the
@@ -339,6 +364,7 @@ def test_dicomweb_study_is_scored_and_its_report_stored_by_stow_rs(
         check_report(report, exam, images, policy)
         check_queued(worker, exam)
         assert exam.report_location is not None and study_uid in exam.report_location
+        check_conformance(conformance, orthanc, study_uid, tmp_path / "srs", "DICOMweb STOW-RS")
 
         # Our SR changed the study's instance count; once it settles, nothing is rescored.
         before = table_counts(worker.store)
@@ -360,7 +386,10 @@ def free_port() -> int:
 
 
 def test_pushed_compressed_study_is_scored_and_its_report_sent_to_the_pacs_by_c_store(
-    tmp_path: Path, orthanc_factory: OrthancFactory, tiny_synthetic: Path
+    tmp_path: Path,
+    orthanc_factory: OrthancFactory,
+    tiny_synthetic: Path,
+    conformance: Conformance,
 ) -> None:
     policy = load_policy(POLICY)
     scp_port = free_port()
@@ -400,6 +429,8 @@ def test_pushed_compressed_study_is_scored_and_its_report_sent_to_the_pacs_by_c_
         check_report(report, exam, pushed_images, policy)
         check_queued(worker, exam)
         assert exam.report_location is not None and pacs.aet in exam.report_location
+        srs = tmp_path / "srs"
+        check_conformance(conformance, pacs, pushed_uid, srs, "C-STORE write-back, pushed")
 
         # The PACS itself forwards a study it holds to our SCP (Orthanc's C-STORE SCU).
         pacs.upload_all(forwarded)
@@ -413,6 +444,7 @@ def test_pushed_compressed_study_is_scored_and_its_report_sent_to_the_pacs_by_c_
         (report,) = reports_in(pacs, forwarded_uid)
         check_report(report, exam, forwarded_images, policy)
         check_queued(worker, exam)
+        check_conformance(conformance, pacs, forwarded_uid, srs, "C-STORE write-back, forwarded")
         assert len(reports_in(pacs, pushed_uid)) == 1
 
 
@@ -425,6 +457,7 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
     orthanc: OrthancServer,
     tiny_synthetic: Path,
     caplog: pytest.LogCaptureFixture,
+    conformance: Conformance,
 ) -> None:
     files = synthetic_exam(tiny_synthetic, "00009")
     study_uid, images = study_of(files)
@@ -489,3 +522,5 @@ def test_a_pacs_that_goes_down_leaves_the_job_queued_with_backoff_until_it_is_ba
         (report,) = reports_in(orthanc, study_uid)
         check_report(report, exam, images, load_policy(POLICY))
         check_queued(worker, exam)
+        srs = tmp_path / "srs"
+        check_conformance(conformance, orthanc, study_uid, srs, "Orthanc, retried after an outage")

@@ -1,13 +1,27 @@
 """The worker's data path (issue 11): every output attempted when one fails, every file of
-a poisoned folder accounted for, decoding isolated from the worker process."""
+a poisoned folder accounted for, decoding isolated from the worker process. The SRs that
+go out through these faults pass dciodvfy and PixelMed's SR validator."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from mammotriage.worklist import JobStatus
+from sr_validators import Conformance
 from worker_helpers import build, folder_settings, run_once
+
+
+@pytest.fixture(scope="module")
+def conformance() -> Iterator[Conformance]:
+    """The SRs this module's worker wrote: dciodvfy as a test reads one, PixelMed on those
+    kept (one JVM) after the module's last test."""
+    checks = Conformance()
+    yield checks
+    checks.finish()
 
 
 def copy_exams(source: Path, target: Path, n: int) -> list[Path]:
@@ -25,7 +39,9 @@ def _block(folder: Path | None) -> Path:
     return folder
 
 
-def test_an_unwritable_thumbnail_folder_does_not_stop_the_report(tmp_path, tiny_synthetic, caplog):
+def test_an_unwritable_thumbnail_folder_does_not_stop_the_report(
+    tmp_path, tiny_synthetic, caplog, conformance
+):
     """Item 14: the thumbnail folder is replaced by a regular file once the worker runs
     (ENOTDIR, a real fault even for root). The exam is stored, the SR still sent, the
     failure logged, counted and kept on the job, which is retried and then given up on with
@@ -40,6 +56,8 @@ def test_an_unwritable_thumbnail_folder_does_not_stop_the_report(tmp_path, tiny_
     assert exam.score is not None and exam.report_sop_instance_uid is not None
     assert exam.report_location and list((tmp_path / "reports").rglob("*.dcm"))
     assert summary.reports  # the SR went out
+    report_path = Path(exam.report_location) / f"{exam.report_sop_instance_uid}.dcm"
+    conformance.check("folder source, thumbnail folder unwritable", report_path)
     (job,) = worker.store.jobs.all()
     assert job.status is JobStatus.FAILED
     assert job.attempts == settings.retry.max_attempts
@@ -120,7 +138,7 @@ def _hostile_corpus(folder: Path) -> list[Path]:
 
 
 def test_a_poisoned_folder_scores_every_good_exam_whole_and_accounts_for_every_file(
-    tmp_path, tiny_synthetic
+    tmp_path, tiny_synthetic, conformance
 ):
     """Good synthetic exams mixed with the hostile corpus and with damaged duplicates (same
     UIDs, later acquisition) of two good views: every good exam is scored on all four
@@ -161,6 +179,11 @@ def test_a_poisoned_folder_scores_every_good_exam_whole_and_accounts_for_every_f
         assert exam.score is not None and not exam.partial, study
         scored = [im for im in exam.images if im.usable and im.reason is None]
         assert len(scored) == 4, exam.images
+        assert exam.report_location is not None
+        report_path = Path(exam.report_location) / f"{exam.report_sop_instance_uid}.dcm"
+        # dciodvfy on each, PixelMed on one: a good exam's SR, whatever lay beside it
+        first = study == min(good_studies)
+        conformance.check(f"poisoned folder ({study})", report_path, pixelmed=first)
     for job in worker.store.jobs.all():
         assert job.status in (JobStatus.DONE, JobStatus.FAILED)
     assert not [

@@ -1,5 +1,8 @@
 """The worker loop on a folder source and SQLite, with the shipped model: every study ends
-stored once, in its queue, with its SR; bad input and faults end recorded, never lost."""
+stored once, in its queue, with its SR; bad input and faults end recorded, never lost.
+
+The SRs the folder source writes (an exam with findings and one without, a partial exam and
+its rescore, a job retried after a fault) pass dciodvfy and PixelMed's SR validator."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import logging
 import shutil
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +26,23 @@ from mammotriage.worker.config import load_worker_settings
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worklist import ExamStatus, JobStatus
 from mammotriage.worklist.models import ScoreRow
+from sr_validators import Conformance
 from worker_helpers import build, count, folder_settings, run_once, table_counts
+
+
+@pytest.fixture(scope="module")
+def conformance() -> Iterator[Conformance]:
+    """The SRs this module's worker wrote: dciodvfy as a test reads one, PixelMed on those
+    kept (one JVM) after the module's last test."""
+    checks = Conformance()
+    yield checks
+    checks.finish()
+
+
+def sr_findings(report: hd.sr.ComprehensiveSR) -> int:
+    """How many findings (TID 1501 groups tracked as ``finding...``) the SR reports."""
+    groups = hd.sr.MeasurementReport.from_sequence(report.content).get_image_measurement_groups()
+    return sum(1 for group in groups if group.tracking_identifier.startswith("finding"))
 
 
 def copy_exams(source: Path, target: Path, n: int) -> list[Path]:
@@ -33,7 +52,7 @@ def copy_exams(source: Path, target: Path, n: int) -> list[Path]:
     return [target / exam.name for exam in exams]
 
 
-def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_synthetic):
+def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_synthetic, conformance):
     settings = folder_settings(tmp_path)
     copy_exams(tiny_synthetic, settings.source.path, 3)
     worker = build(settings)
@@ -43,10 +62,16 @@ def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_syntheti
     assert [e.status for e in exams] == [ExamStatus.SCORED] * 3
     assert all(e.category is not None and e.mode is not None for e in exams)
     assert len(worker.store.readings.worklist(datetime.now(timezone.utc), worker.policy)) == 3
+    findings = []
     for exam in exams:
         assert exam.report_location is not None
         (report_path,) = Path(exam.report_location).glob("*.dcm")
         report = hd.sr.srread(report_path)
+        findings.append(sr_findings(report))
+        # PixelMed on the first with findings and the first without
+        first = (findings[-1] > 0) not in {n > 0 for n in findings[:-1]}
+        label = f"folder source, {findings[-1]} findings ({report.SOPInstanceUID})"
+        conformance.check(label, report_path, pixelmed=first)
         assert report.SOPInstanceUID == exam.report_sop_instance_uid
         assert report.StudyInstanceUID == exam.study_instance_uid
         evidence = {
@@ -57,6 +82,8 @@ def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_syntheti
         }
         assert evidence == {im.sop_instance_uid for im in exam.images}
     assert {j.status for j in worker.store.jobs.all()} == {JobStatus.DONE}
+    # the SRs checked cover an exam with findings and one without
+    assert min(findings) == 0 < max(findings)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +126,7 @@ def test_running_again_scores_nothing_twice(tmp_path, tiny_synthetic):
     assert len(list((tmp_path / "reports").rglob("*.dcm"))) == 2
 
 
-def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic):
+def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic, conformance):
     settings = folder_settings(tmp_path)
     (exam_dir,) = copy_exams(tiny_synthetic, settings.source.path, 1)
     late = sorted(exam_dir.glob("*.dcm"))[-1]
@@ -109,6 +136,9 @@ def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic):
     run_once(worker)
     (before,) = worker.store.exams.all()
     assert before.partial
+    assert before.report_location is not None
+    (partial_sr,) = Path(before.report_location).glob("*.dcm")
+    conformance.check("folder source, a view missing", partial_sr)
     held_back.rename(late)
     summary = run_once(worker)
     assert summary.jobs == 1
@@ -118,6 +148,9 @@ def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic):
     assert len(after.images) == 4
     assert count(worker.store, ScoreRow) == 1
     assert after.report_sop_instance_uid != before.report_sop_instance_uid
+    assert after.report_location is not None
+    rescored = Path(after.report_location) / f"{after.report_sop_instance_uid}.dcm"
+    conformance.check("folder source, rescored after the late view", rescored)
 
 
 def _damaged_corpus():
@@ -223,7 +256,9 @@ class FlakySource:
     ],
     ids=["pacs-down", "disk-full"],
 )
-def test_passing_faults_are_retried_with_backoff_then_scored(tmp_path, tiny_synthetic, error):
+def test_passing_faults_are_retried_with_backoff_then_scored(
+    tmp_path, tiny_synthetic, error, conformance
+):
     from mammotriage.worker.factory import build_source
 
     settings = folder_settings(tmp_path)
@@ -237,6 +272,12 @@ def test_passing_faults_are_retried_with_backoff_then_scored(tmp_path, tiny_synt
     assert job.status is JobStatus.DONE
     assert job.attempts == 3
     assert table_counts(worker.store)["scores"] == 1
+    (exam,) = worker.store.exams.all()
+    assert exam.report_location is not None
+    (report_path,) = Path(exam.report_location).glob("*.dcm")
+    # PixelMed on one of the two: the same SR after another fault
+    pixelmed = isinstance(error, SourceUnavailableError)
+    conformance.check(f"folder source, retried after {error}", report_path, pixelmed=pixelmed)
 
 
 def test_a_fault_that_does_not_pass_fails_the_job_after_the_last_try(tmp_path, tiny_synthetic):
