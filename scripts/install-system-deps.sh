@@ -13,6 +13,7 @@ case "$target" in
                ['/usr/sbin/Orthanc']=orthanc
                ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so']=orthanc-dicomweb
                ['/usr/bin/chromium']=chromium
+               ['/usr/sbin/nginx']=nginx  # the TLS-terminating proxy of the page test
                # the independent SR/IOD validators: dciodvfy, PixelMed's DicomSRValidator
                [dciodvfy]=dicom3tools [java]=pixelmed-apps [javac]=default-jdk-headless
                ['/usr/share/java/pixelmed.jar']=pixelmed-apps) ;;

@@ -4,6 +4,12 @@ embedding, a store, a policy and a clock).
 Errors the store raises on purpose become HTTP statuses here and nowhere else:
 NotFoundError 404, ConflictError 409, ForbiddenError 403. The page's routes answer with an
 HTML page (401: a redirect to ``/login``); the API's with ``{"detail": ...}``.
+
+Behind a reverse proxy listed in ``forwarded_allow_ips``, a request's client address and
+scheme are the ones the proxy forwards (``X-Forwarded-For``, ``X-Forwarded-Proto``;
+uvicorn's proxy-headers middleware, outermost); from anyone else those headers are ignored.
+The pages link to the service by root-relative URLs (:mod:`mammotriage.api.templating`),
+so they work whatever scheme and host the browser used.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import make_url
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mammotriage import __version__
 from mammotriage.api import openapi
@@ -145,11 +153,16 @@ def create_app(
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(SecureCookieOverTlsMiddleware, cookie=SESSION_COOKIE)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Added last, so outermost: limits before the session, routing and authentication;
     # the security headers on every answer, the limits' refusals among them.
     app.add_middleware(RequestLimitsMiddleware, limits=RequestLimits.of(settings))
     app.add_middleware(SecurityHeadersMiddleware, tls=settings.secure_cookies)
+    if settings.forwarded_allow_ips:
+        # Outermost of all: everything inside sees the client and scheme a listed proxy
+        # forwarded (the limits, the session cookie, the login throttle, the audit).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     for module in (health, worklist, exams, admin, auth, pages, accounts):
         app.include_router(module.router)
@@ -157,6 +170,38 @@ def create_app(
     openapi.install(app, settings.openapi, session_cookie=SESSION_COOKIE)
     _add_error_handlers(app)
     return app
+
+
+class SecureCookieOverTlsMiddleware:
+    """Marks the session cookie ``Secure`` on every answer to a request that came over HTTPS:
+    to ``serve`` itself, or to a proxy in ``forwarded_allow_ips`` that says so
+    (``X-Forwarded-Proto: https``), so that the cookie a browser got over TLS is never sent
+    in clear text, whether or not ``secure_cookies`` is set (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, *, cookie: str) -> None:
+        self.app = app
+        self.prefix = f"{cookie}=".encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (name, self._secure(value) if name.lower() == b"set-cookie" else value)
+                    for name, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+    def _secure(self, value: bytes) -> bytes:
+        if not value.startswith(self.prefix):
+            return value
+        flags = {flag.strip().lower() for flag in value.split(b";")[1:]}
+        return value if b"secure" in flags else value + b"; secure"
 
 
 def _add_metrics_route(app: FastAPI, metrics: ApiMetrics) -> None:
@@ -218,4 +263,11 @@ def _error(request: Request, code: int, message: str) -> Response:
     return JSONResponse({"detail": message}, status_code=code)
 
 
-__all__ = ["CONFIG_ENV", "app_from_environment", "create_app", "is_page", "open_store"]
+__all__ = [
+    "CONFIG_ENV",
+    "SecureCookieOverTlsMiddleware",
+    "app_from_environment",
+    "create_app",
+    "is_page",
+    "open_store",
+]

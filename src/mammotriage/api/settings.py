@@ -8,10 +8,11 @@ placeholder, an empty value or a short one is refused with a hint how to make on
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mammotriage import defaults
@@ -75,12 +76,18 @@ class ApiSettings(YamlSettings):
     #: Send the session cookie over HTTPS only. ``serve`` sets it when it terminates TLS;
     #: set it yourself behind a TLS-terminating proxy.
     secure_cookies: bool = False
+    #: The reverse proxies (addresses or CIDR networks, e.g. ``10.0.0.5``, ``10.0.0.0/24``)
+    #: whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed: a request from one
+    #: of them has the client address and scheme the proxy says. Empty: believe nobody. A
+    #: proxy on the same host is listed too (``127.0.0.1``, ``::1``): nothing is trusted
+    #: implicitly.
+    forwarded_allow_ips: list[str] = Field(default_factory=list, max_length=100)
     #: Failed logins a username may make before each further one blocks it (429 with
     #: Retry-After), for 1 s, then twice as long each time up to ``login_max_block_seconds``.
     login_free_attempts: int = Field(default=5, ge=1, le=1000)
-    #: The same per client address (``request.client.host``). Higher than per username:
-    #: behind a proxy or NAT every client has the proxy's address (``serve`` trusts no
-    #: forwarded-for header), and one address trying many usernames is caught by it.
+    #: The same per client address (``request.client.host``: a listed proxy's client).
+    #: Higher than per username: behind NAT, or a proxy not in ``forwarded_allow_ips``, every
+    #: client has one address, and one address trying many usernames is caught by it.
     login_address_free_attempts: int = Field(default=20, ge=1, le=100_000)
     #: The longest block (seconds).
     login_max_block_seconds: float = Field(default=15 * 60, ge=1, le=24 * 3600)
@@ -98,6 +105,11 @@ class ApiSettings(YamlSettings):
     login_check_nice: int = Field(default=10, ge=0, le=19)
     #: ``/openapi.json``: for signed-in users (any role), or ``off``. No docs pages either way.
     openapi: Literal["authenticated", "off"] = "authenticated"
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses_or_networks(cls, values: list[str]) -> list[str]:
+        return [_address_or_network(value) for value in values]
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> ApiSettings:
@@ -117,6 +129,42 @@ class ApiSettings(YamlSettings):
         return self
 
 
+class _SettingsForStore(ApiSettings):
+    """:class:`ApiSettings` less the session secret's check (:func:`load_settings_for_store`)."""
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> _SettingsForStore:  # replaces ApiSettings' check
+        return self
+
+
+def load_settings_for_store(path: Path | None) -> ApiSettings:
+    """The settings as :func:`load_api_settings` reads them, for a command that only opens
+    the service's store (``mammotriage users ...``): it signs no session cookie, so the
+    session secret is not checked. Never build a service from them.
+
+    Raises
+    ------
+    ConfigError
+        If the file is not YAML or a value other than the session secret is wrong.
+    """
+    return load_settings(_SettingsForStore, path, "api")
+
+
+def _address_or_network(value: str) -> str:
+    """``value`` as an IP address or network in canonical form (host bits of a network
+    dropped), or a ValueError naming it: a proxy is named by address, never by host name
+    or ``*``."""
+    text = value.strip()
+    try:
+        return str(
+            ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text)
+        )
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+        ) from None
+
+
 def load_api_settings(path: Path | None, **overrides: Any) -> ApiSettings:
     """Read the service's settings from a YAML file (optional) and the environment.
 
@@ -129,4 +177,9 @@ def load_api_settings(path: Path | None, **overrides: Any) -> ApiSettings:
     return load_settings(ApiSettings, path, "api", **overrides)
 
 
-__all__ = ["DEVELOPMENT_SESSION_SECRET", "ApiSettings", "load_api_settings"]
+__all__ = [
+    "DEVELOPMENT_SESSION_SECRET",
+    "ApiSettings",
+    "load_api_settings",
+    "load_settings_for_store",
+]

@@ -1,5 +1,9 @@
 """The page's templates (Jinja2, autoescaped) and the helpers they use.
 
+Every URL a page names is root-relative (``/static/app.css``, ``/ui/exams/...``; the
+templates' ``url_for`` gives one too), so that a page served through a TLS-terminating proxy
+loads its style and script over the scheme and host the browser used.
+
 Everything the page needs is served from the package (``templates/``, ``static/``): no CDN,
 so that a reading room without internet works.
 
@@ -51,6 +55,7 @@ testid                     element
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from mammotriage.api.security import csrf_token
 
@@ -91,8 +97,19 @@ def demonstration_shas() -> frozenset[str]:
     return frozenset({sidecar.sha256, *(variant.sha256 for variant in sidecar.variants)})
 
 
+@pass_context
+def url_for(context: Mapping[str, Any], name: str, /, **path_params: Any) -> str:
+    """The templates' ``url_for``: the root-relative URL of a route or a static file
+    (``/static/app.css``), never an absolute one. Starlette's own gives
+    ``http://host/static/app.css`` as the server saw the request, which behind a
+    TLS-terminating proxy is a mixed-content URL that the browser blocks."""
+    request: Request = context["request"]
+    return request.url_for(name, **path_params).path
+
+
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates.env.globals["url_for"] = url_for
     templates.env.filters["waiting"] = waiting
     shas = demonstration_shas()
     templates.env.globals["demonstration_model"] = lambda sha: sha in shas
@@ -115,4 +132,4 @@ def render(
     return response
 
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "make_templates", "render", "waiting"]
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "make_templates", "render", "url_for", "waiting"]

@@ -14,9 +14,11 @@ password checks that run at once.
   routes) that a login flood can hold are those few, never all of them, and the CPU goes to
   the worklist first, so the worklist keeps being served.
 
-The client address is ``request.client.host``: ``mammotriage serve`` trusts no forwarded-for
-header, so behind a proxy every client has the proxy's address, and the per-address limit
-is set higher than the per-username one for that reason.
+The client address is ``request.client.host``: the peer's, or, when the peer is a proxy
+listed in ``forwarded_allow_ips``, the client the proxy names in ``X-Forwarded-For`` (the
+app's proxy-headers middleware; a client cannot name itself past it). Behind NAT, or a
+proxy not listed, every client has one address, and the per-address limit is set higher
+than the per-username one for that reason.
 
 A username can be blocked by anyone who knows it (that is what a per-username limit is);
 the block is capped, and every throttled attempt is in the audit log with its address.
@@ -145,7 +147,7 @@ def throttle_policy(settings: ApiSettings) -> ThrottlePolicy:
 
 
 def client_address(request: Request) -> str:
-    """The peer's address as the server saw it (the proxy's, behind a proxy)."""
+    """The client's address: the peer's, or the one a listed proxy forwarded."""
     host = request.client.host if request.client else ""
     return host[:MAX_KEY_VALUE_LENGTH] or UNKNOWN_ADDRESS
 

@@ -1,6 +1,6 @@
 """What the command modules share: the console, the one-line error exit, the progress bar,
-and the options and default model of the scoring commands (``score``, ``calibrate``,
-``bench``).
+counts with their nouns, and the options and default model of the scoring commands
+(``score``, ``calibrate``, ``bench``).
 
 Imports nothing of the command line itself, so every command module can use it without
 importing another command module or the app.
@@ -60,6 +60,11 @@ def fail(exc: MammotriageError) -> NoReturn:
 
     console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 exam``, ``2 exams``, ``0 exams``: a count and its noun (``plural`` when not +s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def default_model() -> Path:

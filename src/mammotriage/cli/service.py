@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli.common import console, fail
+from mammotriage.cli.common import console, counted, fail
 from mammotriage.errors import ConfigError, MammotriageError
 from mammotriage.worklist.models import Role
 
@@ -41,17 +41,23 @@ ConfigOption = Annotated[
 ]
 
 
+def _config_path(config: Path | None) -> Path | None:
+    return config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+
+
 def _settings(config: Path | None, **overrides: object) -> ApiSettings:
     from mammotriage.api.settings import load_api_settings
 
-    path = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    return load_api_settings(path, **overrides)
+    return load_api_settings(_config_path(config), **overrides)
 
 
 def _store(config: Path | None) -> Store:
+    """The configured store, migrated. The ``users`` commands never sign a session cookie,
+    so an unset session secret does not stop them (``serve`` refuses it)."""
     from mammotriage.api.app import open_store
+    from mammotriage.api.settings import load_settings_for_store
 
-    store = open_store(_settings(config))
+    store = open_store(load_settings_for_store(_config_path(config)))
     store.migrate()
     return store
 
@@ -182,7 +188,7 @@ def users_list(config: ConfigOption = None) -> None:
     except MammotriageError as exc:
         fail(exc)
         return
-    table = Table(title=f"{len(users)} users", title_justify="left")
+    table = Table(title=counted(len(users), "user"), title_justify="left")
     for column in ("user", "role", "active", "created"):
         table.add_column(column)
     for user in users:
@@ -193,7 +199,7 @@ def users_list(config: ConfigOption = None) -> None:
     out.print(table)
     if not tokens:
         return
-    table = Table(title=f"{len(tokens)} tokens", title_justify="left")
+    table = Table(title=counted(len(tokens), "token"), title_justify="left")
     for column in ("user", "token", "created", "expires", "revoked", "last used"):
         table.add_column(column)
     for token in tokens:
@@ -397,14 +403,15 @@ def serve(
     except MammotriageError as exc:
         fail(exc)
         return
-    resolved = (
-        config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    )
+    resolved = _config_path(config)
     os.environ[CONFIG_ENV] = str(resolved.resolve()) if resolved is not None else ""
     if tls:
         os.environ["MAMMOTRIAGE_API_SECURE_COOKIES"] = "true"
     scheme = "https" if tls else "http"
     console.print(f"reading service on {scheme}://{host}:{port}/ (Ctrl-C stops it)")
+    if settings.forwarded_allow_ips:
+        proxies = ", ".join(settings.forwarded_allow_ips)
+        console.print(f"client address and scheme as forwarded by the proxies at {proxies}")
     uvicorn.run(
         "mammotriage.api.app:app_from_environment",
         factory=True,
@@ -413,6 +420,8 @@ def serve(
         workers=workers,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        # X-Forwarded-For/-Proto: believed by the app from forwarded_allow_ips only
+        # (api/app.py); uvicorn's own would trust 127.0.0.1 by default.
         proxy_headers=False,
         # Header fields bounded while they arrive (431), not after: api/http_protocol.py.
         http=PROTOCOL,

@@ -10,6 +10,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -18,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mammotriage.cli.common import console
+from mammotriage.cli.common import console, counted
 from mammotriage.errors import MammotriageError, StoreError
 
 if TYPE_CHECKING:
@@ -120,28 +122,24 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     except Exception as exc:  # one line and a status, whatever it was
         return _report(log, exc)
     stop = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if settings.metrics.port is not None:
-            port = the_worker.metrics.serve(settings.metrics.port, settings.metrics.host)
-            console.print(f"metrics on http://{settings.metrics.host}:{port}/metrics")
-        summary = the_worker.run(stop, once=once)
+        with _stop_on_signals(stop, log):
+            if settings.metrics.port is not None:
+                port = the_worker.metrics.serve(settings.metrics.port, settings.metrics.host)
+                console.print(f"metrics on http://{settings.metrics.host}:{port}/metrics")
+            summary = the_worker.run(stop, once=once)
     except Exception as exc:
         return _report(log, exc)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         the_worker.source.close()
         the_worker.engine.close()
     out = Console(width=160)
     out.print(
-        f"worker {settings.name}: {summary.jobs} jobs, {summary.scored} exams scored, "
+        f"worker {settings.name}: {counted(summary.jobs, 'job')}, "
+        f"{counted(summary.scored, 'exam')} scored, "
         f"{summary.unscored} not scorable (double reading), {summary.rejected} not mammography, "
-        f"{summary.retried} retried, {summary.failed} failed, {len(summary.reports)} SRs sent"
+        f"{summary.retried} retried, {summary.failed} failed, "
+        f"{counted(len(summary.reports), 'SR')} sent"
         + (", source unreachable" if summary.source_unreachable else "")
     )
     if summary.sent:
@@ -153,9 +151,11 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
         shown = ", ".join(places[:3]) + (f" (+{len(places) - 3} more)" if len(places) > 3 else "")
         out.print(f"sent {what} to: {shown}")
     if summary.hl7_waiting:
+        one = summary.hl7_waiting == 1
         out.print(
-            f"{summary.hl7_waiting} HL7 results wait in the outbox for the RIS "
-            "(`mammotriage outbox list`); the next run sends them"
+            f"{counted(summary.hl7_waiting, 'HL7 result')} wait{'s' if one else ''} in the "
+            f"outbox for the RIS (`mammotriage outbox list`); the next run sends "
+            f"{'it' if one else 'them'}"
         )
     if show_queues:
         _print_queues(the_worker, out)
@@ -163,6 +163,49 @@ def _run(settings: WorkerSettings, *, once: bool, show_queues: bool) -> int:
     if once and (summary.failed or summary.source_unreachable):
         return EXIT_FAILED
     return EXIT_OK
+
+
+#: The signals that stop the worker after the job in hand.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: The longest the worker waits at exit for its ``stopping`` line to be written (seconds).
+STOP_LOG_TIMEOUT = 5.0
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, log: logging.Logger) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT set ``stop`` and are logged at once (event
+    ``stopping``, the signal's name); the previous handlers are back after it.
+
+    The handler only notes the signal and sets ``stop``: logging from a signal handler can
+    re-enter a stream's write in progress. A thread waiting on ``stop`` writes the line; the
+    block's end sets ``stop`` too (the run is over) and waits for that thread.
+    """
+    received: list[signal.Signals] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum))
+        stop.set()
+
+    def say_stopping() -> None:
+        stop.wait()
+        if received:
+            name = received[0].name
+            log.info(
+                "%s received: stopping after the job in hand",
+                name,
+                extra={"event": "stopping", "signal": name},
+            )
+
+    watcher = threading.Thread(target=say_stopping, name="stop-signal-log", daemon=True)
+    watcher.start()
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop.set()
+        watcher.join(timeout=STOP_LOG_TIMEOUT)
 
 
 def _report(log: logging.Logger, exc: BaseException) -> int:
@@ -205,7 +248,7 @@ def _print_queues(the_worker: Worker, out: Console) -> None:
         ],
     }
     for title, queue in queues.items():
-        table = Table(title=f"{title}: {len(queue)} exams", title_justify="left")
+        table = Table(title=f"{title}: {counted(len(queue), 'exam')}", title_justify="left")
         for column in ("#", "exam (internal id)", "score", "cat.", "reading", "rule"):
             table.add_column(column)
         for i, entry in enumerate(queue, 1):
