@@ -25,6 +25,7 @@ from api_site import site  # noqa: F401
 from fixtures_browser import browser_artifacts, chromium, reading_service  # noqa: F401
 from fixtures_orthanc import orthanc, orthanc_factory  # noqa: F401
 from mammotriage.worklist import Store
+from sr_validators import conformance  # noqa: F401
 
 #: The tiny recipe: train-default.yaml's shape at 128 x 64, two epochs, one thread (more
 #: threads on a small shared machine are many times slower at this size).

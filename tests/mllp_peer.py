@@ -189,6 +189,16 @@ class PeerProcess:
         self.process.wait(timeout=10)
 
 
+def er7_field(er7: str, segment: str, index: int) -> str:
+    """Field ``index`` of the first ``segment`` of a message as received (MSH counts its
+    field separator as field 1)."""
+    for line in er7.split("\r"):
+        fields = line.split("|")
+        if fields[0] == segment:
+            return fields[index - 1] if segment == "MSH" else fields[index]
+    raise AssertionError(f"no {segment} segment")
+
+
 def start_peer(record: Path, plan: str = "", port: int = 0) -> PeerProcess:
     """Start the peer in its own process; returns once it listens."""
     process = subprocess.Popen(

@@ -20,10 +20,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 if TYPE_CHECKING:
     from fixtures_orthanc import OrthancServer
@@ -254,3 +256,12 @@ class Conformance:
             if verdicts[str(path)].errors
         }
         assert found == {}, f"PixelMed DicomSRValidator on the SRs: {found}"
+
+
+@pytest.fixture(scope="module")
+def conformance() -> Iterator[Conformance]:
+    """The SRs a test module's worker wrote: dciodvfy on each as a test reads it, PixelMed on
+    those kept (one JVM) after the module's last test (a failure shows at that teardown)."""
+    checks = Conformance()
+    yield checks
+    checks.finish()

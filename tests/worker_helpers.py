@@ -3,7 +3,9 @@ and what the store holds afterwards."""
 
 from __future__ import annotations
 
+import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,21 @@ def folder_settings(root: Path, **overrides: Any) -> WorkerSettings:
     }
     values.update(overrides)
     return WorkerSettings(**values)
+
+
+def copy_exams(source: Path, target: Path, n: int) -> list[Path]:
+    """The first ``n`` exam folders of ``source`` copied into ``target``; their copies."""
+    exams = sorted(p for p in source.iterdir() if p.is_dir())[:n]
+    return [Path(shutil.copytree(exam, target / exam.name)) for exam in exams]
+
+
+def hold_back_last_view(exam: Path, park: Path) -> Callable[[], None]:
+    """Move the exam's last file to ``park`` (the study arrives without it); returns what
+    brings it back (the late view arrives)."""
+    late = sorted(exam.glob("*.dcm"))[-1]
+    held_back = park / late.name
+    late.rename(held_back)
+    return lambda: held_back.rename(late)
 
 
 def run_once(worker: Worker) -> RunSummary:

@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,15 +108,6 @@ def test_the_crash_variable_alone_arms_nothing_the_test_switch_is_needed_too() -
 
 
 # -- one source, one database ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def conformance() -> Iterator[Conformance]:
-    """The SRs the worker wrote after its crashes: dciodvfy on each as a test reads it back,
-    PixelMed (one JVM) on the ones kept, after the module's last test."""
-    checks = Conformance()
-    yield checks
-    checks.finish()
 
 
 @dataclass

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -23,8 +21,8 @@ import pytest
 
 from mammotriage.worklist import JobStatus, Store
 from mammotriage.worklist.models import OutboxState, OutputState
-from mllp_peer import start_peer
-from worker_helpers import build, folder_settings, run_once
+from mllp_peer import er7_field, start_peer
+from worker_helpers import build, copy_exams, folder_settings, hold_back_last_view, run_once
 
 
 def _free_port() -> int:
@@ -40,27 +38,13 @@ def _hl7(port: int, **extra: Any) -> dict[str, Any]:
             "host": "127.0.0.1",
             "port": port,
             "connect_timeout_seconds": 2,
-            "read_timeout_seconds": 5,
+            "read_timeout_seconds": 60,  # the peer validates with hl7apy: slow on a loaded machine
             "retry_base_seconds": 0.05,
             "retry_max_seconds": 0.2,
             "timezone": "Europe/Copenhagen",
             **extra,
         }
     }
-
-
-def _copy(source: Path, target: Path, n: int) -> list[Path]:
-    exams = sorted(p for p in source.iterdir() if p.is_dir())[:n]
-    return [Path(shutil.copytree(exam, target / exam.name)) for exam in exams]
-
-
-def _field(er7: str, segment: str, index: int) -> str:
-    """Field ``index`` of the first ``segment`` (MSH counts its field separator as 1)."""
-    for line in er7.split("\r"):
-        fields = line.split("|")
-        if fields[0] == segment:
-            return fields[index - 1] if segment == "MSH" else fields[index]
-    raise AssertionError(f"no {segment} segment")
 
 
 @pytest.fixture
@@ -72,7 +56,7 @@ def test_results_wait_while_the_ris_is_down_and_go_once_in_order_when_it_is_back
     tmp_path, tiny_synthetic, peer_port
 ):
     settings = folder_settings(tmp_path, outputs=_hl7(peer_port))
-    _copy(tiny_synthetic, settings.source.path, 3)
+    copy_exams(tiny_synthetic, settings.source.path, 3)
     worker = build(settings)
     summary = run_once(worker)  # nothing listens on the port: the RIS is down
     queued = worker.store.outbox.messages()
@@ -94,11 +78,11 @@ def test_results_wait_while_the_ris_is_down_and_go_once_in_order_when_it_is_back
         assert all(r["valid"] and r["answer"] == "AA" for r in received), received
         for r in received:
             er7 = str(r["message"])
-            assert _field(er7, "MSH", 9) == "ORU^R01^ORU_R01"
-            assert _field(er7, "MSH", 12) == "2.5.1"
-            assert _field(er7, "OBR", 25) == "F"
+            assert er7_field(er7, "MSH", 9) == "ORU^R01^ORU_R01"
+            assert er7_field(er7, "MSH", 12) == "2.5.1"
+            assert er7_field(er7, "OBR", 25) == "F"
             # The packaged model is a demonstration model: the RIS is told so.
-            assert "not for clinical use" in _field(er7, "NTE", 3)
+            assert "not for clinical use" in er7_field(er7, "NTE", 3)
         delivered = worker.store.outbox.messages()
         assert {m.state for m in delivered} == {OutboxState.DELIVERED}
         assert all(m.er7 is None for m in delivered)  # the patient's data leaves the store
@@ -111,35 +95,35 @@ def test_results_wait_while_the_ris_is_down_and_go_once_in_order_when_it_is_back
 
 def test_a_rescore_sends_a_corrected_result_after_the_first(tmp_path, tiny_synthetic, peer_port):
     settings = folder_settings(tmp_path, outputs=_hl7(peer_port))
-    (exam_dir,) = _copy(tiny_synthetic, settings.source.path, 1)
-    late = sorted(exam_dir.glob("*.dcm"))[-1]
-    held_back = tmp_path / late.name
-    late.rename(held_back)
+    (exam_dir,) = copy_exams(tiny_synthetic, settings.source.path, 1)
+    late_view_arrives = hold_back_last_view(exam_dir, tmp_path)
     peer = start_peer(tmp_path / "received.jsonl", port=peer_port)
     try:
         worker = build(settings)
         run_once(worker)
-        held_back.rename(late)  # the late view arrives: the study is scored again
+        late_view_arrives()  # the late view arrives: the study is scored again
         run_once(worker)
         first, second = peer.received()
     finally:
         peer.stop()
     assert first["valid"] and second["valid"]
     assert first["control_id"] != second["control_id"]
-    assert _field(str(first["message"]), "OBR", 25) == "F"
-    assert _field(str(second["message"]), "OBR", 25) == "C"
+    assert er7_field(str(first["message"]), "OBR", 25) == "F"
+    assert er7_field(str(second["message"]), "OBR", 25) == "C"
     assert {
         line.split("|")[11] for line in str(second["message"]).split("\r") if line.startswith("OBX")
     } == {"C"}
     # Tied to the same order both times.
-    assert _field(str(first["message"]), "OBR", 18) == _field(str(second["message"]), "OBR", 18)
+    assert er7_field(str(first["message"]), "OBR", 18) == er7_field(
+        str(second["message"]), "OBR", 18
+    )
 
 
 def test_the_order_update_follows_the_result_when_the_site_asks(
     tmp_path, tiny_synthetic, peer_port
 ):
     settings = folder_settings(tmp_path, outputs=_hl7(peer_port, order_update="omi_o23"))
-    _copy(tiny_synthetic, settings.source.path, 1)
+    copy_exams(tiny_synthetic, settings.source.path, 1)
     peer = start_peer(tmp_path / "received.jsonl", port=peer_port)
     try:
         worker = build(settings)
@@ -148,18 +132,18 @@ def test_the_order_update_follows_the_result_when_the_site_asks(
     finally:
         peer.stop()
     assert result["valid"] and update["valid"]
-    assert _field(str(result["message"]), "MSH", 9).startswith("ORU^R01")
-    assert _field(str(update["message"]), "MSH", 9).startswith("OMI^O23")
+    assert er7_field(str(result["message"]), "MSH", 9).startswith("ORU^R01")
+    assert er7_field(str(update["message"]), "MSH", 9).startswith("OMI^O23")
     (exam,) = worker.store.exams.all()
     expected = "S" if exam.priority else "R"
-    assert _field(str(update["message"]), "TQ1", 9).split("^")[0] == expected
+    assert er7_field(str(update["message"]), "TQ1", 9).split("^")[0] == expected
 
 
 def test_a_worker_killed_after_the_commit_delivers_the_result_after_its_restart(
     tmp_path, tiny_synthetic, peer_port
 ):
     settings = folder_settings(tmp_path, outputs=_hl7(peer_port), log_format="json")
-    _copy(tiny_synthetic, settings.source.path, 1)
+    copy_exams(tiny_synthetic, settings.source.path, 1)
     config = tmp_path / "worker.yaml"
     config.write_text(json.dumps(json.loads(settings.model_dump_json())), encoding="utf-8")
     command = [sys.executable, "-m", "mammotriage", "worker", "--once", "--config", str(config)]
@@ -198,7 +182,7 @@ def test_a_study_the_ris_cannot_tie_to_an_order_keeps_its_decision_and_says_why(
     tmp_path, tiny_synthetic, peer_port
 ):
     settings = folder_settings(tmp_path, outputs=_hl7(peer_port))
-    (exam_dir,) = _copy(tiny_synthetic, settings.source.path, 1)
+    (exam_dir,) = copy_exams(tiny_synthetic, settings.source.path, 1)
     for path in exam_dir.glob("*.dcm"):
         ds = pydicom.dcmread(path)
         ds.AccessionNumber = ""

@@ -185,15 +185,6 @@ def wait_stable(server: OrthancServer, study_uid: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def conformance() -> Iterator[Conformance]:
-    """Every SR this module's worker wrote: dciodvfy as a test reads it back, PixelMed on
-    all of them (one JVM) after the module's last test."""
-    checks = Conformance()
-    yield checks
-    checks.finish()
-
-
 def check_conformance(
     checks: Conformance, server: OrthancServer, study_uid: str, folder: Path, what: str
 ) -> None:

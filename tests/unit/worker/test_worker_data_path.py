@@ -5,30 +5,10 @@ go out through these faults pass dciodvfy and PixelMed's SR validator."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from mammotriage.worklist import JobStatus
-from sr_validators import Conformance
-from worker_helpers import build, folder_settings, run_once
-
-
-@pytest.fixture(scope="module")
-def conformance() -> Iterator[Conformance]:
-    """The SRs this module's worker wrote: dciodvfy as a test reads one, PixelMed on those
-    kept (one JVM) after the module's last test."""
-    checks = Conformance()
-    yield checks
-    checks.finish()
-
-
-def copy_exams(source: Path, target: Path, n: int) -> list[Path]:
-    exams = sorted(p for p in source.iterdir() if p.is_dir())[:n]
-    for exam in exams:
-        shutil.copytree(exam, target / exam.name)
-    return [target / exam.name for exam in exams]
+from worker_helpers import build, copy_exams, folder_settings, run_once
 
 
 def _block(folder: Path | None) -> Path:

@@ -4,7 +4,6 @@ findings gets one next to its SR, through the same sender, with the SR's regions
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,14 +12,9 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from mammotriage.dicom.gsps import FINDINGS_LAYER
-from worker_helpers import build, folder_settings, run_once
+from worker_helpers import build, copy_exams, folder_settings, run_once
 
 GSPS_STORAGE = "1.2.840.10008.5.1.4.1.1.11.1"
-
-
-def _copy_exams(source: Path, target: Path) -> None:
-    for exam in sorted(p for p in source.iterdir() if p.is_dir()):
-        shutil.copytree(exam, target / exam.name)
 
 
 def _box(points: list[float]) -> tuple[float, ...]:
@@ -52,7 +46,7 @@ def _gsps_boxes(ds: Dataset) -> list[tuple[str, tuple[float, ...]]]:
 def test_gsps_is_off_by_default(tmp_path, tiny_synthetic):
     settings = folder_settings(tmp_path)
     assert settings.outputs.gsps.enabled is False
-    _copy_exams(tiny_synthetic, settings.source.path)
+    copy_exams(tiny_synthetic, settings.source.path, 12)
     run_once(build(settings))
     files = [pydicom.dcmread(p) for p in (tmp_path / "reports").rglob("*.dcm")]
     assert files and all(ds.Modality == "SR" for ds in files)
@@ -60,7 +54,7 @@ def test_gsps_is_off_by_default(tmp_path, tiny_synthetic):
 
 def test_enabled_gsps_goes_with_the_sr_of_each_exam_with_findings(tmp_path, tiny_synthetic):
     settings = folder_settings(tmp_path, outputs={"gsps": {"enabled": True}})
-    _copy_exams(tiny_synthetic, settings.source.path)
+    copy_exams(tiny_synthetic, settings.source.path, 12)
     worker = build(settings)
     summary = run_once(worker)
     assert summary.failed == 0

@@ -9,10 +9,9 @@ from __future__ import annotations
 import errno
 import importlib.util
 import logging
-import shutil
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,30 +25,21 @@ from mammotriage.worker.config import load_worker_settings
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worklist import ExamStatus, JobStatus
 from mammotriage.worklist.models import ScoreRow
-from sr_validators import Conformance
-from worker_helpers import build, count, folder_settings, run_once, table_counts
-
-
-@pytest.fixture(scope="module")
-def conformance() -> Iterator[Conformance]:
-    """The SRs this module's worker wrote: dciodvfy as a test reads one, PixelMed on those
-    kept (one JVM) after the module's last test."""
-    checks = Conformance()
-    yield checks
-    checks.finish()
+from worker_helpers import (
+    build,
+    copy_exams,
+    count,
+    folder_settings,
+    hold_back_last_view,
+    run_once,
+    table_counts,
+)
 
 
 def sr_findings(report: hd.sr.ComprehensiveSR) -> int:
     """How many findings (TID 1501 groups tracked as ``finding...``) the SR reports."""
     groups = hd.sr.MeasurementReport.from_sequence(report.content).get_image_measurement_groups()
     return sum(1 for group in groups if group.tracking_identifier.startswith("finding"))
-
-
-def copy_exams(source: Path, target: Path, n: int) -> list[Path]:
-    exams = sorted(p for p in source.iterdir() if p.is_dir())[:n]
-    for exam in exams:
-        shutil.copytree(exam, target / exam.name)
-    return [target / exam.name for exam in exams]
 
 
 def test_every_exam_is_scored_stored_queued_and_reported(tmp_path, tiny_synthetic, conformance):
@@ -129,9 +119,7 @@ def test_running_again_scores_nothing_twice(tmp_path, tiny_synthetic):
 def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic, conformance):
     settings = folder_settings(tmp_path)
     (exam_dir,) = copy_exams(tiny_synthetic, settings.source.path, 1)
-    late = sorted(exam_dir.glob("*.dcm"))[-1]
-    held_back = tmp_path / late.name
-    late.rename(held_back)
+    late_view_arrives = hold_back_last_view(exam_dir, tmp_path)
     worker = build(settings)
     run_once(worker)
     (before,) = worker.store.exams.all()
@@ -139,7 +127,7 @@ def test_a_late_view_rescores_the_same_exam(tmp_path, tiny_synthetic, conformanc
     assert before.report_location is not None
     (partial_sr,) = Path(before.report_location).glob("*.dcm")
     conformance.check("folder source, a view missing", partial_sr)
-    held_back.rename(late)
+    late_view_arrives()
     summary = run_once(worker)
     assert summary.jobs == 1
     (after,) = worker.store.exams.all()
@@ -389,8 +377,16 @@ def test_logs_carry_internal_ids_and_no_patient_identifiers(tmp_path, tiny_synth
     assert stored and stored[0]["exam_id"] == str(worker.store.exams.all()[0].public_id)
     ds = dcmread(next(exam_dir.glob("*.dcm")), stop_before_pixels=True)
     text = stream.getvalue()
-    for identifier in (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID):
+    for identifier in (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID, ds.AccessionNumber):
         assert identifier and identifier not in text
+    # ...but stored with the exam, from the header, for a radiologist to find it in the PACS
+    stored = worker.store.exams.all()[0].identifiers
+    assert (stored.accession_number, stored.patient_id, stored.patient_name) == (
+        ds.AccessionNumber,
+        ds.PatientID,
+        str(ds.PatientName),
+    )
+    assert stored.study_date is not None and stored.study_date.strftime("%Y%m%d") == ds.StudyDate
 
 
 def test_settings_come_from_yaml_and_the_environment_wins(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ goes through the job's retry policy; a rescore's SR supersedes the one sent befo
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,16 +18,11 @@ from mammotriage.worker.factory import build_source
 from mammotriage.worker.sources.folder import FolderSource
 from mammotriage.worklist import ExamStatus, JobStatus, Store
 from mammotriage.worklist.models import ExamRow, FindingRow, OutputState, ScoreRow
-from worker_helpers import build, folder_settings, run_once
+from worker_helpers import build, copy_exams, folder_settings, hold_back_last_view, run_once
 
 GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 ALL_DICOM = {"sr": {"enabled": True}, "gsps": {"enabled": True}, "sc": {"enabled": True}}
-
-
-def _copy(source: Path, target: Path, n: int) -> list[Path]:
-    exams = sorted(p for p in source.iterdir() if p.is_dir())[:n]
-    return [Path(shutil.copytree(exam, target / exam.name)) for exam in exams]
 
 
 def _has_findings(store: Store, study: str) -> bool:
@@ -45,8 +39,7 @@ def _has_findings(store: Store, study: str) -> bool:
 
 def _by_class(reports: Path) -> Counter[str]:
     return Counter(
-        str(pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID)
-        for p in reports.rglob("*.dcm")
+        str(pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID) for p in reports.rglob("*.dcm")
     )
 
 
@@ -71,7 +64,7 @@ class _Refusing(FolderSource):
 
 def test_every_configured_output_is_sent_and_recorded_per_exam(tmp_path, tiny_synthetic):
     settings = folder_settings(tmp_path, outputs=ALL_DICOM)
-    _copy(tiny_synthetic, settings.source.path, 6)
+    copy_exams(tiny_synthetic, settings.source.path, 6)
     worker = build(settings)
     run_once(worker)
     exams = worker.store.exams.all()
@@ -108,7 +101,7 @@ def test_outputs_left_off_are_not_sent(tmp_path, tiny_synthetic):
     settings = folder_settings(
         tmp_path, outputs={"sr": {"enabled": False}, "gsps": {"enabled": True}}
     )
-    _copy(tiny_synthetic, settings.source.path, 6)
+    copy_exams(tiny_synthetic, settings.source.path, 6)
     worker = build(settings)
     run_once(worker)
     classes = _by_class(tmp_path / "reports")
@@ -118,11 +111,9 @@ def test_outputs_left_off_are_not_sent(tmp_path, tiny_synthetic):
         assert "sr" not in {o.output for o in worker.store.outputs.for_exam(exam.public_id)}
 
 
-def test_a_failing_output_leaves_the_others_sent_and_the_decision_stored(
-    tmp_path, tiny_synthetic
-):
+def test_a_failing_output_leaves_the_others_sent_and_the_decision_stored(tmp_path, tiny_synthetic):
     settings = folder_settings(tmp_path, outputs=ALL_DICOM)
-    _copy(tiny_synthetic, settings.source.path, 6)
+    copy_exams(tiny_synthetic, settings.source.path, 6)
     source = _Refusing(settings, refused=GSPS)
     worker = build(settings, source=source)
     run_once(worker)
@@ -151,14 +142,12 @@ def test_a_failing_output_leaves_the_others_sent_and_the_decision_stored(
 
 def test_a_rescore_sends_an_sr_that_supersedes_the_first(tmp_path, tiny_synthetic):
     settings = folder_settings(tmp_path)
-    (exam_dir,) = _copy(tiny_synthetic, settings.source.path, 1)
-    late = sorted(exam_dir.glob("*.dcm"))[-1]
-    held_back = tmp_path / late.name
-    late.rename(held_back)
+    (exam_dir,) = copy_exams(tiny_synthetic, settings.source.path, 1)
+    late_view_arrives = hold_back_last_view(exam_dir, tmp_path)
     worker = build(settings)
     run_once(worker)
     (before,) = worker.store.exams.all()
-    held_back.rename(late)
+    late_view_arrives()
     run_once(worker)
     (after,) = worker.store.exams.all()
     assert after.report_location is not None
