@@ -7,7 +7,8 @@ sends no Referer (exam ids are in its URLs), and asks for no device (camera, mic
 location). Every answer carrying data is ``Cache-Control: no-store``, so that nothing a
 reader saw stays in a browser's or a proxy's cache after logout; only ``/static`` may be
 cached. Strict-Transport-Security is sent when the service runs behind TLS
-(``secure_cookies``).
+(``secure_cookies``) or the request came over https through a proxy listed in
+``forwarded_allow_ips``.
 
 A route that sets one of these headers itself keeps its own value.
 """
@@ -63,8 +64,10 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, *, tls: bool) -> None:
         self.app = app
-        self.headers = SECURITY_HEADERS + (
-            (("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY),) if tls else ()
+        self.tls = tls
+        self.headers = SECURITY_HEADERS
+        self.tls_headers = SECURITY_HEADERS + (
+            ("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,11 +75,15 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         cacheable = str(scope.get("path", "")).startswith(CACHEABLE_PREFIX)
+        # Over TLS: ``serve``'s own, or a listed proxy's (its X-Forwarded-Proto, applied
+        # by the proxy-headers middleware outside this one).
+        over_tls = self.tls or scope.get("scheme") == "https"
+        chosen = self.tls_headers if over_tls else self.headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
+                for name, value in chosen:
                     headers.setdefault(name, value)
                 if not cacheable:
                     headers.setdefault("Cache-Control", "no-store")

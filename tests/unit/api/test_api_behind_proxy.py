@@ -91,6 +91,15 @@ def test_forwarded_headers_from_anyone_else_are_ignored(proxied: Site, site: Sit
     assert "secure" not in cookie.lower()
 
 
+@sqlite_only
+def test_hsts_goes_with_https_through_a_listed_proxy_only(proxied: Site, site: Site) -> None:
+    https = {"X-Forwarded-Proto": "https"}
+    assert "strict-transport-security" in _peer(proxied, PROXY, **https).get("/login").headers
+    for client in (_peer(proxied, PROXY), _peer(proxied, "10.0.0.6", **https)):
+        assert "strict-transport-security" not in client.get("/login").headers
+    assert "strict-transport-security" not in _peer(site, PROXY, **https).get("/login").headers
+
+
 def _login_cookie(client: TestClient) -> str:
     """anna's correct password; the Set-Cookie of the answer."""
     token = csrf_of(client.get("/login").text)
