@@ -40,6 +40,8 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 #: How many of ``tiny_synthetic``'s 12 exams the worker scores for the page tests: the first
 #: eight hold single, double and priority (category 10) exams, some with findings.
 BROWSER_EXAMS = 8
+#: The site's PACS viewer (never opened: the page tests check the link).
+PACS_VIEWER_URL = "http://pacs.invalid/viewer?study={study_instance_uid}&acc={accession_number}"
 PASSWORD = "browser-test-password"
 STARTUP_TIMEOUT = 30.0
 
@@ -132,6 +134,7 @@ def reading_service(
                 "policy": str(POLICY),
                 "environment": "production",
                 "session_secret": secrets.token_urlsafe(32),
+                "pacs_viewer_url": PACS_VIEWER_URL,
             }
         )
     )

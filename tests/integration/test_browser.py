@@ -10,11 +10,13 @@ written to ``test-artifacts/browser/`` on every run.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
@@ -139,7 +141,7 @@ def test_queue_lists_exams_in_policy_order_coloured_by_category(
 
 
 def test_reader_claims_views_and_decides_with_the_keyboard(
-    open_as: OpenAs, browser_artifacts: Path
+    open_as: OpenAs, browser_artifacts: Path, tiny_synthetic: Path
 ) -> None:
     page = open_as("alice")
     rows = rows_of(page)
@@ -154,6 +156,17 @@ def test_reader_claims_views_and_decides_with_the_keyboard(
     expect(page.get_by_test_id("pacs-notice")).to_contain_text(
         "The diagnostic read happens in the PACS viewer"
     )
+    # The reader finds the study in the PACS: its identifiers as the files say (truth.csv),
+    # and the site's viewer link (a new tab) naming the study and its accession number.
+    link = page.get_by_test_id("pacs-viewer-link")
+    expect(link).to_have_attribute("target", "_blank")
+    assert "noopener" in (link.get_attribute("rel") or "").split()
+    query = parse_qs(urlsplit(link.get_attribute("href") or "").query)
+    with (tiny_synthetic / "truth.csv").open(newline="") as f:
+        truth = next(r for r in csv.DictReader(f) if r["exam_id"] == query["study"][0])
+    assert query["acc"] == [truth["accession_number"]]
+    expect(page.get_by_test_id("accession-number")).to_have_text(truth["accession_number"])
+    expect(page.get_by_test_id("patient-id")).to_have_text(truth["patient_id"])
     expect(page.get_by_test_id("model-sha256")).to_have_text(
         hashlib.sha256(MODEL.read_bytes()).hexdigest()
     )
@@ -188,6 +201,9 @@ def test_reader_claims_views_and_decides_with_the_keyboard(
     page.wait_for_url(re.compile(r"/$"))
     expect(page.get_by_test_id("flash")).to_contain_text("released")
     expect(row(page, top).get_by_test_id("claim")).to_be_visible()
+    expect(row(page, top).get_by_test_id("queue-patient")).to_contain_text(
+        truth["accession_number"]
+    )
 
     # j / k move the cursor to a single-reading exam; Enter opens it; n, s decide.
     rows = rows_of(page)

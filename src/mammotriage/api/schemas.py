@@ -1,19 +1,23 @@
 """What the API sends and accepts: pydantic models, separate from the store's tables and
-records. Exams are named by their internal UUID only; no DICOM UID of the study, no patient
-data, no password hash ever appears here."""
+records. Exams are named by their internal UUID only; no password hash ever appears here.
+Patient data (an exam's :class:`IdentifiersOut`, and the study's UID inside a PACS viewer
+link) go to radiologists only, in the body of an audited exam view, never in a URL of
+this service."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mammotriage.api.pacs_link import viewer_link
 from mammotriage.triage import ReadingMode
 from mammotriage.worklist import QueueStats, ReadingStatus
 from mammotriage.worklist.decisions import Outcome
 from mammotriage.worklist.detail import ExamDetail
+from mammotriage.worklist.exams import StudyIdentifiers
 from mammotriage.worklist.models import Role
 from mammotriage.worklist.queues import QueueItem, QueuePage
 from mammotriage.worklist.users import User
@@ -177,6 +181,46 @@ class ReportOut(_Out):
         )
 
 
+class IdentifiersOut(_Out):
+    """What a radiologist finds the exam by in the PACS and the RIS, from the image header
+    (null: not in it). Patient data: radiologists only, each view audited."""
+
+    accession_number: str | None
+    patient_id: str | None
+    patient_name: str | None = Field(
+        description="DICOM PN as in the header: Family^Given^Middle^Prefix^Suffix"
+    )
+    study_date: date | None
+
+    @classmethod
+    def of(cls, identifiers: StudyIdentifiers) -> IdentifiersOut:
+        return cls(
+            accession_number=identifiers.accession_number,
+            patient_id=identifiers.patient_id,
+            patient_name=identifiers.patient_name,
+            study_date=identifiers.study_date,
+        )
+
+    @property
+    def patient_name_shown(self) -> str | None:
+        """The name as a reader reads it: ``Family, Given Middle``, each group of the PN."""
+        return None if self.patient_name is None else person_name(self.patient_name)
+
+
+def person_name(value: str) -> str:
+    """A DICOM PN (``Family^Given^Middle^Prefix^Suffix``, up to three ``=``-separated
+    groups, PS3.5 6.2.1) as ``Family, Prefix Given Middle Suffix``."""
+    shown = []
+    for group in value.split("="):
+        parts = [p.strip() for p in group.split("^")] + [""] * 5
+        family, given, middle, prefix, suffix = parts[:5]
+        rest = " ".join(p for p in (prefix, given, middle, suffix) if p)
+        text = ", ".join(p for p in (family, rest) if p)
+        if text:
+            shown.append(text)
+    return " = ".join(shown) or value
+
+
 class ExamOut(_Out):
     exam_id: uuid.UUID
     received_at: datetime
@@ -202,9 +246,26 @@ class ExamOut(_Out):
         description="Who recorded the consensus: both first readers, or the arbitrator"
     )
     notice: str = "The diagnostic read happens in the PACS viewer; these are thumbnails only."
+    identifiers: IdentifiersOut | None = Field(
+        default=None, description="To find the exam in the PACS; radiologists only"
+    )
+    pacs_viewer_url: str | None = Field(
+        default=None,
+        description="The study in the site's PACS viewer (the configured pacs_viewer_url); "
+        "radiologists only, null when none is configured or the exam lacks its values",
+    )
 
     @classmethod
-    def of(cls, detail: ExamDetail, *, report_downloadable: bool) -> ExamOut:
+    def of(
+        cls,
+        detail: ExamDetail,
+        *,
+        report_downloadable: bool,
+        identifiers: bool = False,
+        pacs_viewer_url: str | None = None,
+    ) -> ExamOut:
+        """The exam as the API shows it; ``identifiers`` (a radiologist looking) adds the
+        patient identifiers and the link made from the ``pacs_viewer_url`` template."""
         base = f"/exams/{detail.exam_id}"
         by_uid = {im.sop_instance_uid: n for n, im in enumerate(detail.images)}
         report = None
@@ -255,6 +316,15 @@ class ExamOut(_Out):
             blinded=detail.blinded,
             claim_expires_at=detail.claim_expires_at,
             consensus_by=list(detail.consensus_by),
+            identifiers=IdentifiersOut.of(detail.identifiers) if identifiers else None,
+            pacs_viewer_url=viewer_link(
+                pacs_viewer_url,
+                accession_number=detail.identifiers.accession_number,
+                study_instance_uid=detail.study_instance_uid,
+                patient_id=detail.identifiers.patient_id,
+            )
+            if identifiers
+            else None,
         )
 
 
@@ -311,9 +381,11 @@ __all__ = [
     "ErrorOut",
     "ExamOut",
     "HealthOut",
+    "IdentifiersOut",
     "OutcomeOut",
     "QueueItemOut",
     "QueueStatsOut",
     "UserOut",
     "WorklistOut",
+    "person_name",
 ]

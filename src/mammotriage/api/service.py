@@ -17,6 +17,13 @@ from mammotriage.triage import TriagePolicy
 from mammotriage.worklist import Store
 from mammotriage.worklist.decisions import Outcome
 from mammotriage.worklist.detail import ExamDetail, ExamImage
+from mammotriage.worklist.models import Role
+
+
+def shows_identifiers(user: Principal) -> bool:
+    """Whether ``user`` sees patient identifiers (a radiologist; admins and services see the
+    internal exam id only). Every view that shows them is audited."""
+    return user.role is Role.RADIOLOGIST
 
 
 def claim(
@@ -69,7 +76,9 @@ def decide(
 def view_exam(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime) -> ExamDetail:
     """The exam as this reader may see it (403 for another reader's claimed exam)."""
     detail = store.readings.exam_detail(exam_id, user.username, now)
-    store.audit.record(user.username, "exam-viewed", exam_id, {"status": detail.status.value})
+    shown = shows_identifiers(user)  # the audit says so; never the identifiers themselves
+    audit = {"status": detail.status.value, "identifiers_shown": shown}
+    store.audit.record(user.username, "exam-viewed", exam_id, audit)
     return detail
 
 
@@ -107,4 +116,13 @@ def view_report(store: Store, user: Principal, exam_id: uuid.UUID, now: datetime
     return path
 
 
-__all__ = ["claim", "decide", "release", "report_file", "view_exam", "view_image", "view_report"]
+__all__ = [
+    "claim",
+    "decide",
+    "release",
+    "report_file",
+    "shows_identifiers",
+    "view_exam",
+    "view_image",
+    "view_report",
+]

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mammotriage import defaults
+from mammotriage.api.pacs_link import check_template
 from mammotriage.settings import FileRelative, YamlSettings, is_url, load_settings
 
 #: The placeholder written in configs/api.yaml and the docs: good for development only.
@@ -105,6 +106,23 @@ class ApiSettings(YamlSettings):
     login_check_nice: int = Field(default=10, ge=0, le=19)
     #: ``/openapi.json``: for signed-in users (any role), or ``off``. No docs pages either way.
     openapi: Literal["authenticated", "off"] = "authenticated"
+    #: The site's PACS viewer, as a URL template: the exam page links radiologists to the
+    #: study there ("Open in PACS viewer"). It names ``{accession_number}``,
+    #: ``{study_instance_uid}`` or ``{patient_id}``; each value is percent-encoded when
+    #: substituted. E.g. Orthanc's Stone viewer
+    #: ``http://127.0.0.1:8042/stone-webviewer/index.html?study={study_instance_uid}``,
+    #: OHIF ``https://pacs.example/viewer?StudyInstanceUIDs={study_instance_uid}``. A
+    #: template with ``{patient_id}`` puts the patient's id in the PACS's URL (the site's
+    #: choice, its browser history and the PACS's logs); this service's own URLs never
+    #: carry an identifier. None: no link.
+    pacs_viewer_url: str | None = None
+
+    @field_validator("pacs_viewer_url")
+    @classmethod
+    def _check_pacs_viewer_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return check_template(value.strip())
 
     @field_validator("forwarded_allow_ips")
     @classmethod

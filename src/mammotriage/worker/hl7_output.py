@@ -112,7 +112,7 @@ class ResultMessages:
         messages = self._messages
         self.last_problem = None
         now = now or utcnow()
-        header = _first_header([im.path for im in exam_score.images if im.path is not None])
+        header = first_header([im.path for im in exam_score.images if im.path is not None])
         try:
             patient = patient_of(header)
             order = order_of(header, self._zone)
@@ -184,7 +184,7 @@ class ResultMessages:
         return message.control_id, message.er7
 
 
-def _first_header(paths: Sequence[Path]) -> Dataset:
+def first_header(paths: Sequence[Path]) -> Dataset:
     """The header of the first image that can still be read (the patient and the order are
     the same in every image of a study)."""
     reasons = []
@@ -302,4 +302,5 @@ __all__ = [
     "ResultMessages",
     "backoff_of",
     "control_id",
+    "first_header",
 ]

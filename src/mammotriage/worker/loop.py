@@ -53,6 +53,7 @@ from mammotriage.triage import (
 from mammotriage.worker.config import RetrySettings
 from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.hl7_output import OutboxSender, ResultMessageError, ResultMessages
+from mammotriage.worker.identifiers import study_identifiers
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
@@ -359,8 +360,13 @@ class Worker:
         received_at = job.created_at or utcnow()
         decision = self._decide(exam_score, received_at)
         messages, hl7_error = self._result_messages(job, exam_score, decision)
+        # The accession number, patient and study date a reader finds the exam by in the
+        # PACS: stored, never logged.
+        identifiers = study_identifiers(
+            [im.path for im in exam_score.images if im.path is not None]
+        )
         public_id = self.store.exams.save_score(
-            exam_score, decision, received_at, messages=messages
+            exam_score, decision, received_at, messages=messages, identifiers=identifiers
         )
         status = exam_status(exam_score, decision)
         fields = {**context, "exam_id": str(public_id), "status": status.value}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from mammotriage.errors import ForbiddenError, NotFoundError
 from mammotriage.triage.policy import ReadingMode
 from mammotriage.worklist.claims import live_claims
 from mammotriage.worklist.decisions import Decision
+from mammotriage.worklist.exams import StudyIdentifiers, identifiers_of_row
 from mammotriage.worklist.models import (
     AssignmentRow,
     ClaimRow,
@@ -77,6 +78,10 @@ class ExamDetail:
     #: Who recorded the consensus decisions, in order: both first readers' names, or the
     #: arbitrator's (or one first reader's); empty before consensus.
     consensus_by: tuple[str, ...]
+    #: What a radiologist needs to find the exam in the PACS (patient data: the API shows
+    #: it to radiologists only), and the study's UID for a PACS viewer link.
+    identifiers: StudyIdentifiers = StudyIdentifiers()
+    study_instance_uid: str | None = field(default=None, repr=False)
 
 
 def exam_detail(
@@ -126,6 +131,8 @@ def exam_detail(
         claim_expires_at=None if my_claim is None else my_claim.expires_at,
         blinded=is_blinded(assignment.mode, assignment.status),
         consensus_by=tuple(d.reader for d in decisions if d.consensus),
+        identifiers=identifiers_of_row(exam),
+        study_instance_uid=exam.study_instance_uid,
     )
 
 

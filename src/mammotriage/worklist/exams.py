@@ -11,9 +11,9 @@ damaged copy of a view) or have none, and a UID seen in two studies stays in bot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -37,6 +37,41 @@ from mammotriage.worklist.models import (
 )
 from mammotriage.worklist.outbox import HL7Outbox
 from mammotriage.worklist.outputs import ExamOutputs
+
+#: The longest value of each identifier the store keeps (``exams`` columns): AccessionNumber
+#: (SH, 16 characters; some RIS send more), PatientID (LO, 64), PatientName (PN, up to three
+#: groups of 64 characters).
+IDENTIFIER_LENGTHS = {"accession_number": 64, "patient_id": 64, "patient_name": 200}
+
+
+@dataclass(frozen=True)
+class StudyIdentifiers:
+    """What a radiologist needs to find the exam in the PACS and the RIS, as the image header
+    says (None: absent or not valid).
+
+    Patient data: shown to radiologists only, never logged, never in a URL or the audit
+    log; none of it is in the ``repr``. ``patient_name`` is the DICOM PN value
+    (``Family^Given^Middle^Prefix^Suffix``, groups separated by ``=``).
+    """
+
+    accession_number: str | None = field(default=None, repr=False)
+    patient_id: str | None = field(default=None, repr=False)
+    patient_name: str | None = field(default=None, repr=False)
+    study_date: date | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, limit in IDENTIFIER_LENGTHS.items():
+            value = getattr(self, name)
+            if value is not None and not 0 < len(value) <= limit:
+                raise ValueError(f"{name} must be 1-{limit} characters, got {len(value)}")
+
+    @property
+    def known(self) -> bool:
+        """True when the header gave at least one of them."""
+        return any(
+            v is not None
+            for v in (self.accession_number, self.patient_id, self.patient_name, self.study_date)
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +100,7 @@ class StoredExam:
     report_sop_instance_uid: str | None
     report_location: str | None
     images: tuple[StoredImage, ...]
+    identifiers: StudyIdentifiers = StudyIdentifiers()
 
 
 @dataclass(frozen=True)
@@ -99,6 +135,7 @@ class ExamArchive:
         received_at: datetime,
         *,
         messages: Sequence[tuple[str, str]] = (),
+        identifiers: StudyIdentifiers | None = None,
     ) -> uuid.UUID:
         """Store an exam's score, images, findings and reading assignment; returns its public id.
 
@@ -114,6 +151,9 @@ class ExamArchive:
         ``decision`` None means the study holds no mammogram: it is stored REJECTED with its
         images and their reasons, without a score or a place on the reading lists.
 
+        ``identifiers`` (from the image header) replace those stored; None (no header could
+        be read) keeps them.
+
         Raises
         ------
         ConfigError
@@ -122,7 +162,9 @@ class ExamArchive:
         require_aware("received_at", received_at)
         status = exam_status(exam_score, decision)
         with self.db.session() as session:
-            exam_id, public_id = self._upsert_exam(session, exam_score, status, received_at)
+            exam_id, public_id = self._upsert_exam(
+                session, exam_score, status, received_at, identifiers
+            )
             self._save_images(session, exam_id, exam_score)
             if decision is None:
                 session.execute(delete(AssignmentRow).where(AssignmentRow.exam_id == exam_id))
@@ -145,22 +187,26 @@ class ExamArchive:
             return exam_public_id
 
     def _upsert_exam(
-        self, session: Session, exam_score: ExamScore, status: ExamStatus, received_at: datetime
+        self,
+        session: Session,
+        exam_score: ExamScore,
+        status: ExamStatus,
+        received_at: datetime,
+        identifiers: StudyIdentifiers | None,
     ) -> tuple[int, Any]:
         """The exam row (its first ``received_at`` kept); returns its id and public id."""
+        values: dict[str, Any] = {"partial": exam_score.partial, "status": status}
+        if identifiers is not None:
+            values |= _identifier_values(identifiers)
         id_and_public_id = session.execute(
             self.db.insert(ExamRow)
             .values(
                 public_id=uuid.uuid4(),
                 study_instance_uid=exam_score.exam_id,
                 received_at=received_at,
-                partial=exam_score.partial,
-                status=status,
+                **values,
             )
-            .on_conflict_do_update(
-                index_elements=["study_instance_uid"],
-                set_={"partial": exam_score.partial, "status": status},
-            )
+            .on_conflict_do_update(index_elements=["study_instance_uid"], set_=values)
             .returning(ExamRow.id, ExamRow.public_id)
         ).one()
         return int(id_and_public_id[0]), id_and_public_id[1]
@@ -310,6 +356,15 @@ class ExamArchive:
                     .execution_options(synchronize_session=False)
                 )
 
+    def identifiers_of(self, public_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, StudyIdentifiers]:
+        """The stored identifiers of these exams (one query; unknown ids are left out)."""
+        wanted = list(public_ids)
+        if not wanted:
+            return {}
+        with self.db.session() as session:
+            rows = session.execute(select(ExamRow).where(ExamRow.public_id.in_(wanted))).scalars()
+            return {row.public_id: identifiers_of_row(row) for row in rows}
+
     def all(self) -> list[StoredExam]:
         """Every stored exam with its status, latest score and report (for status pages)."""
         query = (
@@ -346,9 +401,29 @@ class ExamArchive:
                 report_sop_instance_uid=exam.report_sop_instance_uid,
                 report_location=exam.report_location,
                 images=tuple(by_exam.get(exam.id, ())),
+                identifiers=identifiers_of_row(exam),
             )
             for exam, assignment, score in rows
         ]
+
+
+def identifiers_of_row(exam: ExamRow) -> StudyIdentifiers:
+    """The identifiers an exam row holds."""
+    return StudyIdentifiers(
+        accession_number=exam.accession_number,
+        patient_id=exam.patient_id,
+        patient_name=exam.patient_name,
+        study_date=exam.study_date,
+    )
+
+
+def _identifier_values(identifiers: StudyIdentifiers) -> dict[str, Any]:
+    return {
+        "accession_number": identifiers.accession_number,
+        "patient_id": identifiers.patient_id,
+        "patient_name": identifiers.patient_name,
+        "study_date": identifiers.study_date,
+    }
 
 
 def _replace_findings(session: Session, score_id: int, exam_score: ExamScore) -> None:
@@ -370,4 +445,13 @@ def _replace_findings(session: Session, score_id: int, exam_score: ExamScore) ->
         session.execute(insert(FindingRow), findings)
 
 
-__all__ = ["ExamArchive", "SentReport", "StoredExam", "StoredImage", "exam_status"]
+__all__ = [
+    "IDENTIFIER_LENGTHS",
+    "ExamArchive",
+    "SentReport",
+    "StoredExam",
+    "StoredImage",
+    "StudyIdentifiers",
+    "exam_status",
+    "identifiers_of_row",
+]

@@ -1,9 +1,13 @@
 """Tables of the worklist store: exams, their images and scores, readings, jobs and the audit log.
 
 SQLAlchemy 2 declarative models with typed ``Mapped[...]`` columns, portable between SQLite
-(one site, one worker) and PostgreSQL (several workers). The schema holds no patient name or
-patient ID: an exam is known by its StudyInstanceUID and an internal public UUID. (The one
-exception: an HL7 message for the RIS keeps its text, PID included, until it is delivered.)
+(one site, one worker) and PostgreSQL (several workers). An exam is known by its
+StudyInstanceUID and an internal public UUID; logs, URLs and the audit log use the UUID only.
+
+Patient identifiers live in two places only: the ``exams`` row keeps what a radiologist needs
+to find the exam in the PACS and the RIS (accession number, patient id and name, study date;
+shown to radiologists only, each view audited), and an HL7 message for the RIS keeps its
+text, PID included, until it is delivered (``hl7_outbox``). No other table holds any.
 
 Idempotency lives here, in unique constraints, not in the code that writes:
 
@@ -24,12 +28,13 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -172,6 +177,15 @@ class ExamRow(Base):
     report_version: Mapped[int | None] = mapped_column(Integer)
     #: The SR this one superseded (NULL for the first).
     report_predecessor_uid: Mapped[str | None] = mapped_column(String(64))
+    #: What a reader needs to find the exam in the PACS and the RIS, from the first readable
+    #: image header (NULL when absent or not a valid value): shown to radiologists only,
+    #: never logged, never in a URL. AccessionNumber (SH, 16 characters; some RIS send more)
+    #: and PatientID (LO) fit 64 characters, PatientName (PN, up to three groups of 64) 200;
+    #: a longer value is not kept. PatientName is the DICOM value (``Family^Given``).
+    accession_number: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(200))
+    study_date: Mapped[date | None] = mapped_column(Date)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
     scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")

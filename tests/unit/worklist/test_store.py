@@ -131,11 +131,21 @@ def test_sqlite_uses_wal(store: Store) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
-def test_schema_holds_no_patient_identifiers(store: Store) -> None:
+def test_patient_identifiers_live_in_the_exams_row_only(store: Store) -> None:
+    """The documented place (models.py): what a reader finds the exam by in the PACS, on
+    the exam's row; no other table has a patient or accession column."""
     inspector = inspect(store.db.engine)
-    for table in inspector.get_table_names():
-        for column in inspector.get_columns(table):
-            assert "patient" not in column["name"].lower()
+    identifying = {
+        (table, column["name"])
+        for table in inspector.get_table_names()
+        for column in inspector.get_columns(table)
+        if any(word in column["name"].lower() for word in ("patient", "accession"))
+    }
+    assert identifying == {
+        ("exams", "patient_id"),
+        ("exams", "patient_name"),
+        ("exams", "accession_number"),
+    }
 
 
 def test_enqueue_is_idempotent(store: Store) -> None:

@@ -19,6 +19,7 @@ from mammotriage.api.deps import (
     PolicyDep,
     RadiologistUser,
     ReaderAction,
+    SettingsDep,
     StoreDep,
 )
 from mammotriage.api.schemas import ClaimOut, DecisionIn, ErrorOut, ExamOut, OutcomeOut
@@ -67,10 +68,18 @@ def decide(
 
 
 @router.get("/{exam_id}", response_model=ExamOut, responses=_ERRORS)
-def exam(exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep) -> ExamOut:
-    """The exam as the caller may see it: others' decisions only once blinding ends."""
+def exam(
+    exam_id: ExamId, user: RadiologistUser, store: StoreDep, settings: SettingsDep, now: NowDep
+) -> ExamOut:
+    """The exam as the caller may see it: others' decisions only once blinding ends; the
+    patient identifiers and the PACS viewer link for a radiologist (the view is audited)."""
     detail = service.view_exam(store, user, exam_id, now)
-    return ExamOut.of(detail, report_downloadable=service.report_file(detail) is not None)
+    return ExamOut.of(
+        detail,
+        report_downloadable=service.report_file(detail) is not None,
+        identifiers=service.shows_identifiers(user),
+        pacs_viewer_url=settings.pacs_viewer_url,
+    )
 
 
 @router.get(

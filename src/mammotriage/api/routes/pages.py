@@ -8,6 +8,8 @@ keyboard shortcuts. Unauthenticated visitors are sent to ``/login`` (see ``app.p
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,19 +24,21 @@ from mammotriage.api.deps import (
     ExamId,
     NowDep,
     PolicyDep,
+    Principal,
     RadiologistUser,
     ReaderAction,
     SettingsDep,
     StoreDep,
     WorklistViewer,
 )
-from mammotriage.api.schemas import DecisionIn, ExamOut, QueueStatsOut, UserOut
+from mammotriage.api.schemas import DecisionIn, ExamOut, IdentifiersOut, QueueStatsOut, UserOut
 from mammotriage.api.security import MIN_PASSWORD_LENGTH
 from mammotriage.api.templating import render
 from mammotriage.errors import ConflictError, NotFoundError
 from mammotriage.worklist import ReadingQueue
 from mammotriage.worklist.models import OutboxState, OutputState
 from mammotriage.worklist.outputs import OUTPUTS
+from mammotriage.worklist.queues import QueueItem
 from mammotriage.worklist.users import Token
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ def queue_page(
     page = store.readings.reader_queue(
         user.reader, now, policy, queue=queue, offset=offset, limit=settings.page_size
     )
+    identifiers = _queue_identifiers(store, user, page.items, queue, offset)
     return render(
         request,
         "queue.html",
@@ -75,16 +80,46 @@ def queue_page(
             "queue": queue,
             "queues": [(q, QUEUE_LABELS[q]) for q in ReadingQueue],
             "can_read": user.reader is not None,
+            "identifiers": identifiers,
         },
     )
 
 
+def _queue_identifiers(
+    store: Store, user: Principal, items: Sequence[QueueItem], queue: ReadingQueue, offset: int
+) -> dict[uuid.UUID, IdentifiersOut] | None:
+    """The rows' patient identifiers for a radiologist (None for the others), the view
+    audited once with the internal ids of the exams it showed (never the identifiers)."""
+    if not service.shows_identifiers(user) or not items:
+        return None
+    found = store.exams.identifiers_of(item.exam_id for item in items)
+    shown = [item.exam_id for item in items if item.exam_id in found and found[item.exam_id].known]
+    if shown:
+        store.audit.record(
+            user.username,
+            "worklist-viewed",
+            None,
+            {"queue": queue.value, "offset": offset, "identifiers_shown": [str(e) for e in shown]},
+        )
+    return {exam_id: IdentifiersOut.of(found[exam_id]) for exam_id in shown}
+
+
 @router.get("/ui/exams/{exam_id}", response_class=HTMLResponse)
 def exam_page(
-    request: Request, exam_id: ExamId, user: RadiologistUser, store: StoreDep, now: NowDep
+    request: Request,
+    exam_id: ExamId,
+    user: RadiologistUser,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> HTMLResponse:
     detail = service.view_exam(store, user, exam_id, now)
-    exam = ExamOut.of(detail, report_downloadable=service.report_file(detail) is not None)
+    exam = ExamOut.of(
+        detail,
+        report_downloadable=service.report_file(detail) is not None,
+        identifiers=service.shows_identifiers(user),
+        pacs_viewer_url=settings.pacs_viewer_url,
+    )
     mine = detail.claim_expires_at is not None
     return render(request, "exam.html", {"user": user, "exam": exam, "holding": mine})
 
