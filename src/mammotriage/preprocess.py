@@ -45,6 +45,7 @@ __all__ = [
     "PreprocessParams",
     "Transform",
     "breast_mask",
+    "flip",
     "preprocess",
     "preprocess_image",
 ]
@@ -286,7 +287,7 @@ def preprocess(
     rows, cols = array.shape
     stored = PILImage.fromarray(array)
 
-    work = _flip(working_image(stored), flip_horizontal, flip_vertical)
+    work = flip(working_image(stored), flip_horizontal, flip_vertical)
     mask = segment(work)
     found = bool(mask.any())
     crop = _crop_box(mask, (rows, cols), params.margin) if found else (0, 0, cols, rows)
@@ -302,7 +303,7 @@ def preprocess(
     y0, y1 = (rows - crop[3], rows - crop[1]) if flip_vertical else (crop[1], crop[3])
     resample = PILImage.Resampling.BOX if fit <= 1.0 else PILImage.Resampling.BILINEAR
     resized = np.asarray(stored.resize((out_w, out_h), resample, box=(x0, y0, x1, y1)))
-    resized = _flip(resized, flip_horizontal, flip_vertical)
+    resized = flip(resized, flip_horizontal, flip_vertical)
 
     if found:
         inside = resize_mask(mask, (rows, cols), crop, (out_h, out_w))
@@ -349,7 +350,8 @@ def preprocess_image(image: Image, params: PreprocessParams) -> tuple[FloatArray
 # --- geometry and intensities ---------------------------------------------------------------
 
 
-def _flip(array: npt.NDArray[Any], horizontal: bool, vertical: bool) -> npt.NDArray[Any]:
+def flip(array: npt.NDArray[Any], horizontal: bool, vertical: bool) -> npt.NDArray[Any]:
+    """Mirror ``array`` (a view); with the reader's flips, from stored to canonical."""
     if horizontal:
         array = array[:, ::-1]
     if vertical:

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
 from fixtures_browser import ReadingService
+from mammotriage.synth.vendors import PROFILES
 from worker_helpers import MODEL
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,86 @@ def hex_to_rgb(colour: str) -> str:
     value = colour.strip().lstrip("#")
     r, g, b = (int(value[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgb({r}, {g}, {b})"
+
+
+#: The standard hanging, in DOM (reading) order.
+HANGING = ("R-CC", "L-CC", "R-MLO", "L-MLO")
+
+
+def check_hanging(page: Page) -> None:
+    """The exam page hangs R-CC | L-CC above R-MLO | L-MLO, each right view's chest wall on
+    its right edge and each left view's on its left edge, the pairs meeting in the middle."""
+    views = page.locator('[data-testid="hanging"] [data-testid="view"]')
+    expect(views).to_have_count(4)
+    places = views.evaluate_all("figures => figures.map(f => ({...f.dataset}))")
+    assert [p["slot"] for p in places] == list(HANGING), places
+    for place in places:
+        assert place["missing"] == "false", place
+        assert place["laterality"] == place["slot"][0], place
+        mlo_like = {"MLO", "ML", "LM"}
+        assert place["view"] in ({"CC"} if place["slot"].endswith("CC") else mlo_like), place
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('[data-testid="thumbnail"]'))
+                    .every(img => img.complete && img.naturalWidth > 0)"""
+    )
+    # Each thumbnail's denser edge (the chest wall) and where it sits on the page.
+    shown = page.locator('[data-testid="hanging"] img').evaluate_all(
+        """images => images.map(img => {
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+            const context = canvas.getContext('2d');
+            context.drawImage(img, 0, 0);
+            const strip = Math.max(1, Math.floor(canvas.width / 8));
+            const mean = (x0) => {
+                const data = context.getImageData(x0, 0, strip, canvas.height).data;
+                let sum = 0;
+                for (let i = 0; i < data.length; i += 4) sum += data[i];
+                return sum / (data.length / 4);
+            };
+            const rect = img.getBoundingClientRect();
+            return {slot: img.dataset.slot, x: rect.x, y: rect.y, width: rect.width,
+                    wall: mean(canvas.width - strip) > mean(0) ? 'R' : 'L'};
+        })"""
+    )
+    boxes = {view["slot"]: view for view in shown}
+    assert [view["slot"] for view in shown] == list(HANGING), shown
+    assert all(view["wall"] == view["slot"][0] for view in shown), shown
+    for right, left in (("R-CC", "L-CC"), ("R-MLO", "L-MLO")):
+        gap = boxes[left]["x"] - (boxes[right]["x"] + boxes[right]["width"])
+        assert 0 <= gap <= 8, (right, left, boxes)  # chest walls meet in the middle
+    assert boxes["R-CC"]["y"] < boxes["R-MLO"]["y"] and boxes["L-CC"]["y"] < boxes["L-MLO"]["y"]
+
+
+def check_findings_list_highlights(page: Page, exam_id: str) -> None:
+    """The findings list (R before L, then by score) matches the API; a click highlights
+    the box on its view (the thumbnail re-requested with ?highlight=N, drawn differently)."""
+    answer = page.request.get(f"/exams/{exam_id}")
+    findings = answer.json()["findings"]
+    assert findings, "the top exam has findings"
+    side = {"R": 0, "L": 1}
+    keys = [(side.get(f["laterality"], 2), -f["score"]) for f in findings]
+    assert keys == sorted(keys)
+    items = page.get_by_test_id("finding")
+    expect(items).to_have_count(len(findings))
+    shown = items.evaluate_all("items => items.map(i => ({...i.dataset}))")
+    assert [(int(i["number"]), int(i["score"])) for i in shown] == [
+        (f["number"], f["score"]) for f in findings
+    ]
+    link = page.locator('a[data-testid="finding"]').first
+    number, index = link.get_attribute("data-number"), link.get_attribute("data-image-index")
+    image = page.locator(f'[data-testid="thumbnail"][data-index="{index}"]')
+    plain = image.get_attribute("src") or ""
+    link.click()
+    expect(link).to_have_attribute("aria-pressed", "true")
+    expect(image).to_have_attribute("src", f"{plain}?highlight={number}")
+    expect(page.locator(f'figure.highlighted img[data-index="{index}"]')).to_have_count(1)
+    page.wait_for_function(
+        """img => img.complete && img.naturalWidth > 0""", arg=image.element_handle()
+    )
+    assert page.request.get(f"{plain}?highlight={number}").body() != page.request.get(plain).body()
+    link.click()  # a second click turns it off
+    expect(link).to_have_attribute("aria-pressed", "false")
+    expect(image).to_have_attribute("src", plain)
 
 
 def decide(page: Page, *, recall: bool, note: str | None = None) -> None:
@@ -194,7 +275,34 @@ def test_reader_claims_views_and_decides_with_the_keyboard(
         })"""
     )
     assert sum(coloured) > 0, coloured
+    check_findings_list_highlights(page, top)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=browser_artifacts / "exam.png")
+
+    # Every exam, one per vendor profile at least (mirrored storage included), hangs in
+    # the standard order with the chest walls meeting: claimed, looked at, released.
+    with (tiny_synthetic / "truth.csv").open(newline="") as f:
+        vendor_of = {r["accession_number"]: r["manufacturer"] for r in csv.DictReader(f)}
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+    seen: set[str] = set()
+    vendors = {profile.manufacturer for profile in PROFILES}
+    for item in worklist(page)["items"]:
+        exam_id = str(item["exam_id"])
+        if seen == vendors:
+            break
+        if exam_id != top:
+            claimed = page.request.post(f"/exams/{exam_id}/claim", headers={"X-CSRF-Token": csrf})
+            assert claimed.ok, claimed.text()
+        page.goto(f"/ui/exams/{exam_id}")
+        check_hanging(page)
+        seen.add(vendor_of[page.get_by_test_id("accession-number").inner_text()])
+        if exam_id != top:
+            released = page.request.post(
+                f"/exams/{exam_id}/release", headers={"X-CSRF-Token": csrf}
+            )
+            assert released.ok, released.text()
+    assert seen == vendors
+    page.goto(f"/ui/exams/{top}")
 
     # Esc releases it and goes back to the queue, where it is on offer again.
     page.keyboard.press("Escape")

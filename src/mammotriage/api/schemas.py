@@ -119,9 +119,20 @@ class ImageOut(_Out):
 
 
 class FindingOut(_Out):
+    number: int = Field(
+        description="1, 2, ... in this order (right breast first, then by "
+        "score); the label on the box in the thumbnail"
+    )
     image_index: int | None
+    laterality: str | None
+    view: str | None
     box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1, original pixels")
     score: int
+
+
+class HangingPlaceOut(_Out):
+    slot: str = Field(description="R-CC, L-CC, R-MLO, L-MLO: the standard hanging, in order")
+    image_index: int | None = Field(description="The view hung there; null: the exam lacks it")
 
 
 class DecisionOut(_Out):
@@ -237,6 +248,10 @@ class ExamOut(_Out):
     model_sha256: str | None
     report: ReportOut | None
     images: list[ImageOut]
+    hanging: list[HangingPlaceOut] = Field(
+        description="R-CC | L-CC above R-MLO | L-MLO, chest walls meeting in the middle"
+    )
+    extra_views: list[int] = Field(description="Indexes of the other images, hung after")
     findings: list[FindingOut]
     decisions: list[DecisionOut]
     #: True while a double reading's other decision is hidden from this reader.
@@ -267,7 +282,6 @@ class ExamOut(_Out):
         """The exam as the API shows it; ``identifiers`` (a radiologist looking) adds the
         patient identifiers and the link made from the ``pacs_viewer_url`` template."""
         base = f"/exams/{detail.exam_id}"
-        by_uid = {im.sop_instance_uid: n for n, im in enumerate(detail.images)}
         report = None
         if detail.report_sop_instance_uid:
             download = f"{base}/report.dcm" if report_downloadable else None
@@ -298,9 +312,21 @@ class ExamOut(_Out):
                 )
                 for n, im in enumerate(detail.images)
             ],
+            hanging=[
+                HangingPlaceOut(slot=slot.value, image_index=index)
+                for slot, index in detail.hanging.places
+            ],
+            extra_views=list(detail.hanging.extras),
             findings=[
-                FindingOut(image_index=by_uid.get(f.sop_instance_uid), box=f.box, score=f.score)
-                for f in detail.findings
+                FindingOut(
+                    number=n,
+                    image_index=f.image_index,
+                    laterality=f.laterality,
+                    view=f.view,
+                    box=f.box,
+                    score=f.score,
+                )
+                for n, f in enumerate(detail.findings, start=1)
             ],
             decisions=[
                 DecisionOut(

@@ -1,5 +1,8 @@
-"""One exam as a reader may see it: its score, images, findings and the decisions they may
-see (blinded double reading), and who may open it at all."""
+"""One exam as a reader may see it: its score, images (and how they hang), findings and the
+decisions they may see (blinded double reading), and who may open it at all.
+
+Right before left wherever the breasts are listed: the breast scores and the findings (right
+breast first, then the most suspicious first), as screening readers read."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from mammotriage.triage.policy import ReadingMode
 from mammotriage.worklist.claims import live_claims
 from mammotriage.worklist.decisions import Decision
 from mammotriage.worklist.exams import StudyIdentifiers, identifiers_of_row
+from mammotriage.worklist.hanging import LATERALITY_ORDER, Hanging, finding_sort_key, hang
 from mammotriage.worklist.models import (
     AssignmentRow,
     ClaimRow,
@@ -47,6 +51,10 @@ class ExamFinding:
     sop_instance_uid: str | None
     box: tuple[float, float, float, float]
     score: int
+    #: The view it was found on (the first image with its SOP Instance UID), if any.
+    image_index: int | None = None
+    laterality: str | None = None
+    view: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,8 @@ class ExamDetail:
     #: it to radiologists only), and the study's UID for a PACS viewer link.
     identifiers: StudyIdentifiers = StudyIdentifiers()
     study_instance_uid: str | None = field(default=None, repr=False)
+    #: The four standard views in reading order (missing ones as None), then the others.
+    hanging: Hanging = Hanging((), ())
 
 
 def exam_detail(
@@ -105,6 +115,7 @@ def exam_detail(
     shown = others_decisions_shown(assignment.status)
     visible = [d for d in decisions if reader is None or shown or d.reader == reader]
     score = session.get(ScoreRow, assignment.score_id) if assignment.score_id is not None else None
+    images = _images(session, exam)
     return ExamDetail(
         exam_id=exam.public_id,
         received_at=exam.received_at,
@@ -116,14 +127,14 @@ def exam_detail(
         partial=exam.partial,
         score=None if score is None else score.score,
         category=assignment.category,
-        breasts={} if score is None else {Laterality(k): v for k, v in score.breasts.items()},
+        breasts={} if score is None else _right_first(score.breasts),
         model_name=None if score is None else score.model_name,
         model_sha256=None if score is None else score.model_sha256,
         report_sop_instance_uid=exam.report_sop_instance_uid,
         report_location=exam.report_location,
         report_sent_at=exam.report_sent_at,
-        images=_images(session, exam),
-        findings=() if score is None else _findings(session, score),
+        images=images,
+        findings=() if score is None else _findings(session, score, images),
         decisions=tuple(
             Decision(d.reader, d.recall, d.birads, d.note, d.decided_at, d.consensus)
             for d in visible
@@ -133,6 +144,7 @@ def exam_detail(
         consensus_by=tuple(d.reader for d in decisions if d.consensus),
         identifiers=identifiers_of_row(exam),
         study_instance_uid=exam.study_instance_uid,
+        hanging=hang([(im.laterality, im.view, im.thumbnail is not None) for im in images]),
     )
 
 
@@ -192,12 +204,42 @@ def _images(session: Session, exam: ExamRow) -> tuple[ExamImage, ...]:
     )
 
 
-def _findings(session: Session, score: ScoreRow) -> tuple[ExamFinding, ...]:
-    """The score's findings, the most suspicious first."""
+def _right_first(breasts: dict[str, float | None]) -> dict[Laterality, float | None]:
+    """The breast scores, right before left."""
+    ordered = sorted(breasts, key=lambda k: LATERALITY_ORDER.get(k, len(LATERALITY_ORDER)))
+    return {Laterality(k): breasts[k] for k in ordered}
+
+
+def _findings(
+    session: Session, score: ScoreRow, images: Sequence[ExamImage]
+) -> tuple[ExamFinding, ...]:
+    """The score's findings with their views: right breast before left (unknown last), then
+    the most suspicious first; this order numbers them on the page and on the thumbnails."""
     rows = session.execute(
-        select(FindingRow).where(FindingRow.score_id == score.id).order_by(FindingRow.score.desc())
+        select(FindingRow)
+        .where(FindingRow.score_id == score.id)
+        .order_by(FindingRow.score.desc(), FindingRow.id)
     ).scalars()
-    return tuple(ExamFinding(f.sop_instance_uid, (f.x0, f.y0, f.x1, f.y1), f.score) for f in rows)
+    by_uid: dict[str, int] = {}
+    for n, im in enumerate(images):
+        if im.sop_instance_uid is not None:
+            by_uid.setdefault(im.sop_instance_uid, n)
+    findings = []
+    for f in rows:
+        index = None if f.sop_instance_uid is None else by_uid.get(f.sop_instance_uid)
+        image = None if index is None else images[index]
+        findings.append(
+            ExamFinding(
+                f.sop_instance_uid,
+                (f.x0, f.y0, f.x1, f.y1),
+                f.score,
+                index,
+                None if image is None else image.laterality,
+                None if image is None else image.view,
+            )
+        )
+    findings.sort(key=lambda f: finding_sort_key(f.laterality, f.score))
+    return tuple(findings)
 
 
 __all__ = ["ExamDetail", "ExamFinding", "ExamImage", "exam_detail"]

@@ -56,7 +56,16 @@ def test_detail_shows_scores_model_and_thumbnail_links_but_no_dicom_uids(
     assert body["category"] == 7 and body["breasts"] == {"L": 65.0, "R": 1.0}
     assert (body["model_name"], body["model_sha256"]) == ("test-model", MODEL_SHA)
     assert body["images"][0]["thumbnail_url"] == f"/exams/{exam}/images/0.png"
-    assert body["findings"] == [{"image_index": 0, "box": list(FINDING_BOX), "score": 30}]
+    assert body["findings"] == [
+        {
+            "number": 1,
+            "image_index": 0,
+            "laterality": "L",
+            "view": "CC",
+            "box": list(FINDING_BOX),
+            "score": 30,
+        }
+    ]
     assert "PACS viewer" in body["notice"]
     assert STUDY_ROOT not in answer.text
 

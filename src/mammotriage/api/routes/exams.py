@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import FileResponse
 
 from mammotriage.api import service
@@ -93,17 +93,21 @@ def image(
     user: RadiologistUser,
     store: StoreDep,
     now: NowDep,
+    highlight: Annotated[
+        int | None, Query(ge=1, description="The finding (its number) to draw highlighted")
+    ] = None,
 ) -> Response:
-    """The view's thumbnail with the AI's findings outlined (colour by finding score)."""
+    """The view's thumbnail, hung (chest walls meeting), with the AI's findings outlined
+    (colour by finding score) and labelled with their number in the exam's findings list."""
     detail, view = service.view_image(store, user, exam_id, index, now)
     assert view.thumbnail is not None  # view_image checked it
     boxes = [
-        (finding.box, finding.score)
-        for finding in detail.findings
+        (number, finding.box, finding.score)
+        for number, finding in enumerate(detail.findings, start=1)
         if finding.sop_instance_uid is not None
         and finding.sop_instance_uid == view.sop_instance_uid
     ]
-    png = draw_findings(FilePath(view.thumbnail), view.rows, view.columns, boxes)
+    png = draw_findings(FilePath(view.thumbnail), view.rows, view.columns, boxes, highlight)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
 

@@ -50,7 +50,30 @@
     });
   }
 
+  // A finding in the list highlights its box: the view's thumbnail is re-requested with
+  // ?highlight=N (the box drawn thicker, ringed in white); a second click turns it off.
+  function findingLinks() {
+    const links = Array.from(document.querySelectorAll('a[data-testid="finding"]'));
+    links.forEach((link) => link.addEventListener("click", (event) => {
+      event.preventDefault();
+      const on = link.getAttribute("aria-pressed") !== "true";
+      links.forEach((other) => other.setAttribute("aria-pressed", "false"));
+      document.querySelectorAll('[data-testid="thumbnail"]').forEach((img) => {
+        img.src = img.dataset.src;
+        img.closest("figure").classList.remove("highlighted");
+      });
+      if (!on) return;
+      link.setAttribute("aria-pressed", "true");
+      const img = document.querySelector(
+        '[data-testid="thumbnail"][data-index="' + link.dataset.imageIndex + '"]');
+      if (!img) return;
+      img.src = img.dataset.src + "?highlight=" + encodeURIComponent(link.dataset.number);
+      img.closest("figure").classList.add("highlighted");
+    }));
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    if (document.body.classList.contains("page-exam")) findingLinks();
     if (document.body.classList.contains("page-queue")) queueKeys();
     if (document.body.classList.contains("page-exam")) examKeys();
   });
