@@ -164,6 +164,8 @@ def check_findings_list_highlights(page: Page, exam_id: str) -> None:
 def decide(page: Page, *, recall: bool, note: str | None = None) -> None:
     """Fill the decision form with the mouse and submit it; back on the queue."""
     page.get_by_test_id("decide-recall" if recall else "decide-no-recall").check()
+    if recall:  # a reason of the site's recall category (the default's)
+        page.locator('[data-testid="decide-reason"][data-code="mass"]').check()
     if note is not None:
         page.get_by_test_id("decide-note").fill(note)
     page.get_by_test_id("decide-submit").click()
@@ -324,6 +326,18 @@ def test_reader_claims_views_and_decides_with_the_keyboard(
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/ui/exams/{single}")
     expect(page.get_by_test_id("exam-detail")).to_have_attribute("data-mode", "single")
+    # The form offers the site's screening decisions (the default ones), no BI-RADS; the
+    # claim's expiry is shown in the browser's time zone.
+    assert page.locator('input[name="category"]').evaluate_all(
+        "inputs => inputs.map(i => i.value)"
+    ) == ["no-recall", "recall", "technical-recall"]
+    expect(page.locator('select[name="birads"]')).to_have_count(0)
+    expiry = page.locator('[data-testid="claim-expiry"] time')
+    local = expiry.evaluate(
+        """t => new Date(t.getAttribute('datetime')).toLocaleString(undefined,
+               {hour: '2-digit', minute: '2-digit', timeZoneName: 'short'})"""
+    )
+    expect(expiry).to_have_text(local)
     page.keyboard.press("r")
     expect(page.get_by_test_id("decide-recall")).to_be_checked()
     page.keyboard.press("n")
@@ -331,9 +345,14 @@ def test_reader_claims_views_and_decides_with_the_keyboard(
     page.keyboard.press("s")
     page.wait_for_url(re.compile(r"/$"))
     expect(page.get_by_test_id("flash")).to_have_text(
-        "Decision recorded (no recall); exam now read."
+        "Decision recorded (Normal / benign: no recall); exam now read."
     )
     expect(row(page, single)).to_have_count(0)
+    # The cursor is on the next unread exam, offered for Enter.
+    selected = page.locator('[data-testid="queue-row"][aria-selected="true"]')
+    expect(selected).to_have_attribute("data-next-unread", "true")
+    assert selected.get_attribute("data-status") != "consensus"
+    expect(page.get_by_test_id("next-unread")).to_be_visible()
     assert single not in {item["exam_id"] for item in worklist(page)["items"]}
     expect(page.get_by_test_id("queue-total")).to_have_attribute("data-total", str(len(rows) - 1))
 
@@ -365,6 +384,11 @@ def test_double_reading_is_blinded_and_disagreement_goes_to_both_readers_consens
     assert "RECALL" not in second.get_by_test_id("exam-detail").inner_text()
     decide(second, recall=False)
     expect(second.get_by_test_id("flash")).to_contain_text("exam now consensus")
+    # "next" is the next unread exam, not the consensus exam on the queue.
+    selected = second.locator('[data-testid="queue-row"][aria-selected="true"]')
+    expect(selected).to_have_attribute("data-next-unread", "true")
+    assert selected.get_attribute("data-status") == "unread"
+    expect(row(second, exam)).to_have_attribute("data-status", "consensus")
 
     # The packaged policy's consensus is both first readers': not carol's to take.
     third.goto("/?queue=consensus")
@@ -385,6 +409,7 @@ def test_double_reading_is_blinded_and_disagreement_goes_to_both_readers_consens
             if d.get_attribute("data-consensus") == "false"
         ] == [("alice", "true"), ("bob", "false")]
         expect(reader.get_by_test_id("decisions")).to_contain_text(note)
+        expect(reader.get_by_test_id("decisions")).to_contain_text("Recall for assessment (Mass)")
         decide(reader, recall=True)
         expect(reader.get_by_test_id("flash")).to_contain_text(last)
     second.goto(f"/ui/exams/{exam}")

@@ -88,10 +88,26 @@ class ClaimOut(_Out):
 
 
 class DecisionIn(BaseModel):
+    """A screening decision: one of the site's decision categories (``decision_categories``
+    in the service's settings) with reasons from its own; any other is refused (422).
+    ``recall`` alone (no category) is the plain form for API clients without categories."""
+
     model_config = ConfigDict(extra="forbid")
 
-    recall: bool
-    birads: int | None = Field(default=None, ge=0, le=6, description="BI-RADS assessment 0-6")
+    category: str | None = Field(
+        default=None, max_length=40, description="A configured decision category code"
+    )
+    reasons: list[str] = Field(
+        default_factory=list,
+        max_length=30,
+        description="Reason codes of the chosen category",
+    )
+    recall: bool | None = Field(
+        default=None, description="Implied by the category; alone: a decision without one"
+    )
+    birads: int | None = Field(
+        default=None, ge=0, le=6, description="BI-RADS 0-6 (API only; the form does not ask)"
+    )
     note: str | None = Field(default=None, max_length=4000)
 
 
@@ -142,6 +158,9 @@ class DecisionOut(_Out):
     note: str | None
     decided_at: datetime
     consensus: bool
+    outcome: Literal["no-recall", "recall", "technical-recall"] | None = None
+    category: str | None = Field(default=None, description="The decision category code")
+    reasons: list[str] = Field(default_factory=list, description="The reason codes given")
 
 
 #: How each of the worker's report sinks words where a report went (the start of its
@@ -336,6 +355,9 @@ class ExamOut(_Out):
                     note=d.note,
                     decided_at=d.decided_at,
                     consensus=d.consensus,
+                    outcome=None if d.outcome is None else d.outcome.value,
+                    category=d.category,
+                    reasons=list(d.reasons),
                 )
                 for d in detail.decisions
             ],

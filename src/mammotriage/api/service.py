@@ -5,11 +5,17 @@ the audit line. The store enforces the reading rules; this module only records w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import HTTPException, status
 
+from mammotriage.api.decision_categories import (
+    DEFAULT_DECISION_CATEGORIES,
+    DecisionCategory,
+    resolve,
+)
 from mammotriage.api.deps import Principal
 from mammotriage.api.schemas import DecisionIn
 from mammotriage.errors import NotFoundError
@@ -46,16 +52,24 @@ def decide(
     decision: DecisionIn,
     now: datetime,
     policy: TriagePolicy,
+    categories: Sequence[DecisionCategory] = DEFAULT_DECISION_CATEGORIES,
 ) -> Outcome:
+    """Record the decision; 422 for a category or reason ``categories`` (the site's) lack."""
+    choice = resolve(
+        categories, category=decision.category, reasons=decision.reasons, recall=decision.recall
+    )
     try:
         outcome = store.readings.record_decision(
             exam_id,
             user.username,
-            recall=decision.recall,
+            recall=choice.recall,
             birads=decision.birads,
             note=decision.note,
             now=now,
             consensus=policy.consensus,
+            outcome=choice.outcome,
+            category=choice.category,
+            reasons=choice.reasons,
         )
     except ValueError as exc:  # BI-RADS the schema let through (the store is the judge)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
@@ -64,7 +78,10 @@ def decide(
         "decided",
         exam_id,
         {
-            "recall": decision.recall,
+            "recall": choice.recall,
+            "outcome": None if choice.outcome is None else choice.outcome.value,
+            "category": choice.category,
+            "reasons": list(choice.reasons),
             "birads": decision.birads,
             "with_note": bool(decision.note),
             "status": outcome.status.value,

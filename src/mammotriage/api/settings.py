@@ -16,6 +16,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mammotriage import defaults
+from mammotriage.api.decision_categories import (
+    DEFAULT_DECISION_CATEGORIES,
+    DecisionCategory,
+    check_categories,
+)
 from mammotriage.api.pacs_link import check_template
 from mammotriage.settings import FileRelative, YamlSettings, is_url, load_settings
 
@@ -116,6 +121,24 @@ class ApiSettings(YamlSettings):
     #: choice, its browser history and the PACS's logs); this service's own URLs never
     #: carry an identifier. None: no link.
     pacs_viewer_url: str | None = None
+    #: The screening decisions the form offers and the API accepts, in the form's order:
+    #: each a ``code``, a ``label``, its ``outcome`` (``no-recall``, ``recall`` or
+    #: ``technical-recall``: what two readers' agreement is decided on, recall or not) and
+    #: optional ``reasons`` (each a ``code`` and ``label``; ``reason_required: true`` makes
+    #: one mandatory). Codes: lower-case letters, digits and ``-``. Needs at least one
+    #: no-recall and one recall category. Default: no recall; recall for assessment (mass,
+    #: calcifications, architectural distortion, asymmetry, other; a reason required);
+    #: technical recall (positioning, motion, exposure). See configs/api.yaml.
+    decision_categories: tuple[DecisionCategory, ...] = Field(
+        default=DEFAULT_DECISION_CATEGORIES, min_length=2, max_length=20
+    )
+
+    @field_validator("decision_categories")
+    @classmethod
+    def _check_decision_categories(
+        cls, value: tuple[DecisionCategory, ...]
+    ) -> tuple[DecisionCategory, ...]:
+        return check_categories(value)
 
     @field_validator("pacs_viewer_url")
     @classmethod

@@ -18,7 +18,7 @@ from mammotriage.dicom.model import Laterality
 from mammotriage.errors import ForbiddenError, NotFoundError
 from mammotriage.triage.policy import ReadingMode
 from mammotriage.worklist.claims import live_claims
-from mammotriage.worklist.decisions import Decision
+from mammotriage.worklist.decisions import Decision, ScreeningOutcome, loaded_reasons
 from mammotriage.worklist.exams import StudyIdentifiers, identifiers_of_row
 from mammotriage.worklist.hanging import LATERALITY_ORDER, Hanging, finding_sort_key, hang
 from mammotriage.worklist.models import (
@@ -136,7 +136,17 @@ def exam_detail(
         images=images,
         findings=() if score is None else _findings(session, score, images),
         decisions=tuple(
-            Decision(d.reader, d.recall, d.birads, d.note, d.decided_at, d.consensus)
+            Decision(
+                d.reader,
+                d.recall,
+                d.birads,
+                d.note,
+                d.decided_at,
+                d.consensus,
+                None if d.outcome is None else ScreeningOutcome(d.outcome),
+                d.category,
+                loaded_reasons(d.reasons),
+            )
             for d in visible
         ),
         claim_expires_at=None if my_claim is None else my_claim.expires_at,

@@ -293,6 +293,11 @@ class DecisionRow(Base):
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: The decision of the consensus reading that followed a disagreement.
     consensus: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The screening outcome, the site's decision category code and the reason codes (a
+    #: JSON list) the reader chose; null for a decision made without them.
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    category: Mapped[str | None] = mapped_column(String(40))
+    reasons: Mapped[str | None] = mapped_column(Text)
 
 
 class ClaimRow(Base):

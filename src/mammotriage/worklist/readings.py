@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from mammotriage.triage.policy import (
@@ -39,7 +40,7 @@ from mammotriage.triage.policy import (
 from mammotriage.worklist import claims, decisions
 from mammotriage.worklist.claims import DEFAULT_READING_CLAIM_TIMEOUT
 from mammotriage.worklist.database import Database
-from mammotriage.worklist.decisions import Outcome
+from mammotriage.worklist.decisions import Outcome, ScreeningOutcome
 from mammotriage.worklist.detail import ExamDetail, exam_detail
 from mammotriage.worklist.models import utcnow
 from mammotriage.worklist.order import WorklistEntry, ordered_worklist
@@ -174,11 +175,17 @@ class ReadingDesk:
         note: str | None = None,
         now: datetime | None = None,
         consensus: ConsensusMode = DEFAULT_CONSENSUS,
+        outcome: ScreeningOutcome | None = None,
+        category: str | None = None,
+        reasons: Sequence[str] = (),
     ) -> Outcome:
         """Record ``reader``'s decision on an exam they hold; returns where the exam now stands.
 
         ``consensus`` is the policy's (``policy.consensus``): who decides an exam in
         consensus, and whether one decision ends it or both first readers' agreeing ones.
+        ``outcome``, ``category`` and ``reasons`` (the site's decision category and reason
+        codes, checked by the caller against its configuration) are stored as chosen; the
+        readers' agreement is decided on ``recall``.
 
         Raises
         ------
@@ -186,10 +193,12 @@ class ReadingDesk:
             The reader holds no live claim on the exam (never claimed, released, expired),
             or it is in consensus and not theirs to decide.
         ValueError
-            BI-RADS outside 0-6.
+            BI-RADS outside 0-6, an outcome that contradicts ``recall``, reasons without a
+            category, or a code longer than 40 characters.
         """
         try:
             decisions.check_birads(birads)
+            decisions.check_choice(recall, outcome, category, reasons)
             now = utcnow() if now is None else now
             with self.db.session() as session:
                 return decisions.record(
@@ -201,6 +210,9 @@ class ReadingDesk:
                     note=note,
                     now=now,
                     consensus=consensus,
+                    outcome=outcome,
+                    category=category,
+                    reasons=reasons,
                 )
         finally:
             self._snapshots.forget()

@@ -49,12 +49,12 @@ def test_the_page_says_when_a_double_reading_is_blinded(site: Site) -> None:
     anna.post(f"/ui/exams/{exam}/claim", data={"csrf_token": csrf})
     anna.post(
         f"/ui/exams/{exam}/decision",
-        data={"csrf_token": csrf, "recall": "true", "note": "asymmetry R"},
+        data={"csrf_token": csrf, "recall": "true", "note": "spiculated R"},
     )
     ben, b_csrf = site.login("ben")
     ben.post(f"/ui/exams/{exam}/claim", data={"csrf_token": b_csrf})
     html = ben.get(f"/ui/exams/{exam}").text
-    assert 'data-testid="blinded-notice"' in html and "asymmetry" not in html
+    assert 'data-testid="blinded-notice"' in html and "spiculated" not in html
 
 
 def test_a_bad_decision_form_is_422_on_an_error_page(site: Site) -> None:

@@ -61,10 +61,15 @@ def decide(
     user: ReaderAction,
     store: StoreDep,
     policy: PolicyDep,
+    settings: SettingsDep,
     now: NowDep,
 ) -> OutcomeOut:
-    """Record recall / no recall (optional BI-RADS 0-6 and a note) on an exam one holds."""
-    return OutcomeOut.of(service.decide(store, user, exam_id, decision, now, policy))
+    """Record a screening decision on an exam one holds: one of the site's decision
+    categories (``decision_categories``) with reasons of its own, or ``recall`` alone;
+    optional BI-RADS 0-6 and a note. An unknown category or reason is refused (422)."""
+    return OutcomeOut.of(
+        service.decide(store, user, exam_id, decision, now, policy, settings.decision_categories)
+    )
 
 
 @router.get("/{exam_id}", response_model=ExamOut, responses=_ERRORS)

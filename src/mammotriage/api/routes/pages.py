@@ -9,15 +9,17 @@ keyboard shortcuts. Unauthenticated visitors are sent to ``/login`` (see ``app.p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from mammotriage.api import service
+from mammotriage.api.decision_categories import DecisionCategory
 from mammotriage.api.deps import (
     AdminAction,
     AdminUser,
@@ -31,12 +33,14 @@ from mammotriage.api.deps import (
     StoreDep,
     WorklistViewer,
 )
+from mammotriage.api.rule_words import rule_in_words
 from mammotriage.api.schemas import DecisionIn, ExamOut, IdentifiersOut, QueueStatsOut, UserOut
 from mammotriage.api.security import MIN_PASSWORD_LENGTH
 from mammotriage.api.templating import render
 from mammotriage.errors import ConflictError, NotFoundError
 from mammotriage.worklist import ReadingQueue
-from mammotriage.worklist.models import OutboxState, OutputState
+from mammotriage.worklist.decisions import ScreeningOutcome
+from mammotriage.worklist.models import OutboxState, OutputState, ReadingStatus
 from mammotriage.worklist.outputs import OUTPUTS
 from mammotriage.worklist.queues import QueueItem
 from mammotriage.worklist.users import Token
@@ -71,6 +75,7 @@ def queue_page(
         user.reader, now, policy, queue=queue, offset=offset, limit=settings.page_size
     )
     identifiers = _queue_identifiers(store, user, page.items, queue, offset)
+    after_decision = bool(request.session.pop(AFTER_DECISION, False))
     return render(
         request,
         "queue.html",
@@ -81,7 +86,27 @@ def queue_page(
             "queues": [(q, QUEUE_LABELS[q]) for q in ReadingQueue],
             "can_read": user.reader is not None,
             "identifiers": identifiers,
+            "next_unread": next_unread(page.items) if user.reader is not None else None,
+            "after_decision": after_decision,
+            "rule_in_words": rule_in_words,
         },
+    )
+
+
+#: The session flag a decision sets: the queue page it returns to offers the next unread exam.
+AFTER_DECISION = "after_decision"
+
+
+def next_unread(items: Sequence[QueueItem]) -> uuid.UUID | None:
+    """The first exam of ``items`` (a reader's queue, in reading order) that waits for a
+    first reading: not one in consensus, nor one the reader already holds."""
+    return next(
+        (
+            item.exam_id
+            for item in items
+            if item.status is not ReadingStatus.CONSENSUS and not item.claimed_by_me
+        ),
+        None,
     )
 
 
@@ -121,7 +146,34 @@ def exam_page(
         pacs_viewer_url=settings.pacs_viewer_url,
     )
     mine = detail.claim_expires_at is not None
-    return render(request, "exam.html", {"user": user, "exam": exam, "holding": mine})
+    return render(
+        request,
+        "exam.html",
+        {
+            "user": user,
+            "exam": exam,
+            "holding": mine,
+            "decision_categories": settings.decision_categories,
+            "category_label": _category_labels(settings.decision_categories),
+            "rule_in_words": rule_in_words,
+        },
+    )
+
+
+def _category_labels(
+    categories: Sequence[DecisionCategory],
+) -> Callable[[str | None, Sequence[str]], str]:
+    """A decision's category and reasons as the page words them (a code no longer
+    configured is shown as the code)."""
+    by_code = {c.code: c for c in categories}
+
+    def label(category: str | None, reasons: Sequence[str]) -> str:
+        chosen = by_code.get(category or "")
+        text = (chosen.label if chosen else category) or ""
+        named = [chosen.reason_label(r) if chosen else r for r in reasons]
+        return text + (f" ({', '.join(named)})" if named else "")
+
+    return label
 
 
 @router.post("/ui/exams/{exam_id}/claim")
@@ -148,34 +200,46 @@ def decide_and_return(
     user: ReaderAction,
     store: StoreDep,
     policy: PolicyDep,
+    settings: SettingsDep,
     now: NowDep,
-    recall: Annotated[str, Form()],
-    birads: Annotated[str, Form()] = "",
+    category: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[list[str] | None, Form(max_length=30)] = None,
     note: Annotated[str, Form(max_length=4000)] = "",
+    recall: Annotated[str, Form(max_length=5)] = "",
 ) -> RedirectResponse:
+    """The form's decision: one of the site's categories (radio ``category``) and the
+    reasons ticked under it (checkboxes ``reason``, each ``category:code``; those ticked
+    under another category are dropped). Back to the queue, which offers the next unread
+    exam.
+
+    A form of the earlier page (``recall`` true/false, no category) is the site's first
+    category of that outcome (no recall, recall for assessment).
+    """
+    if not category and recall in ("true", "false"):
+        wanted = ScreeningOutcome.RECALL if recall == "true" else ScreeningOutcome.NO_RECALL
+        category = next((c.code for c in settings.decision_categories if c.outcome is wanted), "")
+    if not category:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="choose a decision")
+    prefix = f"{category}:"
+    reasons = [r.removeprefix(prefix) for r in reason or () if r.startswith(prefix)]
     try:
-        decision = DecisionIn(
-            recall=_form_bool(recall),
-            birads=int(birads) if birads.strip() else None,
-            note=note.strip() or None,
+        decision = DecisionIn(category=category, reasons=reasons, note=note.strip() or None)
+        outcome = service.decide(
+            store, user, exam_id, decision, now, policy, settings.decision_categories
         )
-    except (ValueError, ValidationError) as exc:
+    except ValidationError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail="choose recall or no recall; BI-RADS must be 0-6",
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="the decision was not understood"
         ) from exc
-    outcome = service.decide(store, user, exam_id, decision, now, policy)
+    except RequestValidationError as exc:  # not one of the site's categories or reasons
+        detail = "; ".join(str(e.get("msg")) for e in exc.errors())
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from exc
+    chosen = next(c for c in settings.decision_categories if c.code == category)
     request.session["flash"] = (
-        f"Decision recorded ({'recall' if decision.recall else 'no recall'}); "
-        f"exam now {outcome.status.value}."
+        f"Decision recorded ({chosen.label}); exam now {outcome.status.value}."
     )
+    request.session[AFTER_DECISION] = True
     return RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
-
-
-def _form_bool(value: str) -> bool:
-    if value not in ("true", "false"):
-        raise ValueError(f"recall must be true or false, got {value!r}")
-    return value == "true"
 
 
 @router.get("/admin", response_class=HTMLResponse)

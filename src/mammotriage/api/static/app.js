@@ -17,7 +17,11 @@
       rows.forEach((row, i) => row.setAttribute("aria-selected", i === current ? "true" : "false"));
       rows[current].focus({ preventScroll: false });
     }
-    select(0);
+    // Back from a decision, the queue offers the next unread exam: start on its row (not on
+    // a consensus exam that happens to be first).
+    const next = document.querySelector('[data-testid="next-unread-form"]')
+      ? rows.findIndex((row) => row.dataset.nextUnread === "true") : -1;
+    select(next >= 0 ? next : 0);
     document.addEventListener("keydown", (event) => {
       if (typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
       if (event.key === "j" || event.key === "ArrowDown") { select(current + 1); event.preventDefault(); }
@@ -41,8 +45,8 @@
         return;
       }
       if (typing(event) || !form) return;
-      if (event.key === "r") { form.querySelector('[data-testid="decide-recall"]').checked = true; }
-      else if (event.key === "n") { form.querySelector('[data-testid="decide-no-recall"]').checked = true; }
+      if (event.key === "r") { pick(form, "recall"); }
+      else if (event.key === "n") { pick(form, "no-recall"); }
       else if (event.key === "s") {
         if (form.reportValidity()) form.requestSubmit(form.querySelector('[data-testid="decide-submit"]'));
         event.preventDefault();
@@ -72,6 +76,26 @@
     }));
   }
 
+  // The first of the site's decision categories with this outcome.
+  function pick(form, outcome) {
+    const input = form.querySelector('input[name="category"][data-outcome="' + outcome + '"]');
+    if (input) input.checked = true;
+  }
+
+  // Times the server wrote in UTC (<time datetime=... data-local-time="time|datetime">),
+  // shown in the reader's own time zone and locale.
+  function localTimes() {
+    document.querySelectorAll("time[data-local-time]").forEach((el) => {
+      const when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when.getTime())) return;
+      const options = { hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
+      if (el.dataset.localTime === "datetime") { options.year = "numeric"; options.month = "2-digit"; options.day = "2-digit"; }
+      el.textContent = when.toLocaleString(undefined, options);
+      el.title = el.getAttribute("datetime");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", localTimes);
   document.addEventListener("DOMContentLoaded", () => {
     if (document.body.classList.contains("page-exam")) findingLinks();
     if (document.body.classList.contains("page-queue")) queueKeys();
