@@ -190,3 +190,13 @@ def test_the_claim_expiry_is_a_time_the_browser_shows_locally(site: Site) -> Non
     )
     assert match, "no machine-readable expiry"
     assert match.group(1)[:16] == expires[:16] and match.group(2) == expires[11:16]
+
+
+def test_the_earlier_forms_recall_field_is_a_decision_without_a_category(site: Site) -> None:
+    exam = site.exam(1, 2)
+    client, headers = _holding(site, "anna", exam)
+    form = {"csrf_token": headers["X-CSRF-Token"], "recall": "true"}
+    assert client.post(f"/ui/exams/{exam}/decision", data=form).status_code == 303
+    (decision,) = client.get(f"/exams/{exam}").json()["decisions"]
+    assert (decision["recall"], decision["category"], decision["reasons"]) == (True, None, [])
+    assert "Decision recorded (recall); exam now read." in client.get("/").text

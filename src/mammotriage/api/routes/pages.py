@@ -39,7 +39,6 @@ from mammotriage.api.security import MIN_PASSWORD_LENGTH
 from mammotriage.api.templating import render
 from mammotriage.errors import ConflictError, NotFoundError
 from mammotriage.worklist import ReadingQueue
-from mammotriage.worklist.decisions import ScreeningOutcome
 from mammotriage.worklist.models import OutboxState, OutputState, ReadingStatus
 from mammotriage.worklist.outputs import OUTPUTS
 from mammotriage.worklist.queues import QueueItem
@@ -206,38 +205,44 @@ def decide_and_return(
     reason: Annotated[list[str] | None, Form(max_length=30)] = None,
     note: Annotated[str, Form(max_length=4000)] = "",
     recall: Annotated[str, Form(max_length=5)] = "",
+    birads: Annotated[str, Form(max_length=2)] = "",
 ) -> RedirectResponse:
     """The form's decision: one of the site's categories (radio ``category``) and the
     reasons ticked under it (checkboxes ``reason``, each ``category:code``; those ticked
     under another category are dropped). Back to the queue, which offers the next unread
     exam.
 
-    A form of the earlier page (``recall`` true/false, no category) is the site's first
-    category of that outcome (no recall, recall for assessment).
+    A form of the earlier page (``recall`` true/false, optional ``birads`` 0-6, no
+    category) is a decision without a category, as the API's ``recall`` alone.
     """
-    if not category and recall in ("true", "false"):
-        wanted = ScreeningOutcome.RECALL if recall == "true" else ScreeningOutcome.NO_RECALL
-        category = next((c.code for c in settings.decision_categories if c.outcome is wanted), "")
-    if not category:
+    plain = not category and recall in ("true", "false")
+    if not category and not plain:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="choose a decision")
     prefix = f"{category}:"
     reasons = [r.removeprefix(prefix) for r in reason or () if r.startswith(prefix)]
     try:
-        decision = DecisionIn(category=category, reasons=reasons, note=note.strip() or None)
+        decision = DecisionIn(
+            category=category or None,
+            reasons=reasons,
+            recall=(recall == "true") if plain else None,
+            birads=int(birads) if birads.strip() else None,
+            note=note.strip() or None,
+        )
         outcome = service.decide(
             store, user, exam_id, decision, now, policy, settings.decision_categories
         )
-    except ValidationError as exc:
+    except (ValueError, ValidationError) as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail="the decision was not understood"
         ) from exc
     except RequestValidationError as exc:  # not one of the site's categories or reasons
         detail = "; ".join(str(e.get("msg")) for e in exc.errors())
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail) from exc
-    chosen = next(c for c in settings.decision_categories if c.code == category)
-    request.session["flash"] = (
-        f"Decision recorded ({chosen.label}); exam now {outcome.status.value}."
+    label = next(
+        (c.label for c in settings.decision_categories if c.code == category),
+        "recall" if decision.recall else "no recall",
     )
+    request.session["flash"] = f"Decision recorded ({label}); exam now {outcome.status.value}."
     request.session[AFTER_DECISION] = True
     return RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
 
