@@ -334,15 +334,7 @@ def pacs(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                assert time.monotonic() < deadline, "storescp did not start"
-                time.sleep(0.05)
+        _wait_listening(process, port)
         yield port, out
     finally:
         process.terminate()
@@ -396,6 +388,19 @@ def test_write_back_to_a_peer_that_is_down_is_unavailable(tmp_path: Path) -> Non
         )
 
 
+def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until storescp (``process``) accepts connections on ``port``."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "storescp did not start"
+            time.sleep(0.05)
+
+
 def test_write_back_to_a_peer_that_refuses_the_association_is_unavailable(
     tmp_path: Path,
 ) -> None:
@@ -406,7 +411,9 @@ def test_write_back_to_a_peer_that_refuses_the_association_is_unavailable(
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.3)
+        # Not a fixed pause: on a loaded machine storescp may not listen yet, and a refused
+        # connection reads as "aborted", not as the refusal this test is about.
+        _wait_listening(process, port)
         report = sr_report(tmp_path / "report.dcm", generate_uid())
         with pytest.raises(SourceUnavailableError, match="rejected"):
             WriteBack("PACS", "127.0.0.1", port, timeout=5).send([report])
