@@ -233,19 +233,8 @@ def build_oru(
         value cannot be written in the mapping's character set.
     """
     require_aware("now", now)
-    control_id = control_id or new_control_id()
-    if not 1 <= len(control_id) <= CONTROL_ID_LENGTH or not control_id.isalnum():
-        raise MessageError(f"control id must be 1-{CONTROL_ID_LENGTH} letters and digits")
-    placer = _text(order.placer_order_number)
-    filler = _text(order.filler_order_number)
-    accession = _text(order.accession_number)
-    if filler is None and mapping.accession_as_filler_order_number:
-        filler = accession
-    if placer is None and filler is None:
-        raise MessageError(
-            "the study has no accession number nor order number: the RIS could not tie "
-            "the result to an order"
-        )
+    control_id = _control_id(control_id)
+    placer, filler, accession = _order_numbers(order, mapping)
     try:
         message = Message("ORU_R01", version=VERSION, validation_level=VALIDATION_LEVEL.STRICT)
         _header(message.msh, mapping, control_id, now)
