@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from api_site import site  # noqa: F401
 from fixtures_browser import browser_artifacts, chromium, reading_service  # noqa: F401
 from fixtures_orthanc import orthanc, orthanc_factory  # noqa: F401
+from fixtures_ray import local_ray  # noqa: F401
 from mammotriage.worklist import Store
 from sr_validators import conformance  # noqa: F401
 

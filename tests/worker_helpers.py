@@ -104,3 +104,45 @@ def table_counts(store: Store) -> dict[str, int]:
         "scores": count(store, ScoreRow),
         "images": count(store, ImageRow),
     }
+
+
+def damaged_duplicate(good: Path, copy: Path) -> Path:
+    """``good`` with the same UIDs, a later acquisition (so it wins the view's slot) and
+    JPEG 2000 pixel data whose coded packets are overwritten: it does not decode."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = pydicom.dcmread(good)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+    ds.AcquisitionDateTime = "20991231235959"
+    ds.compress(JPEG2000Lossless)
+    data = bytearray(ds.PixelData)
+    sod = data.find(b"\xff\x93")
+    data[sod + 2 : -8] = b"\xff" * (len(data) - sod - 10)
+    ds.PixelData = bytes(data)
+    ds.save_as(copy)
+    return copy
+
+
+def hostile_corpus(folder: Path) -> list[Path]:
+    """The reader's damaged-file corpus (tests/unit/dicom/test_damaged_files.py)."""
+    import importlib
+
+    try:
+        corpus = importlib.import_module("unit.dicom.test_damaged_files").CORPUS
+    except Exception:  # another engineer's module may be mid-edit: use what is there
+        return []
+    made = []
+    for kind in corpus:
+        (folder / kind.name).mkdir()
+        try:
+            built = kind.build(folder / kind.name)
+        except Exception:
+            continue
+        target = folder / f"{kind.name}.dcm"
+        if built.is_file():
+            shutil.move(built, target)
+            made.append(target)
+        shutil.rmtree(folder / kind.name, ignore_errors=True)
+    return made

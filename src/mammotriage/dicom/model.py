@@ -175,6 +175,10 @@ class Image:
     acquisition_datetime: str | None = None
     modality: str | None = None
     manufacturer: str | None = None
+    #: The acquisition device: ManufacturerModelName and StationName (device-level
+    #: monitoring and calibration group by manufacturer, model and station).
+    manufacturer_model_name: str | None = None
+    station_name: str | None = None
     transfer_syntax_uid: str | None = None
     rows: int = 0
     columns: int = 0

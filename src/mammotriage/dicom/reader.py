@@ -444,6 +444,8 @@ def _identity(ds: Dataset) -> dict[str, Any]:
         ("study_date", "StudyDate"),
         ("modality", "Modality"),
         ("manufacturer", "Manufacturer"),
+        ("manufacturer_model_name", "ManufacturerModelName"),
+        ("station_name", "StationName"),
     ):
         out[field] = _text(ds, keyword)
     out["acquisition_datetime"] = _text(ds, "AcquisitionDateTime") or (

@@ -39,8 +39,9 @@ import numpy as np
 
 from mammotriage.dicom import Exam, Image, group_exams, iter_files
 from mammotriage.dicom.exams import candidates, slot_of
-from mammotriage.infer.assemble import Failed, ImageResult, Scored, exam_score, to_score
-from mammotriage.infer.findings import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, find_regions, sigmoid
+from mammotriage.infer.assemble import Failed, ImageResult, exam_score, to_score
+from mammotriage.infer.exam_batch import fallback_reason, scored_image
+from mammotriage.infer.findings import DEFAULT_MIN_SCORE, DEFAULT_TOP_K
 from mammotriage.infer.prepare import (
     CRASHED,
     EXECUTORS,
@@ -54,7 +55,7 @@ from mammotriage.infer.prepare import (
     timed_out_header,
     timed_out_reason,
 )
-from mammotriage.infer.scores import ExamScore, Finding
+from mammotriage.infer.scores import ExamScore
 from mammotriage.infer.session import OnnxModel
 from mammotriage.preprocess import PreprocessParams
 
@@ -308,9 +309,7 @@ class ScoringEngine:
             following = next(untried, None)
             if following is None:
                 break
-            results[id(job.image)] = Failed(
-                f"{result.reason} (the next image for {slot} was tried in its place)"
-            )
+            results[id(job.image)] = Failed(fallback_reason(result.reason, slot))
             log.info(
                 "an image of %s did not decode; trying the next candidate for the view",
                 slot,
@@ -338,28 +337,14 @@ class ScoringEngine:
         tensors = np.stack([prepared.tensor for _, prepared in batch])
         logits, maps = self.model.predict(tensors)
         for i, (job, prepared) in enumerate(batch):
-            image = job.image
-            logit = float(logits[i])
-            shape = (image.rows, image.columns) if image.rows and image.columns else None
-            regions = find_regions(
+            results[id(job.image)] = scored_image(
+                job.image,
+                float(logits[i]),
                 maps[i],
-                prepared.transform,
-                self.sidecar.map_stride,
-                min_score=self.min_finding_score,
-                top_k=self.findings_per_image,
-                original_shape=shape,
+                prepared,
+                self.sidecar,
+                min_finding_score=self.min_finding_score,
+                findings_per_image=self.findings_per_image,
             )
-            findings = tuple(
-                Finding(
-                    sop_instance_uid=image.sop_instance_uid,
-                    path=image.path,
-                    laterality=image.laterality,
-                    view=image.view,
-                    box_original=region.box_original,
-                    score=region.score,
-                )
-                for region in regions
-            )
-            results[id(image)] = Scored(float(sigmoid(logit)), logit, findings)
             remaining[job.exam_index] -= 1
         return len(batch)

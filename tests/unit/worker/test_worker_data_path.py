@@ -8,7 +8,14 @@ import shutil
 from pathlib import Path
 
 from mammotriage.worklist import JobStatus
-from worker_helpers import build, copy_exams, folder_settings, run_once
+from worker_helpers import (
+    build,
+    copy_exams,
+    damaged_duplicate,
+    folder_settings,
+    hostile_corpus,
+    run_once,
+)
 
 
 def _block(folder: Path | None) -> Path:
@@ -75,48 +82,6 @@ def test_a_thumbnail_folder_that_comes_back_completes_the_job(tmp_path, tiny_syn
     assert all(image.thumbnail for image in detail.images if image.usable)
 
 
-def _damaged_duplicate(good: Path, copy: Path) -> Path:
-    """``good`` with the same UIDs, a later acquisition (so it wins the view's slot) and
-    JPEG 2000 pixel data whose coded packets are overwritten: it does not decode."""
-    import pydicom
-    from pydicom.uid import JPEG2000Lossless
-
-    ds = pydicom.dcmread(good)
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress()
-    ds.AcquisitionDateTime = "20991231235959"
-    ds.compress(JPEG2000Lossless)
-    data = bytearray(ds.PixelData)
-    sod = data.find(b"\xff\x93")
-    data[sod + 2 : -8] = b"\xff" * (len(data) - sod - 10)
-    ds.PixelData = bytes(data)
-    ds.save_as(copy)
-    return copy
-
-
-def _hostile_corpus(folder: Path) -> list[Path]:
-    """The reader's damaged-file corpus (tests/unit/dicom/test_damaged_files.py)."""
-    import importlib
-
-    try:
-        corpus = importlib.import_module("unit.dicom.test_damaged_files").CORPUS
-    except Exception:  # another engineer's module may be mid-edit: use what is there
-        return []
-    made = []
-    for kind in corpus:
-        (folder / kind.name).mkdir()
-        try:
-            built = kind.build(folder / kind.name)
-        except Exception:
-            continue
-        target = folder / f"{kind.name}.dcm"
-        if built.is_file():
-            shutil.move(built, target)
-            made.append(target)
-        shutil.rmtree(folder / kind.name, ignore_errors=True)
-    return made
-
-
 def test_a_poisoned_folder_scores_every_good_exam_whole_and_accounts_for_every_file(
     tmp_path, tiny_synthetic, conformance
 ):
@@ -135,11 +100,11 @@ def test_a_poisoned_folder_scores_every_good_exam_whole_and_accounts_for_every_f
 
     for exam in exams[:2]:
         view = sorted(exam.glob("*.dcm"))[0]
-        _damaged_duplicate(view, exam / f"zz-damaged-{view.name}")
+        damaged_duplicate(view, exam / f"zz-damaged-{view.name}")
     for exam in exams:
         good_studies.add(pydicom.dcmread(sorted(exam.glob("*.dcm"))[0]).StudyInstanceUID)
     (incoming / "hostile").mkdir()
-    hostile = _hostile_corpus(incoming / "hostile")
+    hostile = hostile_corpus(incoming / "hostile")
     (incoming / "hostile" / "random.dcm").write_bytes(b"\x00garbage" * 100)
     files = {p for p in incoming.rglob("*") if p.is_file()}
     assert len(hostile) > 20 or not hostile  # the corpus, when importable, is large
