@@ -10,7 +10,17 @@ from typing import Annotated
 
 import typer
 
-from mammotriage.cli import bench, config, model, outbox, reading, scoring, service, worker
+from mammotriage.cli import (
+    bench,
+    config,
+    evaluate,
+    model,
+    outbox,
+    reading,
+    scoring,
+    service,
+    worker,
+)
 
 app = typer.Typer(
     help="Triage screening mammograms: read DICOM, score with an ONNX model, fill reading queues.",
@@ -43,6 +53,7 @@ COMMANDS = (
     scoring.score,  # the site: score, calibrate, simulate a policy, order the queue
     scoring.calibrate,
     scoring.simulate,
+    evaluate.evaluate,
     model.train,  # the ML engineer
     model.validate,
     model.export,

@@ -137,8 +137,10 @@ def _metrics(counts: np.ndarray, priority_min_category: int) -> dict[str, np.nda
     return out
 
 
-def _estimate(value: float, boot: np.ndarray) -> dict[str, Any]:
-    """``{"value": v, "ci95": [lo, hi]}``; ``None`` where undefined (JSON has no NaN)."""
+def estimate(value: float, boot: np.ndarray) -> dict[str, Any]:
+    """``{"value": v, "ci95": [lo, hi]}``: the bootstrap percentile 95 % interval of the
+    resampled values ``boot`` (NaN resamples left out); ``None`` where undefined (JSON has
+    no NaN). Shared with :mod:`mammotriage.evaluation`."""
     if math.isnan(value):
         return {"value": None, "ci95": None}
     finite = boot[~np.isnan(boot)]
@@ -188,7 +190,7 @@ def simulate(
     resampled = _metrics(boot, policy.priority_min_category)
 
     def est(name: str) -> dict[str, Any]:
-        return _estimate(float(observed[name]), resampled[name])
+        return estimate(float(observed[name]), resampled[name])
 
     cancers_by_mode = counts[:, 1, :].sum(axis=1)
     workload = est("workload")
