@@ -8,9 +8,9 @@ because the library that wrote it reads it back. ``make test`` installs both (De
 runs PixelMed on many files in one JVM; see ``scripts/install-system-deps.sh``); a missing
 tool fails the test that needs it, never skips it.
 
-The worker tests check the SRs the worker wrote through each source and fault path with a
-module's :class:`Conformance`: dciodvfy on each SR as the test reads it, PixelMed on all of
-them once the module's tests are over.
+The worker tests check the SRs the worker wrote through each source and fault path with the
+session's :class:`Conformance`: dciodvfy on each SR as the test reads it, PixelMed on all of
+them once the session's tests are over (one JVM for the session, not one per module).
 """
 
 from __future__ import annotations
@@ -227,10 +227,11 @@ def orthanc_sr_files(server: OrthancServer, study_uid: str, folder: Path) -> lis
 
 @dataclass
 class Conformance:
-    """The SRs one test module's worker wrote: :meth:`check` runs dciodvfy on each at once
-    (a fraction of a second) and keeps it; :meth:`finish`, at the module's end, runs PixelMed
-    on all of them in one JVM. A module fixture yields one and calls ``finish`` after its
-    last test, so a nonconforming SR fails that module (as an error at teardown)."""
+    """The SRs the tests' workers wrote: :meth:`check` runs dciodvfy on each at once (a
+    fraction of a second) and keeps it; :meth:`finish`, at the session's end, runs PixelMed
+    on all of them in one JVM. A session fixture yields one and calls ``finish`` after the
+    last test (of each xdist worker), so a nonconforming SR fails the run, as an error at
+    that teardown which names the SR by its label."""
 
     #: label (what the SR is, for the failure message) -> file
     kept: dict[str, Path] = field(default_factory=dict)
@@ -258,10 +259,11 @@ class Conformance:
         assert found == {}, f"PixelMed DicomSRValidator on the SRs: {found}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def conformance() -> Iterator[Conformance]:
-    """The SRs a test module's worker wrote: dciodvfy on each as a test reads it, PixelMed on
-    those kept (one JVM) after the module's last test (a failure shows at that teardown)."""
+    """The SRs the tests' workers wrote: dciodvfy on each as a test reads it, PixelMed on
+    those kept after the session's last test (a failure shows at that teardown). Session-wide:
+    the JVM and PixelMed's stylesheets cost 6-10 s each time, once per module before."""
     checks = Conformance()
     yield checks
     checks.finish()
