@@ -31,6 +31,7 @@ import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 from test_worker_processes import (
+    THREAD_DECODING,
     WorkerProcess,
     assert_every_study_done_once,
     clone_exams,
@@ -63,13 +64,9 @@ STORESCU_SYNTAX = {
 }
 #: A crash run: start-up, a poll and at most one job up to its crash point.
 CRASH_TIMEOUT = 90.0
-#: The runs that die decode in threads instead of the default pool of decode processes,
-#: whose start (a forkserver that imports the package) cost 2-4 s a run on a busy machine,
-#: some 35 runs in all. No crash point lies in a decode, and what a kill leaves behind is
-#: in the store, the source and the folders, whoever decoded. The folder case on SQLite
-#: keeps the default (every kill with the decode processes alive), as do every final run
-#: and the real faults below.
-THREAD_DECODING = {"MAMMOTRIAGE_WORKER_ISOLATE_DECODING": "false"}
+#: The runs that die decode in threads (THREAD_DECODING), some 35 runs in all, except in the
+#: folder case on SQLite (every kill with the decode processes alive); every final run and
+#: the real faults below keep the default decode processes too.
 
 #: The points each source reaches: the folder and C-STORE sources read files in place, so
 #: there is no fetch of several instances to die in the middle of. "after-model-load" comes
