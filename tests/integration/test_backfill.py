@@ -141,3 +141,60 @@ def test_a_killed_driver_is_resumed_and_every_exam_is_written_once(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["shards_already_done"] >= written_before
     assert summary["exams_scored_now"] == shards - summary["shards_already_done"]
+
+
+#: Loaded at the start of every Python process of the run below (sitecustomize): preparing
+#: an image whose file name says crash-me kills the process, as a codec that segfaults on a
+#: hostile file would. No real file is known to crash a decoder here, so this one is faked.
+_CRASH_HOOK = '''
+import os
+from mammotriage.infer import engine, exam_batch, prepare
+
+_prepare_image = prepare.prepare_image
+
+
+def _crashing(image, params):
+    if image.path is not None and "crash-me" in str(image.path):
+        os._exit(139)
+    return _prepare_image(image, params)
+
+
+for module in (prepare, exam_batch, engine):  # every name the scorers call it by
+    module.prepare_image = _crashing
+'''
+
+
+def test_a_file_that_kills_its_decoder_costs_its_view_and_not_the_run(
+    tiny_synthetic: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    exams = sorted(p for p in tiny_synthetic.iterdir() if p.is_dir())[6:9]
+    for exam in exams:
+        shutil.copytree(exam, archive / exam.name)
+    victim = sorted((archive / exams[1].name).glob("*.dcm"))[0]
+    victim.rename(victim.with_name("crash-me.dcm"))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_CRASH_HOOK)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "mammotriage", "backfill", str(archive), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    exams_out = {row["exam_id"]: row for row in _table(exam_files(out))}
+    assert len(exams_out) == 3
+    images = {row["path"]: row for row in _table(image_files(out))}
+    crashed = images[str(victim.with_name("crash-me.dcm"))]
+    assert crashed["usable"] is False and "crashed" in crashed["reason"]
+    hit = exams_out[crashed["exam_id"]]
+    assert hit["status"] == "partial" and hit["score"] is not None
+    others = [row for exam_id, row in exams_out.items() if exam_id != crashed["exam_id"]]
+    assert [row["status"] for row in others] == ["scored", "scored"]

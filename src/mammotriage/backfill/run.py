@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,11 @@ log = logging.getLogger(__name__)
 REQUEST_FILE = "backfill.json"
 #: Logical CPUs one scoring actor reserves.
 ACTOR_CPUS = 0.5
+#: Exams per Ray Data block (one prepare task), and shards per pipeline run.
+BLOCK_EXAMS = 4
+WAVE_SHARDS = 64
+#: Seconds a file may take to decode when a lost exam is scored alone.
+ALONE_DECODE_TIMEOUT_S = 120.0
 SUMMARY_FILE = "summary.json"
 #: ``progress(done, total)``: exams scored in this run, and how many this run has to score.
 Progress = Callable[[int, int], None]
@@ -229,34 +235,88 @@ def _write_shard(out: Path, shard: int, exams: list[dict[str, Any]], images: lis
         os.replace(tmp, target)
 
 
-def _score(
+class _Shards:
+    """Rows gathered per shard on the driver; a shard is written once it is complete."""
+
+    def __init__(self, out: Path, expected: dict[int, int], progress: Progress | None) -> None:
+        self.out = out
+        self.expected = expected
+        self.progress = progress
+        self.total = sum(expected.values())
+        self.done = 0
+        self.rows: dict[int, tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]] = {}
+        self.written: set[int] = set()
+
+    def add(self, shard: int, exam: dict[str, Any], images: list[dict[str, Any]]) -> None:
+        exams, shard_images = self.rows.setdefault(shard, ({}, []))
+        if exam["exam_id"] in exams or shard in self.written:  # a retried task's copy
+            return
+        exams[exam["exam_id"]] = exam
+        shard_images.extend(images)
+        self.done += 1
+        if len(exams) == self.expected[shard]:
+            _write_shard(self.out, shard, list(exams.values()), shard_images)
+            self.written.add(shard)
+            del self.rows[shard]
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def have(self, shard: int) -> set[str]:
+        return set(self.rows.get(shard, ({}, []))[0])
+
+
+def _pipeline(
     out: Path,
-    pending: dict[int, int],
+    wave: list[int],
+    shards: _Shards,
     options: BackfillOptions,
     sidecar_preprocess: dict[str, Any],
     policy: dict[str, Any],
-    progress: Progress | None,
-) -> int:
+) -> None:
+    """One Ray Data pipeline over the shards of ``wave``: prepare, score, gather."""
     import pyarrow.parquet as pq
     import ray
+
+
+    manifests = manifest_files(out)
+    gpus = 1 if options.providers and "CUDAExecutionProvider" in options.providers else 0
+    # The driver reads the manifest and hands it to Ray in blocks of a few exams (a block is
+    # one prepare task): the nodes then need to see only the DICOM files and the model.
+    blocks = []
+    for shard in wave:
+        table = pq.read_table(manifests[shard], schema=MANIFEST_SCHEMA)
+        blocks += [table.slice(i, BLOCK_EXAMS) for i in range(0, table.num_rows, BLOCK_EXAMS)]
+    with warnings.catch_warnings():  # max_retries goes through the deprecated **kwargs
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = _stages(ray.data.from_arrow(blocks), options, sidecar_preprocess, policy, gpus)
+    for row in ds.iter_rows():
+        shards.add(int(row["shard"]), json.loads(row["exam_row"]), json.loads(row["image_rows"]))
+
+
+def _stages(
+    ds: Any,
+    options: BackfillOptions,
+    sidecar_preprocess: dict[str, Any],
+    policy: dict[str, Any],
+    gpus: int,
+) -> Any:
+    """``ds`` (manifest rows) prepared in tasks and scored in the actor pool."""
     from ray.data import ActorPoolStrategy
 
     from mammotriage.backfill.stages import ScoreExams, prepare_batch
 
-    manifests = manifest_files(out)
-    total = sum(pending.values())
-    gpus = 1 if options.providers and "CUDAExecutionProvider" in options.providers else 0
-    # The driver reads the manifest and hands it to Ray as one block per shard: the nodes
-    # then need to see only the DICOM files and the model, not the output folder.
-    shards = [pq.read_table(manifests[s], schema=MANIFEST_SCHEMA) for s in sorted(pending)]
-    ds = (
-        ray.data.from_arrow(shards)
+    return (
+        ds
         .map_batches(
-            prepare_batch,  # type: ignore[arg-type]  # ray's stubs want dict -> dict only
+            prepare_batch,
             batch_size=1,
             batch_format="numpy",
             fn_kwargs={"preprocess": sidecar_preprocess},
             num_cpus=1,
+            # A task whose process a codec kills is retried twice (Ray Data's own default
+            # retries without end); then its block is dropped and its exams are scored one
+            # by one, isolated, after the pipeline. Ray 2.60 has no named parameter for it.
+            max_retries=2,
         )
         .map_batches(
             ScoreExams,
@@ -277,28 +337,92 @@ def _score(
             num_gpus=gpus,
         )
     )
-    waiting: dict[int, tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]] = {}
-    done = 0
+
+
+def _score_alone(
+    out: Path, shard: int, shards: _Shards, options: BackfillOptions, policy: dict[str, Any]
+) -> None:
+    """Score the exams of ``shard`` that the pipeline lost (their decode task died and its
+    retries too) here, one exam at a time, each file decoded in a process of its own: a
+    file that kills its decoder is pinned on that file, as the worker does."""
+    import pyarrow.parquet as pq
+
+    from mammotriage.backfill.rows import exam_rows, failed_rows
+    from mammotriage.dicom.exams import build_exam
+    from mammotriage.infer.engine import ScoringEngine
+    from mammotriage.triage import policy_from_dict
+
+    rules = policy_from_dict(policy)
+    have = shards.have(shard)
+    lost = [
+        row
+        for row in pq.read_table(manifest_files(out)[shard], schema=MANIFEST_SCHEMA).to_pylist()
+        if row["exam_id"] not in have
+    ]
+    log.warning(
+        "%d exams of shard %d were lost with their decode task; scoring them one by one",
+        len(lost),
+        shard,
+    )
+    with ScoringEngine(
+        options.model,
+        batch_size=options.batch_size,
+        decode_workers=1,
+        executor="process",
+        decode_timeout=ALONE_DECODE_TIMEOUT_S,
+        providers=options.providers,
+        threads=options.threads,
+    ) as engine:
+        sidecar = engine.sidecar
+        for row in lost:
+            try:
+                images = engine.read_headers(row["paths"])
+                exam = build_exam(row["exam_id"], row["exam_id_source"], images)
+                [scored] = engine.score_exams([exam])
+                exam_row, image_rows = exam_rows(
+                    exam, scored, rules, shard=shard, demonstration=sidecar.demonstration
+                )
+            except Exception as exc:  # the exam, not the run
+                exam_row, image_rows = failed_rows(
+                    row["exam_id"],
+                    row["exam_id_source"],
+                    row["paths"],
+                    f"scoring the exam failed: {type(exc).__name__}: {exc}",
+                    rules,
+                    shard=shard,
+                    model_name=sidecar.name,
+                    model_sha256=sidecar.sha256,
+                    demonstration=sidecar.demonstration,
+                )
+            shards.add(shard, exam_row, image_rows)
+
+
+def _score(
+    out: Path,
+    pending: dict[int, int],
+    options: BackfillOptions,
+    sidecar_preprocess: dict[str, Any],
+    policy: dict[str, Any],
+    progress: Progress | None,
+) -> int:
+    """Score the exams of the ``pending`` shards (shard -> exam count), a wave of shards
+    per pipeline (so the driver holds a bounded number of blocks and rows)."""
+    from ray.data import DataContext
+
+    # A block whose task failed for good is dropped, not the run: its exams are scored
+    # alone afterwards (_score_alone).
+    DataContext.get_current().max_errored_blocks = -1
+    shards = _Shards(out, pending, progress)
     if progress is not None:
-        progress(0, total)
-    for row in ds.iter_rows():
-        shard = int(row["shard"])
-        exams, images = waiting.setdefault(shard, ({}, []))
-        exam = json.loads(row["exam_row"])
-        if exam["exam_id"] in exams:  # a retried task's second copy
-            continue
-        exams[exam["exam_id"]] = exam
-        images.extend(json.loads(row["image_rows"]))
-        done += 1
-        if len(exams) == pending[shard]:
-            _write_shard(out, shard, list(exams.values()), images)
-            del waiting[shard]
-        if progress is not None:
-            progress(done, total)
-    if waiting:
-        missing = {s: pending[s] - len(e) for s, (e, _) in waiting.items()}
-        raise ConfigError(f"the pipeline ended with shards incomplete: {missing}")
-    return done
+        progress(0, shards.total)
+    order = sorted(pending)
+    for start in range(0, len(order), WAVE_SHARDS):
+        wave = order[start : start + WAVE_SHARDS]
+        _pipeline(out, wave, shards, options, sidecar_preprocess, policy)
+        for shard in wave:
+            if shard not in shards.written:
+                _score_alone(out, shard, shards, options, policy)
+    return shards.done
 
 
 def _summarise(out: Path) -> tuple[int, int, dict[str, int], dict[str, int]]:

@@ -34,15 +34,17 @@ class _ProgressLines:
             return
         self.last = now
         elapsed = now - self.started
-        if not done:
-            console.print(f"scoring {counted(total, 'exam')} ...")
+        if not done:  # the pipeline starts: the rate counts from here
+            self.started = now
+            console.print(f"scoring {counted(total, 'exam')} ...", soft_wrap=True)
             return
         rate = done / max(elapsed, 1e-9)
         left = (total - done) / rate if rate > 0 else 0.0
         end = datetime.now(timezone.utc) + timedelta(seconds=left)
         console.print(
             f"{done}/{total} exams ({done / total:.0%}), {rate:.2f} exams/s, "
-            + ("done" if done == total else f"expected end {end:%H:%M:%S} UTC (~{left:.0f} s)")
+            + ("done" if done == total else f"expected end {end:%H:%M:%S} UTC (~{left:.0f} s)"),
+            soft_wrap=True,
         )
 
 
@@ -122,12 +124,14 @@ def backfill(
     if summary.shards_already_done:
         console.print(
             f"resumed: {summary.shards_already_done} of {counted(summary.shards, 'shard')} "
-            f"were done; scored {counted(summary.exams_scored_now, 'exam')} now"
+            f"were done; scored {counted(summary.exams_scored_now, 'exam')} now",
+            soft_wrap=True,
         )
-    console.print(f"{counted(summary.exams, 'exam')}: {statuses}; reading: {modes}")
+    console.print(f"{counted(summary.exams, 'exam')}: {statuses}; reading: {modes}", soft_wrap=True)
     console.print(
         f"{counted(summary.images, 'image')} in {counted(summary.shards, 'shard')}; "
         f"wall {summary.wall_s:.1f} s (Ray start {summary.startup_s:.1f} s, index "
-        f"{summary.index_s:.1f} s, scoring {summary.scoring_s:.1f} s)"
+        f"{summary.index_s:.1f} s, scoring {summary.scoring_s:.1f} s)",
+        soft_wrap=True,
     )
     console.print(f"wrote {summary.out}/exams and {summary.out}/images", soft_wrap=True)

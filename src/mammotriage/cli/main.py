@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from mammotriage.cli import (
+    backfill,
     bench,
     config,
     evaluate,
@@ -53,6 +54,7 @@ COMMANDS = (
     scoring.score,  # the site: score, calibrate, simulate a policy, order the queue
     scoring.calibrate,
     scoring.simulate,
+    backfill.backfill,  # the programme before go-live: score the archive, evaluate
     evaluate.evaluate,
     model.train,  # the ML engineer
     model.validate,
