@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mammotriage.backfill.inputs import InputFile
 from mammotriage.backfill.schema import MANIFEST_SCHEMA
 
@@ -35,8 +33,9 @@ class ManifestExam:
     paths: tuple[str, ...]
 
 
-def header_keys(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Ray Data batch function: each file's exam key from its header alone.
+def header_keys(batch: dict[str, Any]) -> dict[str, Any]:
+    """Each file's exam key from its header alone (a Ray Data batch function, also called
+    directly with a list of paths).
 
     ``batch["path"]`` in, the same paths with ``exam_id`` and ``exam_id_source`` out. A file
     that cannot be read becomes an exam of its own (as in ``score``), never an error.

@@ -27,6 +27,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,16 +208,24 @@ def _data_context() -> None:
 
 
 def _index(out: Path, inputs: Sequence[Path], options: BackfillOptions) -> None:
-    import ray
-
+    """Stage 1: every file's exam key from its header, then the manifest. On a cluster the
+    headers are read in Ray tasks (the nodes hold the archive's mounts and the bandwidth);
+    on this machine in a pool of threads, which starts at once."""
     files = collect_inputs(inputs)
-    unnamed = [f for f in files if f.exam_id is None]
+    unnamed = [f.path for f in files if f.exam_id is None]
     keys: list[tuple[str, str, str]] = []
-    if unnamed:
-        ds = ray.data.from_items([{"path": f.path} for f in unnamed]).map_batches(
+    if unnamed and options.address:
+        import ray
+
+        ds = ray.data.from_items([{"path": p} for p in unnamed]).map_batches(
             header_keys, batch_size=64, batch_format="numpy"
         )
         keys = [(r["path"], r["exam_id"], r["exam_id_source"]) for r in ds.iter_rows()]
+    elif unnamed:
+        chunks = [unnamed[i : i + 64] for i in range(0, len(unnamed), 64)]
+        with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="backfill-index") as pool:
+            for got in pool.map(lambda chunk: header_keys({"path": chunk}), chunks):
+                keys += zip(got["path"], got["exam_id"], got["exam_id_source"], strict=True)
     exams = group(files, keys, options.shard_size)
     write_manifest(out, exams)
     log.info("indexed %d files into %d exams", len(files), len(exams))
