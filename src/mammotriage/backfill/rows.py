@@ -14,7 +14,7 @@ from typing import Any
 from mammotriage.backfill.schema import FAILED, PARTIAL, SCORED, UNSCORED
 from mammotriage.dicom import Exam, Image
 from mammotriage.infer.scores import ExamScore
-from mammotriage.triage import ExamForTriage, TriagePolicy, decide
+from mammotriage.triage import TriagePolicy, decide_scored
 from mammotriage.triage.policy import TriageDecision, decide_unscored
 
 #: Received time given to backfilled exams: triage's decision does not depend on it.
@@ -45,21 +45,7 @@ def _exam_facts(images: Iterable[Image]) -> dict[str, Any]:
 def decision_of(policy: TriagePolicy, scored: ExamScore) -> TriageDecision:
     """The policy's reading for a scored exam, as the worker decides it (double reading,
     never priority, when nothing could be scored)."""
-    if scored.score is None or scored.category is None:
-        reasons = sorted({im.reason for im in scored.images if im.reason})
-        why = "no image could be scored" + (f": {reasons[0]}" if reasons else "")
-        return decide_unscored(policy, scored.exam_id, why)
-    return decide(
-        policy,
-        ExamForTriage(
-            exam_id=scored.exam_id,
-            score=scored.score,
-            category=scored.category,
-            max_finding_score=scored.max_finding_score,
-            partial=scored.partial,
-            received_at=_RECEIVED,
-        ),
-    )
+    return decide_scored(policy, scored, _RECEIVED)
 
 
 def exam_rows(

@@ -2,7 +2,8 @@
 simulated effect of a policy on a programme's workload and cancers.
 
 Pure logic: imports nothing from the rest of mammotriage but :mod:`mammotriage.errors`; the
-caller builds :class:`ExamForTriage` from its own ``ExamScore``.
+caller builds :class:`ExamForTriage` from its own ``ExamScore``, or hands the ``ExamScore``
+itself to :func:`decide_scored` (which reads only the fields :class:`ScoredExam` names).
 """
 
 from mammotriage.triage.policy import (
@@ -11,10 +12,12 @@ from mammotriage.triage.policy import (
     ReadingMode,
     RuleOutPolicy,
     SafetyNetPolicy,
+    ScoredExam,
     TriageDecision,
     TriagePolicy,
     TriageRule,
     decide,
+    decide_scored,
     decide_unscored,
     load_policy,
     policy_from_dict,
@@ -51,7 +54,9 @@ __all__ = [
     "TriageRule",
     "WorklistItem",
     "WorkloadPoint",
+    "ScoredExam",
     "decide",
+    "decide_scored",
     "decide_unscored",
     "is_overdue",
     "load_policy",

@@ -19,11 +19,12 @@ say why an exam was read the way it was, under which policy.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -371,6 +372,51 @@ def decide_unscored(policy: TriagePolicy, exam_id: str, reason: str) -> TriageDe
         rule=f"not scored ({reason}): double reading, as without AI",
         policy_version=policy.version,
         rule_code=TriageRule.NOT_SCORED,
+    )
+
+
+class _HasReason(Protocol):
+    @property
+    def reason(self) -> str | None: ...
+
+
+class ScoredExam(Protocol):
+    """What :func:`decide_scored` reads of a scored exam: an ``ExamScore`` is one (triage
+    imports nothing of the scoring engine, so it names only the fields it needs)."""
+
+    @property
+    def exam_id(self) -> str: ...
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def category(self) -> int | None: ...
+    @property
+    def partial(self) -> bool: ...
+    @property
+    def max_finding_score(self) -> int | None: ...
+    @property
+    def images(self) -> Sequence[_HasReason]: ...
+
+
+def decide_scored(
+    policy: TriagePolicy, exam: ScoredExam, received_at: datetime
+) -> TriageDecision:
+    """The reading of a scored exam: :func:`decide` on its values, or :func:`decide_unscored`
+    (with the first image's reason) when no image of it could be scored."""
+    if exam.score is None or exam.category is None:
+        reasons = sorted({im.reason for im in exam.images if im.reason})
+        why = "no image could be scored" + (f": {reasons[0]}" if reasons else "")
+        return decide_unscored(policy, exam.exam_id, why)
+    return decide(
+        policy,
+        ExamForTriage(
+            exam_id=exam.exam_id,
+            score=exam.score,
+            category=exam.category,
+            max_finding_score=exam.max_finding_score,
+            partial=exam.partial,
+            received_at=received_at,
+        ),
     )
 
 

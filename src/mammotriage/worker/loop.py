@@ -43,13 +43,7 @@ from mammotriage.errors import (
 )
 from mammotriage.infer.engine import ScoringEngine
 from mammotriage.infer.scores import ExamScore
-from mammotriage.triage import (
-    ExamForTriage,
-    TriageDecision,
-    TriagePolicy,
-    decide,
-    decide_unscored,
-)
+from mammotriage.triage import TriageDecision, TriagePolicy, decide_scored
 from mammotriage.worker.config import RetrySettings
 from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.hl7_output import OutboxSender, ResultMessageError, ResultMessages
@@ -543,19 +537,7 @@ class Worker:
     def _decide(self, exam_score: ExamScore, received_at: datetime) -> TriageDecision | None:
         if not exam_score.is_mammography:
             return None
-        if exam_score.score is None or exam_score.category is None:
-            reasons = sorted({im.reason for im in exam_score.images if im.reason})
-            why = "no image could be scored" + (f": {reasons[0]}" if reasons else "")
-            return decide_unscored(self.policy, exam_score.exam_id, why)
-        exam = ExamForTriage(
-            exam_id=exam_score.exam_id,
-            score=exam_score.score,
-            category=exam_score.category,
-            max_finding_score=exam_score.max_finding_score,
-            partial=exam_score.partial,
-            received_at=received_at,
-        )
-        return decide(self.policy, exam)
+        return decide_scored(self.policy, exam_score, received_at)
 
     def _retry_or_fail(
         self, job: Job, error: str, summary: RunSummary, context: dict[str, object]
