@@ -42,7 +42,8 @@ from mammotriage.evaluation.metrics import (
 from mammotriage.evaluation.outcomes import read_outcomes
 from mammotriage.evaluation.report import write_report
 from mammotriage.sidecar import DEMONSTRATION_NOTICE
-from mammotriage.triage import SimExam, TriagePolicy, load_policy, workload_curve
+from mammotriage.triage import TriagePolicy, WorkloadPoint, load_policy
+from mammotriage.triage.simulate import candidate_cut_offs
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
@@ -118,8 +119,10 @@ def evaluate(
             f"outcomes {joined.outcomes_without_exam[joined.key].head(3).tolist()}"
         )
     arrays = exam_arrays(joined.exams, rules)
-    curve, cut_offs = _curve(arrays, rules)
+    # the cut-offs workload_curve sweeps, over the scored exams with an outcome
+    cut_offs = candidate_cut_offs(rules) if (arrays.scored & arrays.matched).any() else []
     result = figures(arrays, cut_off_modes(arrays, rules, cut_offs), n_boot=n_boot, seed=seed)
+    curve = _curve(result, cut_offs)
 
     metrics = _metrics(
         joined,
@@ -179,25 +182,24 @@ def evaluate(
     return Evaluation(metrics=metrics, report=report, metrics_file=metrics_file)
 
 
-def _curve(arrays: ExamArrays, rules: TriagePolicy) -> tuple[list[Any], list[int]]:
-    """:func:`~mammotriage.triage.workload_curve` over the scored exams with an outcome."""
-    members = np.flatnonzero(arrays.scored & arrays.matched)
-    if members.size == 0:
-        return [], []
-    cancer = arrays.cancer
-    exams = [
-        SimExam(
-            exam_id=str(arrays.exam_id[i]),
-            category=int(arrays.band[i]),
-            score=float(arrays.score[i]),
-            max_finding_score=None if math.isnan(finding) else float(finding),
-            cancer=bool(cancer[i]),
-            partial=bool(arrays.partial[i]),
+def _curve(f: Figures, cut_offs: list[int]) -> list[WorkloadPoint]:
+    """The points :func:`~mammotriage.triage.workload_curve` would give (same exams, same
+    policy variants), read off the cut-off sweep the intervals were computed on, rather than
+    deciding every exam under every cut-off a second time."""
+
+    def value(name: str, row: int) -> float | None:
+        observed = float(f.sweep_observed[name][row])
+        return None if math.isnan(observed) else observed
+
+    return [
+        WorkloadPoint(
+            single_reading_max_category=cut,
+            workload=float(f.sweep_observed["workload"][row]),
+            single_share=float(f.sweep_observed["single_share"][row]),
+            cancers_double_read_share=value("cancers_double_read_share", row),
         )
-        for i, finding in zip(members, arrays.max_finding_score[members], strict=True)
+        for row, cut in enumerate(cut_offs)
     ]
-    curve = workload_curve(exams, policy=rules)
-    return curve, [p.single_reading_max_category for p in curve]
 
 
 def _count(mask: np.ndarray) -> int:
@@ -209,7 +211,7 @@ def _metrics(
     a: ExamArrays,
     f: Figures,
     rules: TriagePolicy,
-    curve: list[Any],
+    curve: list[WorkloadPoint],
     *,
     inputs: dict[str, Any],
     n_boot: int,
@@ -322,11 +324,6 @@ def _metrics(
             for row, point in enumerate(curve)
         ],
     }
-    # The curve's point values come from workload_curve itself; the sweep re-derives them
-    # (for the intervals) and must agree, or the table would contradict the plot.
-    for point, row in zip(curve, metrics["cut_offs"], strict=True):
-        if not math.isclose(point.workload, row["workload"]["value"], abs_tol=1e-12):
-            raise AssertionError("cut-off sweep disagrees with workload_curve")
     return metrics
 
 
@@ -400,7 +397,7 @@ def _check_json(value: Any, where: str = "metrics") -> None:
 
 
 def _images(
-    a: ExamArrays, f: Figures, metrics: dict[str, Any], curve: list[Any]
+    a: ExamArrays, f: Figures, metrics: dict[str, Any], curve: list[WorkloadPoint]
 ) -> dict[str, bytes]:
     images: dict[str, bytes] = {}
     fpr, tpr = roc_points(a)

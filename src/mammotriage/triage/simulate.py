@@ -229,6 +229,15 @@ def simulate(
     }
 
 
+def candidate_cut_offs(policy: TriagePolicy) -> list[int]:
+    """The single-reading cut-offs a sweep tries under ``policy``: 1-10, or from the rule-out
+    category up when the policy rules out by category (a lower cut-off would leave no
+    single-reading band below rule-out)."""
+    rule_out = policy.rule_out
+    lowest = rule_out.max_category if rule_out.enabled and rule_out.max_category else 1
+    return list(range(lowest, 11))
+
+
 def workload_curve(
     scores: Sequence[SimExam],
     thresholds: Iterable[int] | None = None,
@@ -253,9 +262,7 @@ def workload_curve(
     if policy is None:
         policy = TriagePolicy(version="category-cut-off", safety_net=SafetyNetPolicy(enabled=False))
     if thresholds is None:
-        rule_out = policy.rule_out
-        lowest = rule_out.max_category if rule_out.enabled and rule_out.max_category else 1
-        thresholds = range(lowest, 11)
+        thresholds = candidate_cut_offs(policy)
     base = policy.model_dump()
     points = []
     for threshold in thresholds:
