@@ -15,7 +15,7 @@ from mammotriage.backfill.schema import FAILED, PARTIAL, SCORED, UNSCORED
 from mammotriage.dicom import Exam, Image
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage import TriagePolicy, decide_scored
-from mammotriage.triage.policy import TriageDecision, decide_unscored
+from mammotriage.triage.policy import TriageDecision, decide_unscored, not_scored_reason
 
 #: Received time given to backfilled exams: triage's decision does not depend on it.
 _RECEIVED = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -60,8 +60,7 @@ def exam_rows(
     decision = decision_of(policy, scored)
     if scored.score is None:
         status = UNSCORED
-        reasons = sorted({im.reason for im in scored.images if im.reason})
-        reason: str | None = "no image could be scored" + (f": {reasons[0]}" if reasons else "")
+        reason: str | None = not_scored_reason(scored)
     elif scored.partial:
         status = PARTIAL
         reason = "no " + " ".join(slot.label for slot in scored.missing)

@@ -398,15 +398,19 @@ class ScoredExam(Protocol):
     def images(self) -> Sequence[_HasReason]: ...
 
 
+def not_scored_reason(exam: ScoredExam) -> str:
+    """Why an exam has no score, in one line: the first of its images' reasons."""
+    reasons = sorted({im.reason for im in exam.images if im.reason})
+    return "no image could be scored" + (f": {reasons[0]}" if reasons else "")
+
+
 def decide_scored(
     policy: TriagePolicy, exam: ScoredExam, received_at: datetime
 ) -> TriageDecision:
     """The reading of a scored exam: :func:`decide` on its values, or :func:`decide_unscored`
     (with the first image's reason) when no image of it could be scored."""
     if exam.score is None or exam.category is None:
-        reasons = sorted({im.reason for im in exam.images if im.reason})
-        why = "no image could be scored" + (f": {reasons[0]}" if reasons else "")
-        return decide_unscored(policy, exam.exam_id, why)
+        return decide_unscored(policy, exam.exam_id, not_scored_reason(exam))
     return decide(
         policy,
         ExamForTriage(
