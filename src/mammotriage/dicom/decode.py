@@ -1,18 +1,28 @@
-"""Pixel decoding: every transfer syntax pydicom's plugins know, JPEG 2000 at reduced
-resolution, and the size checks that keep a hostile file from allocating without bound.
+"""Pixel decoding: every transfer syntax pydicom's plugins know, each through the fastest
+correct codec installed (:data:`DECODERS`, with fallbacks), JPEG 2000 and 8-bit JPEG at
+reduced resolution, and the size checks that keep a hostile file from allocating without
+bound.
+
+Why a chain of decoders and not pydicom's first available plugin: the codecs differ
+several-fold in speed on a mammogram (``scripts/bench_codecs.py``), and they differ in
+what they do with damaged data: some refuse it, some return noise without an error. A
+decoder of the second kind never runs after another one refused a frame.
 
 Why decode at reduced resolution: the model sees a mammogram at a fraction of its full size,
 and JPEG 2000 decodes an order of magnitude faster at a lower resolution level than in full
 (figures, and the command that measures them, in ``docs/benchmarks.md``). The wavelet's
 low-pass band at level ``k`` is the image averaged over ``2**k`` pixels, so for the other
 transfer syntaxes we decode fully and block-average by the same factor: every image reaches
-VOI with the same geometry and meaning, whatever its codec.
+VOI with the same geometry and meaning, whatever its codec. 8-bit JPEG is decoded at 1/2,
+1/4 or 1/8 size by libjpeg-turbo's DCT scaling, which is that block mean to within one
+stored value (the rounding of the mean to an integer), and block-averaged beyond 1/8.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -27,6 +37,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGLSTransferSyntaxes,
     JPEGTransferSyntaxes,
+    RLELossless,
 )
 
 from mammotriage.dicom.voi import mask_bits
@@ -41,9 +52,6 @@ JPEG_SYNTAXES = frozenset(JPEGTransferSyntaxes) | frozenset(JPEGLSTransferSyntax
 # SOF55 (F7) for JPEG-LS, ISO/IEC 14495-1 C.2.2.
 _JPEG_SOF = (frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}) | {0xF7}
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
-# pylibjpeg's libjpeg turns a truncated or damaged JPEG-LS scan into noise without an
-# error, where CharLS (pyjpegls) refuses it: decode with the plugin that says so.
-_STRICT_PLUGIN = {uid: "pyjpegls" for uid in JPEGLSTransferSyntaxes}
 _ALL_PLUGINS_FAILED = "Unable to decode as exceptions were raised by all available plugins:"
 
 
@@ -295,7 +303,122 @@ def _check_j2k_frame(data: bytes, rows: int, columns: int) -> J2KHeader:
     return header
 
 
-def _decode_j2k_pillow(ds: Dataset, rows: int, columns: int, k: int) -> tuple[np.ndarray, int]:
+@dataclass(frozen=True)
+class Frame:
+    """One encoded frame and what the DICOM header says it holds."""
+
+    data: bytes
+    ds: Dataset
+    tsyntax: UID
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    #: The resolution level wanted: a decoder that can reduce returns this many halvings.
+    k: int
+    #: The JPEG 2000 codestream's SIZ/COD, for the JPEG 2000 syntaxes.
+    j2k: J2KHeader | None = None
+
+
+class _Unsuitable(Exception):
+    """Internal: this decoder does not take this frame (not an error in the file)."""
+
+
+@dataclass(frozen=True)
+class FrameDecoder:
+    """One codec's way to decode a frame: a name for :attr:`Image.decoder`, the package
+    it needs, and whether it may run after another decoder refused the same frame.
+
+    ``decode`` returns ``(array, k)``: stored values, and the halvings already applied
+    (0, or ``frame.k`` for a decoder that reduces while it decodes). It raises
+    ``ImportError`` when its package is missing and :class:`_Unsuitable` for a frame it
+    does not take; both pass to the next decoder without counting as a refusal.
+    """
+
+    name: str
+    package: str
+    decode: Callable[[Frame], tuple[np.ndarray, int]]
+    #: False for a decoder shown to turn damaged data into an image without an error: it
+    #: runs only when no decoder before it could try (none installed, none suitable), never
+    #: after a refusal, which it would hide.
+    after_refusal: bool = True
+
+
+def _unsigned(frame: Frame) -> None:
+    # JPEG and JPEG-LS store no sign: pydicom's plugins sign-correct signed images, the
+    # direct decoders do not. Mammograms are unsigned; a signed one goes to pydicom.
+    if frame.signed:
+        raise _Unsuitable
+
+
+def _imagecodecs_jpeg8(frame: Frame) -> tuple[np.ndarray, int]:
+    """libjpeg-turbo 3: baseline, extended 12-bit and lossless (process 14) JPEG."""
+    import imagecodecs
+
+    _unsigned(frame)
+    return imagecodecs.jpeg8_decode(frame.data), 0
+
+
+def _pillow_jpeg_scaled(frame: Frame) -> tuple[np.ndarray, int]:
+    """8-bit JPEG decoded at 1/2, 1/4 or 1/8 size by libjpeg-turbo's DCT scaling.
+
+    At 1/8 each output pixel is the DC coefficient, the exact mean of its 8x8 block
+    rounded to an integer; 1/2 and 1/4 are reduced inverse DCTs. Measured against
+    :func:`block_mean` of the full decode, all three differ by at most one stored value
+    (``scripts/bench_codecs.py``; figures in the benchmarks document), which is the
+    integer rounding of that same mean: the block-mean rule holds.
+    """
+    from PIL import Image as PILImage
+
+    if frame.k == 0 or frame.bits_allocated != 8 or frame.bits_stored != 8 or frame.signed:
+        raise _Unsuitable
+    scale = min(frame.k, 3)
+    im = PILImage.open(io.BytesIO(frame.data))
+    if im.format != "JPEG" or im.mode != "L":
+        raise _Unsuitable
+    im.draft("L", (im.width >> scale, im.height >> scale))
+    im.load()
+    arr = np.asarray(im)
+    if arr.shape != (-(-frame.rows >> scale), -(-frame.columns >> scale)):
+        raise _Unsuitable  # draft chose another scale: decode in full instead
+    return arr, scale
+
+
+def _imagecodecs_jpegls(frame: Frame) -> tuple[np.ndarray, int]:
+    import imagecodecs
+
+    _unsigned(frame)
+    return imagecodecs.jpegls_decode(frame.data), 0
+
+
+def _pylibjpeg_rle(frame: Frame) -> tuple[np.ndarray, int]:
+    """pylibjpeg-rle called directly: pydicom's plugin around it costs a third more."""
+    import rle
+
+    dtype = np.dtype(f"<{'i' if frame.signed else 'u'}{frame.bits_allocated // 8}")
+    out = rle.decode_pixel_data(
+        frame.data, version=2, rows=frame.rows, columns=frame.columns,
+        bits_allocated=frame.bits_allocated, samples_per_pixel=1,
+    )
+    if len(out) != frame.rows * frame.columns * dtype.itemsize:
+        raise DicomReadError(
+            f"{frame.tsyntax.name} frame decodes to {len(out)} bytes, not Rows x Columns"
+        )
+    return np.frombuffer(out, dtype).reshape(frame.rows, frame.columns), 0
+
+
+def _imagecodecs_jpeg2k(frame: Frame) -> tuple[np.ndarray, int]:
+    """OpenJPEG through imagecodecs: the fastest full-size JPEG 2000 decode measured here
+    (it uses every core), but it has no resolution levels: reduced reads go to Pillow."""
+    import imagecodecs
+
+    if frame.k:
+        raise _Unsuitable
+    return imagecodecs.jpeg2k_decode(frame.data), 0
+
+
+def _pillow_jpeg2k(frame: Frame) -> tuple[np.ndarray, int]:
     """Decode a JPEG 2000 frame at resolution level ``k`` (0: full size) with Pillow.
 
     Pillow returns 16-bit samples scaled up from the codestream's precision; we shift them
@@ -303,15 +426,14 @@ def _decode_j2k_pillow(ds: Dataset, rows: int, columns: int, k: int) -> tuple[np
     """
     from PIL import Image as PILImage
 
-    data = _first_frame_bytes(ds)
-    header = _check_j2k_frame(data, rows, columns)
-    if header.components != 1 or header.signed or header.precision > 16:
-        raise _PillowUnsuitable
-    k = min(k, header.levels)
-    # The codestream checked above opens as Pillow's JPEG 2000 plugin, whose ``reduce`` is a
-    # settable property (the resolution level to decode) shadowing ``Image.reduce()``; typed
-    # as a plain Image, mypy would see the method.
-    im = cast("Jpeg2KImageFile", PILImage.open(io.BytesIO(data)))
+    header = frame.j2k
+    if header is None or header.components != 1 or header.signed or header.precision > 16:
+        raise _Unsuitable
+    k = min(frame.k, header.levels)
+    # The codestream opens as Pillow's JPEG 2000 plugin, whose ``reduce`` is a settable
+    # property (the resolution level to decode) shadowing ``Image.reduce()``; typed as a
+    # plain Image, mypy would see the method.
+    im = cast("Jpeg2KImageFile", PILImage.open(io.BytesIO(frame.data)))
     im.reduce = k
     im.load()
     arr = np.asarray(im)
@@ -320,8 +442,70 @@ def _decode_j2k_pillow(ds: Dataset, rows: int, columns: int, k: int) -> tuple[np
     return arr, k
 
 
-class _PillowUnsuitable(Exception):
-    """Internal: this codestream goes to pydicom's decoders instead."""
+def _pydicom_plugin(plugin: str) -> Callable[[Frame], tuple[np.ndarray, int]]:
+    """pydicom's decoder for the syntax, through one named plugin ("" for any)."""
+
+    def decode(frame: Frame) -> tuple[np.ndarray, int]:
+        from pydicom.pixels import get_decoder, pixel_array
+
+        decoder = get_decoder(frame.tsyntax)
+        if plugin and plugin not in decoder.available_plugins:
+            raise ImportError(plugin)
+        if not plugin and not decoder.is_available:
+            raise ImportError(frame.tsyntax.name)
+        return pixel_array(frame.ds, index=0, raw=True, decoding_plugin=plugin), 0
+
+    return decode
+
+
+_NUMPY = FrameDecoder("numpy", "numpy", _pydicom_plugin(""))
+_LIBJPEG = FrameDecoder("pylibjpeg-libjpeg", "pylibjpeg-libjpeg",
+                        _pydicom_plugin("pylibjpeg"), after_refusal=False)
+_JPEG_CHAIN = (
+    FrameDecoder("pillow-libjpeg-turbo-scaled", "pillow", _pillow_jpeg_scaled),
+    FrameDecoder("imagecodecs.jpeg8", "imagecodecs", _imagecodecs_jpeg8),
+    # Turns damaged scans into images where libjpeg-turbo refuses most of them (the
+    # probes in tests/unit/dicom/test_decoders.py): a last resort when imagecodecs is
+    # missing, never a second opinion.
+    _LIBJPEG,
+)
+_J2K_CHAIN = (
+    FrameDecoder("imagecodecs.jpeg2k", "imagecodecs", _imagecodecs_jpeg2k),
+    FrameDecoder("pillow-openjpeg", "pillow", _pillow_jpeg2k),
+    FrameDecoder("pylibjpeg-openjpeg", "pylibjpeg-openjpeg", _pydicom_plugin("pylibjpeg")),
+)
+#: Per transfer syntax, the decoders in the order they are tried: the fastest correct one
+#: measured by ``scripts/bench_codecs.py`` first. JPEG-LS has only CharLS: pylibjpeg's
+#: libjpeg turns a truncated or damaged JPEG-LS scan into noise without an error.
+DECODERS: dict[UID, tuple[FrameDecoder, ...]] = {
+    **{uid: _JPEG_CHAIN for uid in JPEGTransferSyntaxes},
+    **{
+        uid: (
+            FrameDecoder("imagecodecs.jpegls", "imagecodecs", _imagecodecs_jpegls),
+            FrameDecoder("pyjpegls", "pyjpegls", _pydicom_plugin("pyjpegls")),
+        )
+        for uid in JPEGLSTransferSyntaxes
+    },
+    **{uid: _J2K_CHAIN for uid in J2K_SYNTAXES},
+    # Not imagecodecs.dicomrle: it crashes the process (SIGSEGV) on a segment offset past
+    # the end of the frame (tests/unit/dicom/test_damaged_files.py), where pylibjpeg-rle
+    # raises. pydicom's own RLE decoder accepts segments that run past the frame (with a
+    # warning), which pylibjpeg-rle refuses: a last resort, not a second opinion.
+    RLELossless: (
+        FrameDecoder("pylibjpeg-rle", "pylibjpeg-rle", _pylibjpeg_rle),
+        FrameDecoder("pydicom-rle", "pydicom", _pydicom_plugin("pydicom"), after_refusal=False),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DecodedPixels:
+    """A decoded frame: stored values (float32 block means when reduced), ``k`` (one
+    pixel covers ``2**k`` original pixels per axis) and the decoder that read it."""
+
+    stored: np.ndarray
+    k: int
+    decoder: str
 
 
 def decode_pixels(
@@ -334,6 +518,7 @@ def decode_pixels(
 
     Returns the array (integer stored values at full resolution, float32 block means when
     reduced) and ``k``: one returned pixel covers ``2**k`` original pixels per axis.
+    :func:`decode_stored` also says which decoder read it.
 
     Raises
     ------
@@ -342,6 +527,25 @@ def decode_pixels(
         data, codestream not matching the header).
     MissingCodecError
         When the transfer syntax needs a package that is not installed.
+    """
+    decoded = decode_stored(ds, target_shape=target_shape, limits=limits)
+    return decoded.stored, decoded.k
+
+
+def decode_stored(
+    ds: Dataset,
+    *,
+    target_shape: tuple[int, int] | None = None,
+    limits: DecodeLimits = DecodeLimits(),
+) -> DecodedPixels:
+    """:func:`decode_pixels`, with the name of the decoder that read the frame.
+
+    Raises
+    ------
+    DicomReadError
+        As :func:`decode_pixels`.
+    MissingCodecError
+        As :func:`decode_pixels`.
     """
     if "PixelData" not in ds:
         raise DicomReadError("no pixel data")
@@ -355,8 +559,11 @@ def decode_pixels(
     tsyntax = UID(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     if not tsyntax.is_transfer_syntax:
         raise DicomReadError("unknown transfer syntax (not a DICOM transfer syntax UID)")
+    bits_stored = min(int(ds.get("BitsStored", bits_allocated) or bits_allocated), bits_allocated)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     k = reduce_level(rows, columns, target_shape)
 
+    j2k = None
     if not tsyntax.is_compressed:
         if ds["PixelData"].is_undefined_length:
             raise DicomReadError(
@@ -368,68 +575,71 @@ def decode_pixels(
                 f"pixel data is {len(ds.PixelData)} bytes, shorter than Rows x Columns needs "
                 f"({expected}): truncated file"
             )
-    elif tsyntax in J2K_SYNTAXES:
-        # Pillow's OpenJPEG decodes at a resolution level and is also faster at full size
-        # than pydicom's pylibjpeg path (multi-threaded); pydicom handles what it cannot.
+        data = b""
+    else:
+        data = _first_frame_bytes(ds)  # refuses an empty or malformed encapsulation
+        if tsyntax in J2K_SYNTAXES:
+            j2k = _check_j2k_frame(data, rows, columns)
+        elif tsyntax in JPEG_SYNTAXES:
+            _check_jpeg_frame(data, tsyntax, rows, columns)
+    frame = Frame(data, ds, tsyntax, rows, columns, bits_allocated, bits_stored, signed, k, j2k)
+
+    chain = DECODERS.get(tsyntax, ()) if tsyntax.is_compressed else (_NUMPY,)
+    arr, done, name = _decode_with_chain(frame, chain)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if done == 0 and arr.shape != (rows, columns):
+        raise DicomReadError(f"decoded frame is {arr.shape}, header says {rows}x{columns}")
+    if arr.dtype.kind in "ui" and arr.dtype.itemsize < bits_allocated // 8:
+        arr = arr.astype(f"{arr.dtype.kind}{bits_allocated // 8}")  # as pydicom returns them
+    if done < k:
+        # Mask before averaging: bits above BitsStored must not leak into the block means.
+        arr = block_mean(mask_bits(arr, bits_stored, signed), k - done)
+    elif done:
+        arr = arr.astype(np.float32)
+    return DecodedPixels(arr, k, name)
+
+
+def _decode_with_chain(
+    frame: Frame, chain: tuple[FrameDecoder, ...]
+) -> tuple[np.ndarray, int, str]:
+    """The first decoder of ``chain`` that reads the frame; a missing or unsuitable one
+    passes to the next, and so does one that refuses it (to decoders allowed to follow a
+    refusal, :attr:`FrameDecoder.after_refusal`)."""
+    refusal: BaseException | None = None
+    tried = False
+    for decoder in chain:
+        if refusal is not None and not decoder.after_refusal:
+            continue
         try:
-            return _decode_j2k_pillow(ds, rows, columns, k)
-        except _PillowUnsuitable:
-            pass
-        except DicomReadError:
-            raise
-        except BaseException as exc:  # Pillow's errors are plain OSError/ValueError
+            arr, done = decoder.decode(frame)
+        except (ImportError, _Unsuitable):
+            continue
+        except DicomReadError as exc:
+            refusal, tried = refusal or exc, True
+            continue
+        except MemoryError as exc:
+            raise DicomReadError("pixel data too large to decode") from exc
+        except BaseException as exc:  # ValueError, RuntimeError, codec errors, Rust panics
             if not is_codec_failure(exc):
                 raise
-            raise DicomReadError(
-                f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}"
-            ) from exc
-    elif tsyntax in JPEG_SYNTAXES:
-        _check_jpeg_frame(_first_frame_bytes(ds), tsyntax, rows, columns)
-    else:
-        _first_frame_bytes(ds)  # refuses an empty or malformed encapsulation with its reason
-
-    arr = _decode_with_pydicom(ds, tsyntax)
-    if arr.shape != (rows, columns):
-        raise DicomReadError(f"decoded frame is {arr.shape}, header says {rows}x{columns}")
-    if k:
-        # Mask before averaging: bits above BitsStored must not leak into the block means.
-        bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        arr = mask_bits(arr, min(bits_stored, bits_allocated), signed)
-    return block_mean(arr, k), k
-
-
-def _decode_with_pydicom(ds: Dataset, tsyntax: UID) -> np.ndarray:
-    from pydicom.pixels import get_decoder, pixel_array
-
-    try:
-        decoder = get_decoder(tsyntax)
-    except NotImplementedError as exc:  # pydicom has no decoder for this syntax at all
-        raise MissingCodecError(f"no codec decodes {tsyntax.name}") from exc
-    if not decoder.is_available:
-        # pydicom 3 raises RuntimeError ("... all plugins are missing dependencies") here:
-        # ask first, and name the packages from pydicom's own list.
-        raise MissingCodecError(missing_codec_reason(tsyntax, decoder.missing_dependencies))
-    plugin = _STRICT_PLUGIN.get(tsyntax, "")
-    if plugin and plugin not in decoder.available_plugins:
-        plugin = ""
-    try:
-        arr = pixel_array(ds, index=0, raw=True, decoding_plugin=plugin)
-    except MemoryError as exc:
-        raise DicomReadError("pixel data too large to decode") from exc
-    except BaseException as exc:  # ValueError, RuntimeError, struct.error, Rust panics ...
-        if not is_codec_failure(exc):
-            raise
+            refusal, tried = refusal or exc, True
+            continue
+        arr = np.asarray(arr)
+        if arr.ndim not in (2, 3):
+            raise DicomReadError(f"decoded pixel data has shape {arr.shape}, expected one frame")
+        return arr, done, decoder.name
+    if tried and refusal is not None:
+        if isinstance(refusal, DicomReadError):
+            raise refusal
         raise DicomReadError(
-            f"{tsyntax.name} pixel data could not be decoded: {one_line(exc)}"
-        ) from exc
-    if arr.ndim != 2:
-        raise DicomReadError(f"decoded pixel data has shape {arr.shape}, expected one 2-D frame")
-    return arr
+            f"{frame.tsyntax.name} pixel data could not be decoded: {one_line(refusal)}"
+        ) from refusal
+    raise MissingCodecError(_missing_reason(frame.tsyntax, chain))
 
 
-def missing_codec_reason(tsyntax: UID, missing: list[str]) -> str:
-    """The reason for a syntax whose decoders are all missing a package, naming the
-    packages as pydicom lists them (``"pyjpegls - requires pyjpegls>=1.2"``)."""
-    needs = "; ".join(item.split(" - requires ", 1)[-1] for item in missing if item)
-    return f"no installed codec decodes {tsyntax.name}: install {needs or 'a codec plugin'}"
+def _missing_reason(tsyntax: UID, chain: tuple[FrameDecoder, ...]) -> str:
+    if not chain:
+        return f"no codec decodes {tsyntax.name}"
+    needs = " or ".join(dict.fromkeys(d.package for d in chain))
+    return f"no installed codec decodes {tsyntax.name}: install {needs}"

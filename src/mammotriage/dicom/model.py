@@ -197,6 +197,10 @@ class Image:
     pixel_spacing_mm: float | None = None
     pixels: np.ndarray | None = field(default=None, repr=False)
     decode_scale: float = 1.0
+    #: Which codec read the pixels ("imagecodecs.jpegls", "pillow-openjpeg", "numpy" for
+    #: uncompressed data ...): None when no pixels were decoded. Kept per image so that a
+    #: decoder's fault can be traced to the images it read.
+    decoder: str | None = None
 
     def __post_init__(self) -> None:
         # The one place every reason passes: one line, at most REASON_CAP characters, so

@@ -235,7 +235,7 @@ def test_plausible_geometry_is_usable(tmp_path, shape):
 _HIDDEN_CODECS = textwrap.dedent(
     """
     import json, sys
-    for name in ("pylibjpeg", "libjpeg", "openjpeg", "jpeg_ls", "gdcm", "rle"):
+    for name in ("pylibjpeg", "libjpeg", "openjpeg", "jpeg_ls", "gdcm", "rle", "imagecodecs"):
         sys.modules[name] = None  # a real hide: importing any of them fails
     from mammotriage.dicom import read_image
     image = read_image(sys.argv[1])

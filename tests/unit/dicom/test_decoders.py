@@ -1,0 +1,256 @@
+"""Which codec reads each transfer syntax: the fastest correct one measured
+(``scripts/bench_codecs.py``), the next one when it fails, never a lenient one that would
+turn damaged data into an image, and the choice recorded on the image."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
+
+from dicom_builders import breast_pixels, mg_dataset, write
+from mammotriage.dicom import read_image
+from mammotriage.dicom.decode import block_mean, decode_stored
+
+ROWS, COLS = 256, 192
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A 12-bit mammogram-like image with noise (so every codec has real work), written
+    uncompressed, and what the reader makes of it."""
+    rng = np.random.default_rng(7)
+    stored = breast_pixels(ROWS, COLS) + rng.integers(0, 200, (ROWS, COLS)).astype(np.uint16)
+    path = write(mg_dataset(stored, WindowCenter=1500, WindowWidth=3000),
+                 tmp_path_factory.mktemp("ref") / "ref.dcm")
+    image = read_image(path)
+    assert image.usable, image.reason
+    return path, stored, image
+
+
+def _saved(src, dst, syntax):
+    ds = pydicom.dcmread(src)
+    if syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(dst, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=True,
+                   enforce_file_format=True)
+    else:
+        ds.compress(syntax)
+        ds.save_as(dst, enforce_file_format=True)
+    return dst
+
+
+def _dcmtk(src, dst, flag):
+    assert shutil.which("dcmcjpeg"), "dcmcjpeg missing: make test installs dcmtk"
+    subprocess.run(["dcmcjpeg", flag, str(src), str(dst)], check=True, capture_output=True)
+    return dst
+
+
+def _with_frame(path, frame):
+    """The file at ``path`` with its one encapsulated frame replaced."""
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate([frame + b"\0" * (len(frame) % 2)])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _frame(path):
+    ds = pydicom.dcmread(path)
+    return next(generate_frames(ds.PixelData, number_of_frames=1))
+
+
+def _scan_corrupted(frame):
+    """The middle third of the entropy-coded scan overwritten with 0xFF, SOI/SOF/EOI kept:
+    only a decoder that checks the scan can tell (pylibjpeg's libjpeg decodes it, as noise,
+    for both JPEG and JPEG-LS)."""
+    frame = bytearray(frame.rstrip(b"\0"))
+    sos = frame.find(b"\xff\xda")
+    third = (len(frame) - sos - 14) // 3
+    frame[sos + 12 + third : sos + 12 + 2 * third] = b"\xff" * third
+    return bytes(frame)
+
+
+@pytest.mark.parametrize(
+    "syntax,decoder",
+    [
+        (ExplicitVRLittleEndian, "numpy"),
+        (ImplicitVRLittleEndian, "numpy"),
+        (DeflatedExplicitVRLittleEndian, "numpy"),
+        (RLELossless, "pylibjpeg-rle"),
+        (JPEGLSLossless, "imagecodecs.jpegls"),
+        (JPEG2000Lossless, "imagecodecs.jpeg2k"),
+    ],
+    ids=lambda v: getattr(v, "name", v),
+)
+def test_lossless_syntax_decodes_pixel_identical_through_its_chosen_decoder(
+    reference, tmp_path, syntax, decoder
+):
+    src, stored, expected = reference
+    image = read_image(_saved(src, tmp_path / "x.dcm", syntax))
+    assert image.usable, image.reason
+    assert image.decoder == decoder
+    assert np.array_equal(image.pixels, expected.pixels)
+    assert np.array_equal(decode_stored(pydicom.dcmread(tmp_path / "x.dcm")).stored, stored)
+
+
+@pytest.mark.integration
+def test_jpeg_lossless_written_by_dcmtk_decodes_pixel_identical_with_libjpeg_turbo(
+    reference, tmp_path
+):
+    src, stored, expected = reference
+    image = read_image(_dcmtk(src, tmp_path / "x.dcm", "+e1"))
+    assert image.transfer_syntax_uid == JPEGLosslessSV1
+    assert image.decoder == "imagecodecs.jpeg8"
+    assert np.array_equal(image.pixels, expected.pixels)
+
+
+@pytest.mark.integration
+def test_jpeg_extended_decodes_with_libjpeg_turbo_within_the_idct_rounding_of_libjpeg(
+    reference, tmp_path, monkeypatch
+):
+    src, _, _ = reference
+    path = _dcmtk(src, tmp_path / "x.dcm", "+ee")
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == JPEGExtended12Bit
+    turbo = decode_stored(pydicom.dcmread(path))
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # not installed: libjpeg reads it
+    libjpeg = decode_stored(pydicom.dcmread(path))
+    assert (turbo.decoder, libjpeg.decoder) == ("imagecodecs.jpeg8", "pylibjpeg-libjpeg")
+    # Two correct decoders of a lossy stream differ by their inverse DCT's rounding only.
+    diff = np.abs(turbo.stored.astype(np.int32) - libjpeg.stored.astype(np.int32))
+    assert diff.max() <= 4
+
+
+def _baseline_8bit(tmp_path):
+    from PIL import Image as PILImage
+
+    pixels = (breast_pixels(ROWS * 2, COLS * 2, bits=8)
+              + np.random.default_rng(1).integers(0, 30, (ROWS * 2, COLS * 2))).astype(np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels, "L").save(buffer, "JPEG", quality=92)
+    ds = mg_dataset(pixels.astype(np.uint16), BitsAllocated=8, BitsStored=8, HighBit=7)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    frame = buffer.getvalue()
+    ds.PixelData = encapsulate([frame + b"\0" * (len(frame) % 2)])
+    ds["PixelData"].VR = "OB"
+    return write(ds, tmp_path / "baseline.dcm")
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_8bit_baseline_at_reduced_size_is_the_block_mean_within_one_stored_value(tmp_path, k):
+    path = _baseline_8bit(tmp_path)
+    full = decode_stored(pydicom.dcmread(path))
+    reduced = decode_stored(pydicom.dcmread(path), target_shape=(2 * ROWS >> k, 2 * COLS >> k))
+    assert full.decoder == "imagecodecs.jpeg8"
+    assert reduced.decoder == "pillow-libjpeg-turbo-scaled"
+    assert reduced.k == k
+    assert reduced.stored.dtype == np.float32
+    assert np.abs(reduced.stored - block_mean(full.stored, k)).max() <= 1.0
+
+
+def test_reduced_jpeg_2000_is_read_by_pillow_at_a_resolution_level(reference, tmp_path):
+    src, _, _ = reference
+    image = read_image(_saved(src, tmp_path / "x.dcm", JPEG2000Lossless),
+                       target_shape=(ROWS // 4, COLS // 4))
+    assert image.decoder == "pillow-openjpeg"
+    assert image.decode_scale == 4.0
+
+
+@pytest.mark.parametrize(
+    "syntax,primary,fallback",
+    [
+        (JPEGLSLossless, "jpegls_decode", "pyjpegls"),
+        (JPEG2000Lossless, "jpeg2k_decode", "pillow-openjpeg"),
+    ],
+    ids=["jpeg-ls", "jpeg-2000"],
+)
+def test_when_the_primary_decoder_raises_the_next_one_reads_the_image(
+    reference, tmp_path, monkeypatch, syntax, primary, fallback
+):
+    import imagecodecs
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("codec fault")
+
+    # A fault of the codec itself cannot be made to happen with a valid file: mock it.
+    monkeypatch.setattr(imagecodecs, primary, fails)
+    src, _, expected = reference
+    image = read_image(_saved(src, tmp_path / "x.dcm", syntax))
+    assert image.usable, image.reason
+    assert image.decoder == fallback
+    assert np.array_equal(image.pixels, expected.pixels)
+
+
+def test_a_missing_primary_decoder_passes_to_the_next(reference, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    src, _, expected = reference
+    image = read_image(_saved(src, tmp_path / "x.dcm", JPEGLSLossless))
+    assert image.decoder == "pyjpegls"
+    assert np.array_equal(image.pixels, expected.pixels)
+
+
+@pytest.mark.parametrize("hide_imagecodecs", [False, True], ids=["charls", "pyjpegls"])
+def test_damaged_jpeg_ls_scan_is_refused_and_never_handed_to_libjpeg(
+    reference, tmp_path, monkeypatch, hide_imagecodecs
+):
+    src, _, _ = reference
+    path = _saved(src, tmp_path / "x.dcm", JPEGLSLossless)
+    _with_frame(path, _scan_corrupted(_frame(path)))
+    if hide_imagecodecs:
+        monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    image = read_image(path)
+    assert image.usable is False
+    assert "jpeg-ls lossless image compression pixel data could not be decoded" in (
+        image.reason or "").lower()
+
+
+def test_damaged_jpeg_scan_refused_by_libjpeg_turbo_is_not_retried_by_libjpeg(tmp_path):
+    path = _baseline_8bit(tmp_path)
+    _with_frame(path, _scan_corrupted(_frame(path)))
+    image = read_image(path)
+    assert image.usable is False
+    assert "could not be decoded" in (image.reason or "")
+
+
+def test_rle_segments_running_past_the_frame_are_not_retried_by_pydicoms_lenient_rle(
+    tmp_path,
+):
+    # pylibjpeg-rle refuses (a Rust panic); pydicom's own RLE decoder would accept the
+    # frame with a warning about padding. Segments for twice the rows the header says:
+    ds = mg_dataset(breast_pixels(2 * ROWS, COLS))
+    ds.compress(RLELossless)
+    ds.Rows = ROWS
+    image = read_image(write(ds, tmp_path / "rle.dcm"))
+    assert image.usable is False
+    assert "rle lossless pixel data could not be decoded" in (image.reason or "").lower()
+
+
+def test_decoder_is_none_when_no_pixels_were_decoded(reference):
+    src, _, _ = reference
+    image = read_image(src, load_pixels=False)
+    assert image.usable
+    assert image.decoder is None
+
+
+def test_image_with_its_decoder_survives_pickling(reference):
+    _, _, image = reference
+    copy = pickle.loads(pickle.dumps(image))
+    assert copy.decoder == "numpy"
+    assert np.array_equal(copy.pixels, image.pixels)
