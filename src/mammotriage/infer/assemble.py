@@ -27,6 +27,8 @@ class Scored:
     probability: float
     logit: float
     findings: tuple[Finding, ...]
+    #: The codec that read the image's pixels (None: pixels given, or not recorded).
+    decoder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def exam_score(exam: Exam, results: Mapping[int, ImageResult], sidecar: Sidecar)
                     reason=None,
                     probability=result.probability,
                     logit=result.logit,
+                    decoder=result.decoder,
                 )
             )
             findings.extend(result.findings)
@@ -106,6 +109,7 @@ def _image_score(
     reason: str | None,
     probability: float | None = None,
     logit: float | None = None,
+    decoder: str | None = None,
 ) -> ImageScore:
     return ImageScore(
         path=image.path,
@@ -117,4 +121,5 @@ def _image_score(
         probability=probability,
         logit=logit,
         modality=image.modality,
+        decoder=decoder,
     )

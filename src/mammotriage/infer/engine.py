@@ -40,13 +40,14 @@ import numpy as np
 from mammotriage.dicom import Exam, Image, group_exams, iter_files
 from mammotriage.dicom.exams import candidates, slot_of
 from mammotriage.infer.assemble import Failed, ImageResult, exam_score, to_score
-from mammotriage.infer.exam_batch import fallback_reason, scored_image
+from mammotriage.infer.exam_batch import PreparedExam, fallback_reason, score_prepared, scored_image
 from mammotriage.infer.findings import DEFAULT_MIN_SCORE, DEFAULT_TOP_K
 from mammotriage.infer.prepare import (
     CRASHED,
     EXECUTORS,
     DecodePool,
     Executors,
+    Keep,
     Prepared,
     Unusable,
     crashed_header,
@@ -81,8 +82,10 @@ class _Job:
     image: Image
 
 
-def _prepare_job(job: _Job, *, params: PreprocessParams) -> Prepared | Unusable:
-    return prepare_image(job.image, params)
+def _prepare_job(
+    job: _Job, *, params: PreprocessParams, keep: Keep | None = None
+) -> Prepared | Unusable:
+    return prepare_image(job.image, params, keep)
 
 
 def _crashed_job(job: _Job) -> Prepared | Unusable:
@@ -203,6 +206,57 @@ class ScoringEngine:
         """Score exams already grouped (by :func:`group_exams`); order is kept."""
         return list(self.iter_exams(exams, progress=progress))
 
+    def prepare_exams(
+        self, exams: Sequence[Exam], *, keep: Keep | None = None
+    ) -> list[PreparedExam]:
+        """Decode and preprocess the images of ``exams`` the model sees, in the decode pool,
+        with the engine's fall-back to a view's next candidate; one
+        :class:`~mammotriage.infer.exam_batch.PreparedExam` per exam, in order.
+
+        The first half of :meth:`score_exams`, for a caller that scores in a stage of its own
+        (the worker's pipeline decodes the next study while this one is scored). ``keep``
+        makes what else needs the decoded pixels in the same pass
+        (:func:`~mammotriage.infer.prepare.prepare_image`); it is in each input's ``kept``.
+        """
+        exams = list(exams)
+        jobs = [_Job(index, image) for index, exam in enumerate(exams) for image in to_score(exam)]
+        positions = [{id(image): i for i, image in enumerate(exam.images)} for exam in exams]
+        inputs: list[list[tuple[int, Prepared]]] = [[] for _ in exams]
+        failed: list[dict[int, str]] = [{} for _ in exams]  # by id(image)
+        stream = self._prepared(jobs, keep)
+        try:
+            for job, prepared in stream:
+                e = job.exam_index
+                if isinstance(prepared, Unusable):
+                    done = {id(exams[e].images[i]) for i, _ in inputs[e]}
+                    job, prepared = self._fall_back(
+                        exams[e], job, prepared, failed[e], done.__contains__, keep
+                    )
+                if isinstance(prepared, Unusable):
+                    failed[e][id(job.image)] = prepared.reason
+                else:
+                    inputs[e].append((positions[e][id(job.image)], prepared))
+        finally:
+            stream.close()
+        return [
+            PreparedExam(
+                exam,
+                tuple(inputs[e]),
+                {positions[e][key]: reason for key, reason in failed[e].items()},
+            )
+            for e, exam in enumerate(exams)
+        ]
+
+    def score_prepared(self, exams: Sequence[PreparedExam]) -> list[ExamScore]:
+        """Score exams made ready by :meth:`prepare_exams`, images batched across exams."""
+        return score_prepared(
+            self.model,
+            exams,
+            batch_size=self.batch_size,
+            min_finding_score=self.min_finding_score,
+            findings_per_image=self.findings_per_image,
+        )
+
     def read_headers(
         self, paths: Iterable[str | Path], *, progress: Progress | None = None
     ) -> list[Image]:
@@ -249,7 +303,11 @@ class ScoringEngine:
         try:
             for job, prepared in stream:
                 if isinstance(prepared, Unusable):
-                    job, prepared = self._fall_back(exams[job.exam_index], job, prepared, results)
+                    failed: dict[int, str] = {}
+                    job, prepared = self._fall_back(
+                        exams[job.exam_index], job, prepared, failed, results.__contains__
+                    )
+                    results.update((key, Failed(reason)) for key, reason in failed.items())
                 if isinstance(prepared, Unusable):
                     results[id(job.image)] = Failed(prepared.reason)
                     remaining[job.exam_index] -= 1
@@ -273,13 +331,13 @@ class ScoringEngine:
     # --- internals ---------------------------------------------------------------------------
 
     def _prepared(
-        self, jobs: Sequence[_Job]
+        self, jobs: Sequence[_Job], keep: Keep | None = None
     ) -> Generator[tuple[_Job, Prepared | Unusable], None, None]:
         """Prepared images in job order, decoded up to two batches ahead of the consumer."""
         # Pixels already decoded by the caller travel along; otherwise only the header does
         # and the worker reads the file.
         return self.decoder.ordered_map(
-            partial(_prepare_job, params=self.params),
+            partial(_prepare_job, params=self.params, keep=keep),
             jobs,
             _crashed_job,
             depth=2 * self.batch_size,
@@ -295,21 +353,26 @@ class ScoringEngine:
         exam: Exam,
         job: _Job,
         prepared: Unusable,
-        results: dict[int, ImageResult],
+        failed: dict[int, str],
+        tried: Callable[[int], bool],
+        keep: Keep | None = None,
     ) -> tuple[_Job, Prepared | Unusable]:
         """The chosen image of a view did not decode: try the view's next candidate (a
         duplicate, an older acquisition, a For Processing copy), best first, until one
-        decodes or none is left. Each image that failed keeps its own reason."""
+        decodes or none is left. Each image that failed keeps its own reason, in ``failed``
+        (by ``id(image)``); ``tried(id(image))`` says whether an image was tried before."""
         slot = slot_of(job.image)
         result: Prepared | Unusable = prepared
         while isinstance(result, Unusable) and slot is not None:
             untried = (
-                im for im in candidates(exam, slot) if im is not job.image and id(im) not in results
+                im
+                for im in candidates(exam, slot)
+                if im is not job.image and id(im) not in failed and not tried(id(im))
             )
             following = next(untried, None)
             if following is None:
                 break
-            results[id(job.image)] = Failed(fallback_reason(result.reason, slot))
+            failed[id(job.image)] = fallback_reason(result.reason, slot)
             log.info(
                 "an image of %s did not decode; trying the next candidate for the view",
                 slot,
@@ -318,7 +381,7 @@ class ScoringEngine:
             job = _Job(job.exam_index, following)
             [(_, result)] = list(
                 self.decoder.ordered_map(
-                    partial(_prepare_job, params=self.params),
+                    partial(_prepare_job, params=self.params, keep=keep),
                     [job],
                     _crashed_job,
                     depth=1,

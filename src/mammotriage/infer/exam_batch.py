@@ -121,7 +121,7 @@ def scored_image(
         )
         for region in regions
     )
-    return Scored(float(sigmoid(logit)), float(logit), findings)
+    return Scored(float(sigmoid(logit)), float(logit), findings, prepared.decoder)
 
 
 def score_prepared(

@@ -67,10 +67,17 @@ _R = TypeVar("_R")
 @dataclass(frozen=True)
 class Prepared:
     """One selected image made ready for the model: the preprocessed tensor (never the
-    decoded pixels) and the transform that maps the model input back to the file's pixels."""
+    decoded pixels) and the transform that maps the model input back to the file's pixels.
+
+    ``kept`` is what a caller's ``keep`` function made of the decoded image in the same pass
+    (the worker's thumbnail), so that nothing needs the file's pixels a second time;
+    ``decoder`` names the codec that read the pixels.
+    """
 
     tensor: np.ndarray
     transform: Transform
+    kept: object = None
+    decoder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,21 @@ class Unusable:
     reason: str
 
 
-def prepare_image(image: Image, params: PreprocessParams) -> Prepared | Unusable:
+#: ``keep(decoded image)``: what to make of the decoded pixels besides the model input, in
+#: the same pass (a module-level function: a process pool pickles it by name).
+Keep = Callable[[Image], object]
+
+
+def prepare_image(
+    image: Image, params: PreprocessParams, keep: Keep | None = None
+) -> Prepared | Unusable:
     """Decode (when the image carries no pixels) and preprocess one image.
 
     Runs in the decode pool, so it is a module-level function of picklable arguments. The
-    file is decoded at reduced resolution for the model input; the decoded pixels go out
-    of scope on return.
+    file is decoded at reduced resolution for the model input; ``keep``, when given, makes
+    what else needs these pixels (the worker's thumbnail) from the same decode. The decoded
+    pixels go out of scope on return. A failure of ``keep`` costs what it makes, not the
+    model input: ``kept`` is then None and the failure is logged.
     """
     source = image
     try:
@@ -104,7 +120,18 @@ def prepare_image(image: Image, params: PreprocessParams) -> Prepared | Unusable
         if not is_codec_failure(exc):  # Rust codec panics are BaseExceptions; interrupts are not
             raise
         return Unusable(f"cannot preprocess: {type(exc).__name__}: {one_line(exc)}")
-    return Prepared(tensor, transform)
+    kept = None
+    if keep is not None:
+        try:
+            kept = keep(source)
+        except Exception as exc:
+            log.warning(
+                "the decoded image was scored, but %s failed on it: %s",
+                getattr(keep, "__name__", "keep"),
+                one_line(exc),
+                extra={"event": "keep-failed"},
+            )
+    return Prepared(tensor, transform, kept, getattr(source, "decoder", None))
 
 
 def read_header(path: Path) -> Image:

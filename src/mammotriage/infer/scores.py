@@ -50,6 +50,8 @@ class ImageScore:
     #: The file's Modality (None when it could not be read): tells a mammography exam with
     #: unusable images from a study that holds no mammogram at all.
     modality: str | None = None
+    #: The codec that read the pixels the model saw (None when the image was not scored).
+    decoder: str | None = None
 
     @property
     def score(self) -> float | None:
@@ -69,6 +71,7 @@ class ImageScore:
             "usable": self.usable,
             "reason": self.reason,
             "score": _round(self.score),
+            "decoder": self.decoder,
         }
 
 

@@ -192,6 +192,11 @@ class WorkerSettings(YamlSettings):
     decode_timeout_seconds: float | None = Field(default=120.0, gt=0)
     #: Processes (or threads, without isolation) decoding ahead of inference.
     decode_workers: int = Field(default=2, ge=1)
+    #: Studies held at once by the job pipeline (claimed, not yet done): one being fetched,
+    #: one decoded, one scored, one having its outputs written. Each holds its fetched files
+    #: on disk and its model inputs and thumbnails in memory (about 2 MB), never its pixels.
+    #: 1: one study at a time, nothing overlaps.
+    studies_in_flight: int = Field(default=3, ge=1, le=64)
     log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="before")

@@ -33,18 +33,22 @@ VARIABLE = "MAMMOTRIAGE_CRASH_AT"
 CRASH_POINTS: tuple[str, ...] = (
     # factory.build_worker: the model is loaded, the store not yet migrated, no source yet
     "after-model-load",
-    # Worker.run: a job was claimed (RUNNING under this worker's name), nothing fetched yet
+    # Worker._begin (fetch stage): a job was claimed (RUNNING under this worker's name),
+    # nothing fetched yet
     "after-claim",
     # PACS sources that download instance by instance: the first one is on disk
     "mid-fetch",
-    # Worker.process: the source returned the study's files
+    # Worker._fetch: the source returned the study's files
     "after-fetch",
-    # Worker.process: every exam of the study scored, nothing stored yet
+    # Worker._fetch: the next study fetched while an earlier one is still being decoded,
+    # scored or written (the pipeline's overlap: two studies claimed, neither done)
+    "fetched-during-overlap",
+    # Worker._score: every exam of the study scored, nothing stored yet
     "after-score",
     # Worker._store_exam: exam, images, score, its HL7 results (outbox) and audit row
     # committed; no thumbnail, no SR, no HL7 result sent unless the sender thread was quick
     "after-exam-stored",
-    # Worker._store_exam: thumbnails rendered and recorded; the SR not yet written
+    # Worker._store_exam: thumbnails written and recorded; the SR not yet written
     "after-thumbnails",
     # Worker._store_exam: the SR is stored by the source (file, REST, C-STORE); the store
     # does not know yet

@@ -215,6 +215,7 @@ def build_worker(settings: WorkerSettings, *, source: Source | None = None) -> W
         outputs=outputs,
         results=results,
         sender=sender,
+        studies_in_flight=settings.studies_in_flight,
     )
     if sender is not None:
 

@@ -1,11 +1,27 @@
 """The batch loop: poll the source, claim a job, read, score, decide, store, write back, done.
 
+Jobs go through a pipeline of four stages, each in its own thread, joined by queues:
+
+1. **fetch** (claim the next job, bring its files: a PACS download, a folder's copy),
+2. **decode** (headers, grouping into exams, decode at reduced resolution and preprocess in
+   the engine's decode pool; each view's thumbnail is made from the same decoded pixels),
+3. **score** (ONNX Runtime),
+4. **outputs** (in the calling thread: the exam stored with its decision and HL7 results,
+   thumbnails written, the SR and the other DICOM objects sent, the job done),
+
+so that while one study is scored the next is fetched and decoded and the previous one's
+outputs are written. At most ``studies_in_flight`` studies are held at once (claimed, not
+done); a study is done only when its outputs are stored, exactly as when one study went
+through at a time (``studies_in_flight=1``).
+
 Exactly-once rests on the store, not on this loop: a study is one job
 (``UNIQUE(source, study)``), an exam one row (``UNIQUE(study)``), a score one row per model
 (``UNIQUE(exam, model sha256)``), and the SR's SOPInstanceUID is derived from what it
 reports, so a PACS keeps one copy however often it is sent. A worker killed at any moment
-leaves at most its one job RUNNING; it releases it when it starts again (or another worker
+leaves its claimed jobs RUNNING; it releases it when it starts again (or another worker
 takes it over after the claim timeout), and processing it again overwrites the same rows.
+With the pipeline a killed worker leaves up to ``studies_in_flight`` jobs RUNNING; all are
+released together.
 
 What can go wrong, and what happens:
 
@@ -24,6 +40,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import queue
 import shutil
 import threading
 import time
@@ -35,6 +52,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from mammotriage.dicom import group_exams
 from mammotriage.errors import (
     MammotriageError,
     SourceError,
@@ -42,6 +60,7 @@ from mammotriage.errors import (
     StoreError,
 )
 from mammotriage.infer.engine import ScoringEngine
+from mammotriage.infer.exam_batch import PreparedExam
 from mammotriage.infer.scores import ExamScore
 from mammotriage.triage import TriageDecision, TriagePolicy, decide_scored
 from mammotriage.worker.config import RetrySettings
@@ -51,7 +70,7 @@ from mammotriage.worker.identifiers import study_identifiers
 from mammotriage.worker.metrics import WorkerMetrics
 from mammotriage.worker.report import ReportWriter
 from mammotriage.worker.source import Source
-from mammotriage.worker.thumbnails import Thumbnail, render_thumbnail
+from mammotriage.worker.thumbnails import ThumbnailView, thumbnail_view, write_thumbnail
 from mammotriage.worklist import ExamStatus, Job, JobStatus, Store
 from mammotriage.worklist.database import StoreDataError
 from mammotriage.worklist.exams import exam_status
@@ -65,22 +84,23 @@ _T = TypeVar("_T")
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
-def _render(item: tuple[int, Path, Path]) -> Thumbnail | None:
-    """One thumbnail, in the decode pool (module level: a process pool pickles it)."""
-    _, source, target = item
-    return render_thumbnail(source, target)
-
-
-def _no_thumbnail(item: tuple[int, Path, Path]) -> Thumbnail | None:
-    log.warning(
-        "no thumbnail: its decode crashed or ran past its time budget",
-        extra={"event": "thumbnail-skipped", "position": item[0]},
-    )
-    return None
-
-
 class OutputError(MammotriageError):
     """An output of a stored exam (its thumbnails) could not be written; the others were."""
+
+
+@dataclass(eq=False)
+class _Study:
+    """One claimed job on its way through the pipeline: what each stage made of it, or the
+    first error, which the outputs stage settles (retry, fail) as for any job."""
+
+    job: Job
+    scratch: Path
+    context: dict[str, object]
+    started: float
+    paths: list[Path] = field(default_factory=list)
+    prepared: list[PreparedExam] = field(default_factory=list)
+    scores: list[ExamScore] = field(default_factory=list)
+    error: BaseException | None = None
 
 
 @dataclass
@@ -126,6 +146,8 @@ class Worker:
         delivers the outbox in a thread; None: no HL7.
     metrics
         Counters updated as jobs end.
+    studies_in_flight
+        Studies the pipeline holds at once (claimed, not yet done); 1: no overlap.
     poll_seconds
         Wait between polls when there is nothing to do.
     """
@@ -149,7 +171,12 @@ class Worker:
         outputs: frozenset[str] = frozenset({"sr"}),
         results: ResultMessages | None = None,
         sender: OutboxSender | None = None,
+        studies_in_flight: int = 3,
     ) -> None:
+        if isinstance(studies_in_flight, bool) or studies_in_flight < 1:
+            raise ValueError(
+                f'Argument "studies_in_flight" must be an int >= 1, got {studies_in_flight!r}.'
+            )
         self.name = name
         #: This process's identity in claims (:func:`~mammotriage.worklist.jobs.instance_id`):
         #: two processes sharing ``name`` never release or finish each other's jobs.
@@ -170,7 +197,11 @@ class Worker:
         self.outputs = outputs
         self.results = results
         self.sender = sender
+        self.studies_in_flight = studies_in_flight
         self._waiting = 0
+        #: Studies claimed and not yet done, in claim order (job ids; the pipeline's state).
+        self._in_flight: list[int] = []
+        self._in_flight_lock = threading.Lock()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -211,23 +242,9 @@ class Worker:
                         extra={"event": "released", "jobs": released},
                     )
             summary.source_unreachable = not self._poll(stop)
-            while not stop.is_set():
-                job = self._store_call(lambda: self.store.jobs.claim(self.instance), stop)
-                if job is None:
-                    break
-                crash_point("after-claim")
-                try:
-                    self.process(job, summary)
-                except StoreError as exc:
-                    # The job stays RUNNING under our name; released once the database is back.
-                    log.error(
-                        "worklist database unavailable: %s",
-                        exc,
-                        extra={"event": "store-down", "job_id": job.id},
-                    )
-                    release_pending = True
-                    stop.wait(self.poll_seconds)
-                    break
+            if not self._drain(stop, summary):
+                release_pending = True  # our jobs stay RUNNING; released once it is back
+                stop.wait(self.poll_seconds)
             # One count serves the queue-depth gauge and the one-shot run's end.
             counts = self._store_call(self.store.jobs.counts, threading.Event())
             if counts is not None:
@@ -292,25 +309,160 @@ class Worker:
 
     # -- one job --------------------------------------------------------------------------
 
-    def process(self, job: Job, summary: RunSummary | None = None) -> None:
-        """Fetch, score, store and report one claimed job; its status is set whatever happens."""
-        summary = summary if summary is not None else RunSummary()
-        summary.jobs += 1
-        started = time.monotonic()
-        scratch = self.work_dir / f"job-{job.id}"
-        context: dict[str, object] = {"job_id": job.id, "attempt": job.attempts}
+    def _drain(self, stop: threading.Event, summary: RunSummary) -> bool:
+        """Claim and process jobs through the pipeline until none is left (or ``stop``);
+        False when the worklist database went away (the jobs it cut short stay RUNNING)."""
+        slots = threading.Semaphore(self.studies_in_flight)
+        fetched: queue.Queue[_Study | None] = queue.Queue()
+        decoded: queue.Queue[_Study | None] = queue.Queue()
+        scored: queue.Queue[_Study | None] = queue.Queue()
+        store_down = threading.Event()
+        halt = threading.Event()  # the outputs stage ended early: claim nothing more
+
+        def ended() -> bool:
+            return stop.is_set() or store_down.is_set() or halt.is_set()
+
+        def fetch() -> None:
+            try:
+                while not ended():
+                    if not slots.acquire(timeout=0.2):
+                        continue
+                    job = None
+                    if not ended():
+                        job = self._store_call(lambda: self.store.jobs.claim(self.instance), stop)
+                    if job is None:
+                        slots.release()
+                        return
+                    fetched.put(self._fetch(self._begin(job)))
+            finally:
+                fetched.put(None)
+
+        def stage(
+            work: Callable[[_Study], _Study],
+            source: queue.Queue[_Study | None],
+            into: queue.Queue[_Study | None],
+        ) -> None:
+            while (study := source.get()) is not None:
+                into.put(work(study))
+            into.put(None)
+
+        threads = [
+            threading.Thread(target=fetch, name="mammotriage-fetch", daemon=True),
+            threading.Thread(
+                target=stage,
+                args=(self._decode, fetched, decoded),
+                name="mammotriage-decode",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=stage,
+                args=(self._score, decoded, scored),
+                name="mammotriage-score",
+                daemon=True,
+            ),
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
-            paths = self.source.fetch(job.study_instance_uid, scratch / "study")
+            while (study := scored.get()) is not None:
+                try:
+                    self._finish(study, summary)
+                except StoreError as exc:
+                    log.error(
+                        "worklist database unavailable: %s",
+                        exc,
+                        extra={"event": "store-down", **study.context},
+                    )
+                    store_down.set()
+                finally:
+                    slots.release()
+        except BaseException:
+            halt.set()  # an interrupt: the studies in flight stay RUNNING, released later
+            raise
+        finally:
+            for thread in threads:
+                thread.join()
+        return not store_down.is_set()
+
+    def process(self, job: Job, summary: RunSummary | None = None) -> None:
+        """Fetch, score, store and report one claimed job, its stages one after the other;
+        its status is set whatever happens (the pipeline of :meth:`run` does the same steps
+        with the stages of different jobs overlapping)."""
+        study = self._score(self._decode(self._fetch(self._begin(job))))
+        self._finish(study, summary if summary is not None else RunSummary())
+
+    # -- the stages of one job ------------------------------------------------------------
+
+    def _begin(self, job: Job) -> _Study:
+        crash_point("after-claim")
+        study = _Study(
+            job,
+            self.work_dir / f"job-{job.id}",
+            {"job_id": job.id, "attempt": job.attempts},
+            time.monotonic(),
+        )
+        with self._in_flight_lock:
+            self._in_flight.append(job.id)
+        return study
+
+    def _fetch(self, study: _Study) -> _Study:
+        """The fetch stage: the study's files into its scratch folder."""
+        try:
+            shutil.rmtree(study.scratch, ignore_errors=True)
+            study.scratch.mkdir(parents=True)
+            study.paths = list(
+                self.source.fetch(study.job.study_instance_uid, study.scratch / "study")
+            )
             crash_point("after-fetch")
-            exam_scores = self.engine.score_paths(paths)
-            if not exam_scores:
+            with self._in_flight_lock:
+                overlapping = self._in_flight.index(study.job.id) > 0
+            if overlapping:  # an earlier study is still being decoded, scored or written
+                crash_point("fetched-during-overlap")
+        except BaseException as exc:  # settled by the outputs stage, in job order
+            study.error = exc
+        return study
+
+    def _decode(self, study: _Study) -> _Study:
+        """The decode stage: headers, exams, model inputs and thumbnails, one decode per
+        image (in the engine's decode pool)."""
+        if study.error is not None:
+            return study
+        try:
+            exams = group_exams(self.engine.read_headers(study.paths))
+            if not exams:
                 raise SourceError("the study has no files")
+            keep = thumbnail_view if self.thumbnails_dir is not None else None
+            study.prepared = self.engine.prepare_exams(exams, keep=keep)
+        except BaseException as exc:
+            study.error = exc
+        return study
+
+    def _score(self, study: _Study) -> _Study:
+        """The score stage: the model on the prepared exams."""
+        if study.error is not None:
+            return study
+        try:
+            study.scores = self.engine.score_prepared(study.prepared)
             crash_point("after-score")
+        except BaseException as exc:
+            study.error = exc
+        return study
+
+    def _finish(self, study: _Study, summary: RunSummary) -> None:
+        """The outputs stage: store each exam with its outputs and end the job; a failure
+        of any stage of this job is settled here (retried, failed); the job's status is set
+        whatever happened, except when the database is gone (:class:`StoreError` raised,
+        the job stays RUNNING)."""
+        job, context, scratch = study.job, study.context, study.scratch
+        summary.jobs += 1
+        try:
+            if study.error is not None:
+                raise study.error
             failed_outputs: list[str] = []
-            for exam_score in exam_scores:
-                failed_outputs += self._store_exam(job, exam_score, scratch, summary, context)
+            for exam_score, prepared in zip(study.scores, study.prepared, strict=True):
+                failed_outputs += self._store_exam(
+                    job, exam_score, prepared, scratch, summary, context
+                )
             if failed_outputs:
                 raise OutputError("; ".join(failed_outputs))
             if self.store.jobs.done(job) is None:
@@ -335,8 +487,10 @@ class Worker:
             self.metrics.failures.labels(kind="error").inc()
             self._fail(job, f"internal error: {type(exc).__name__}: {exc}", summary, context)
         finally:
+            with self._in_flight_lock:
+                self._in_flight.remove(job.id)
             shutil.rmtree(scratch, ignore_errors=True)
-            self.metrics.job_seconds.observe(time.monotonic() - started)
+            self.metrics.job_seconds.observe(time.monotonic() - study.started)
             if self.after_job is not None:
                 self.after_job()
 
@@ -344,6 +498,7 @@ class Worker:
         self,
         job: Job,
         exam_score: ExamScore,
+        prepared: PreparedExam,
         scratch: Path,
         summary: RunSummary,
         context: dict[str, object],
@@ -396,7 +551,7 @@ class Worker:
             )
         if decision is not None and self.thumbnails_dir is not None:
             try:
-                self._thumbnails(exam_score, public_id)
+                self._thumbnails(exam_score, public_id, _views(prepared))
             except StoreError:
                 raise
             except Exception as exc:  # an output failure must not lose the other outputs
@@ -515,23 +670,21 @@ class Worker:
             extra={"event": "output-failed", "output": output, **fields},
         )
 
-    def _thumbnails(self, exam_score: ExamScore, public_id: uuid.UUID) -> None:
-        """Render the usable views' thumbnails (named by internal ids only) and record them."""
+    def _thumbnails(
+        self, exam_score: ExamScore, public_id: uuid.UUID, views: dict[int, ThumbnailView]
+    ) -> None:
+        """Write the thumbnails made from the model's decode (``views``, by position in the
+        exam; named by internal ids only) and record them. A view the decode made no
+        thumbnail of (its pixels were unusable) has none."""
         assert self.thumbnails_dir is not None
         folder = self.thumbnails_dir / str(public_id)
         made = {}
-        todo = [
-            (n, image.path, folder / f"{n}.png")
-            for n, image in enumerate(exam_score.images)
-            if image.usable and image.path is not None
-        ]
-        # Decoded in the engine's decode pool: isolated from this process when it is one
-        # (a codec crash or a runaway decode costs the thumbnail, not the worker).
-        for (n, _, _), thumbnail in self.engine.decoder.ordered_map(
-            _render, todo, _no_thumbnail, depth=4, timed_out=_no_thumbnail
-        ):
-            if thumbnail is not None:
-                made[n] = (str(thumbnail.path.resolve()), thumbnail.rows, thumbnail.columns)
+        for n, image in enumerate(exam_score.images):
+            view = views.get(n)
+            if view is None or not image.usable:
+                continue
+            thumbnail = write_thumbnail(view, folder / f"{n}.png")
+            made[n] = (str(thumbnail.path.resolve()), thumbnail.rows, thumbnail.columns)
         self.store.exams.save_thumbnails(public_id, made)
 
     def _decide(self, exam_score: ExamScore, received_at: datetime) -> TriageDecision | None:
@@ -571,6 +724,15 @@ class Worker:
             "released): left as it is",
             extra={"event": "claim-lost", **context},
         )
+
+
+def _views(prepared: PreparedExam) -> dict[int, ThumbnailView]:
+    """The thumbnails the decode made, by the image's position in the exam."""
+    return {
+        index: image.kept
+        for index, image in prepared.inputs
+        if isinstance(image.kept, ThumbnailView)
+    }
 
 
 __all__ = ["RunSummary", "Worker"]

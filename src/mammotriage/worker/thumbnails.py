@@ -1,7 +1,10 @@
 """Thumbnails of the views for the reading service, rendered from the DICOM at viewing size.
 
-The worker renders them while it still has the files (a PACS source's download is removed
-when the job ends); the reading service draws the findings on them. Pixels are shown as the
+The worker makes them from the decode the model's input came from (:func:`thumbnail_view`
+is the ``keep`` of :meth:`~mammotriage.infer.engine.ScoringEngine.prepare_exams`, run in the
+decode pool on the pixels just decoded at reduced resolution), so no image is decoded twice;
+the PNG is written once the exam is stored (:func:`write_thumbnail`). The reading service
+draws the findings on them. Pixels are shown as the
 reader reads them (after VOI, dense tissue bright), hung as screening readers hang them: the
 reader's flips to the canonical orientation (:func:`mammotriage.preprocess.flip`, as for the
 model), the right breast then mirrored so that the chest walls meet in the middle (see
@@ -19,6 +22,7 @@ from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
 from mammotriage.atomic import atomic_write
+from mammotriage.dicom import Image
 from mammotriage.dicom.decode import is_codec_failure
 from mammotriage.dicom.reader import read_image
 from mammotriage.preprocess import flip
@@ -26,6 +30,18 @@ from mammotriage.worklist.hanging import ORIENTATION_KEY, Orientation, hanging_o
 
 #: Height of a thumbnail in pixels: enough for a reading-room overview, small to send.
 THUMBNAIL_HEIGHT = 512
+
+
+@dataclass(frozen=True)
+class ThumbnailView:
+    """A view's thumbnail pixels, made in the decode pool and written later: 8-bit, hung
+    and sized for the reading service (small to carry between processes)."""
+
+    pixels: np.ndarray
+    #: Size of the original image, to scale finding boxes onto the thumbnail.
+    rows: int
+    columns: int
+    orientation: Orientation
 
 
 @dataclass(frozen=True)
@@ -38,21 +54,15 @@ class Thumbnail:
     orientation: Orientation = Orientation(False, False)
 
 
-def render_thumbnail(
-    source: Path, target: Path, height: int = THUMBNAIL_HEIGHT
-) -> Thumbnail | None:
-    """Write ``source``'s PNG thumbnail to ``target``; None when it has no usable pixels.
+def thumbnail_view(image: Image, height: int = THUMBNAIL_HEIGHT) -> ThumbnailView | None:
+    """The thumbnail of a decoded ``image`` (pixels at any resolution: the reduced one the
+    model's input was made from); None when it has no usable pixels.
 
-    JPEG 2000 is decoded at the nearest resolution level above ``height``, so a thumbnail of
-    a full-size image costs a fraction of a full decode.
+    The decoded pixels of a full-size image are at least the model's input high (592 rows
+    for a 4736-row image and a 384-row model); resizing them to ``height`` costs
+    milliseconds, where decoding the file again cost a tenth of a second to a second.
     """
-    try:
-        image = read_image(source, target_shape=(height, height))
-    except BaseException as exc:  # read_image says why itself; this guards a codec panic
-        if not is_codec_failure(exc):
-            raise
-        return None
-    if not image.usable or image.pixels is None or image.rows == 0:
+    if not image.usable or image.pixels is None or image.rows == 0 or image.pixels.size == 0:
         return None
     orientation = hanging_orientation(image.laterality, image.flip_horizontal, image.flip_vertical)
     pixels = flip(
@@ -61,11 +71,44 @@ def render_thumbnail(
     width = max(1, round(image.columns * height / image.rows))
     picture = PILImage.fromarray((pixels * 255.0 + 0.5).astype(np.uint8), mode="L")
     picture = picture.resize((width, height), PILImage.Resampling.LANCZOS)
+    return ThumbnailView(np.asarray(picture), image.rows, image.columns, orientation)
+
+
+def write_thumbnail(view: ThumbnailView, target: Path) -> Thumbnail:
+    """Write ``view`` as a PNG at ``target`` (atomically), its flips recorded in the PNG."""
     info = PngInfo()
-    info.add_text(ORIENTATION_KEY, orientation.to_text())
+    info.add_text(ORIENTATION_KEY, view.orientation.to_text())
+    picture = PILImage.fromarray(view.pixels, mode="L")
     with atomic_write(target) as out:
         picture.save(out, format="PNG", optimize=True, pnginfo=info)
-    return Thumbnail(target, image.rows, image.columns, orientation)
+    return Thumbnail(target, view.rows, view.columns, view.orientation)
 
 
-__all__ = ["THUMBNAIL_HEIGHT", "Thumbnail", "render_thumbnail"]
+def render_thumbnail(
+    source: Path, target: Path, height: int = THUMBNAIL_HEIGHT
+) -> Thumbnail | None:
+    """Read ``source`` and write its PNG thumbnail to ``target``; None when it has no usable
+    pixels. For a file the worker has not scored (the worker itself makes thumbnails from
+    the model's decode: :func:`thumbnail_view`).
+
+    JPEG 2000 is decoded at the nearest resolution level above ``height``, so a thumbnail of
+    a full-size image costs a fraction of a full decode.
+    """
+    try:
+        image = read_image(source, target_shape=(height, 1))
+    except BaseException as exc:  # read_image says why itself; this guards a codec panic
+        if not is_codec_failure(exc):
+            raise
+        return None
+    view = thumbnail_view(image, height)
+    return None if view is None else write_thumbnail(view, target)
+
+
+__all__ = [
+    "THUMBNAIL_HEIGHT",
+    "Thumbnail",
+    "ThumbnailView",
+    "render_thumbnail",
+    "thumbnail_view",
+    "write_thumbnail",
+]

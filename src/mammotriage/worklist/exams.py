@@ -228,6 +228,7 @@ class ExamArchive:
                 "view": image.view,
                 "usable": image.usable,
                 "reason": image.reason,
+                "decoder": image.decoder,
             }
             existing = session.execute(
                 select(ImageRow.sop_instance_uid, ImageRow.path).where(

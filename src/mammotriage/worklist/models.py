@@ -208,6 +208,8 @@ class ImageRow(Base):
     usable: Mapped[bool] = mapped_column(Boolean)
     #: Why the image was not decoded or not scored; NULL when it was.
     reason: Mapped[str | None] = mapped_column(Text)
+    #: The codec that read the pixels the model saw; NULL when not scored (migration 0011).
+    decoder: Mapped[str | None] = mapped_column(String(64))
     #: The stored image's size, to draw findings (original pixels) on its thumbnail.
     rows: Mapped[int | None] = mapped_column(Integer)
     columns: Mapped[int | None] = mapped_column(Integer)

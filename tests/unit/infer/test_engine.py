@@ -295,3 +295,51 @@ def test_a_decode_process_killed_by_the_kernel_is_pinned_on_its_file(model, full
             )
         )
     assert results == [(small, "decoded"), (full_size_j2k, "crashed"), (small, "decoded")]
+
+
+def _what(exams) -> dict[str, list]:
+    """Per exam: its category, and each image's path, usability and reason."""
+    return {
+        e.exam_id: [e.category, *((im.path, im.usable, im.reason) for im in e.images)]
+        for e in exams
+    }
+
+
+def test_prepared_then_scored_in_two_steps_equals_scoring_in_one(model, exams_folder, tmp_path):
+    """The worker's pipeline decodes (``prepare_exams``) and scores (``score_prepared``) in
+    stages of their own: the same exams, scores, reasons and fall-back as ``score_exams``,
+    a damaged duplicate that wins a view included."""
+    study = "1.2.826.0.1.3680043.8.498.502"
+    write_exam(tmp_path, study=study, blobs={("L", "CC"): L_BLOB})
+    _damaged_copy(tmp_path / "LCC.dcm", tmp_path / "LCC-z-copy.dcm", AcquisitionDateTime="20300101")
+    with ScoringEngine(model, batch_size=3) as engine:
+        exams = group_exams(engine.read_headers([exams_folder, tmp_path]))
+        expected = engine.score_exams(exams)
+        prepared = engine.prepare_exams(exams)
+        got = engine.score_prepared(prepared)
+    assert [p.exam for p in prepared] == exams
+    assert _what(got) == _what(expected)
+    for exam_id, values in scores_of(expected).items():
+        assert scores_of(got)[exam_id] == pytest.approx(values, abs=1e-5)
+    [fallen] = [e for e in got if e.exam_id == study]
+    assert not fallen.partial and any("L-CC" in (im.reason or "") for im in fallen.images)
+
+
+def test_a_keep_function_gets_each_decoded_view_and_the_decoder_is_recorded(model, exams_folder):
+    """What else needs the pixels is made in the same decode (``keep``), once per scored
+    view; every scored image names the codec that read it."""
+    with ScoringEngine(model, decode_workers=1) as engine:
+        exams = group_exams(engine.read_headers([exams_folder]))
+        prepared = engine.prepare_exams(exams, keep=_decoded_shape)
+        scores = engine.score_prepared(prepared)
+    for exam in prepared:
+        assert len(exam.inputs) == 4
+        for index, image in exam.inputs:
+            assert image.kept == (exam.exam.images[index].rows, exam.exam.images[index].columns)
+    assert all(im.decoder for score in scores for im in score.images if im.score is not None)
+
+
+def _decoded_shape(image) -> tuple[int, int]:
+    """A keep function (module level: a process pool would pickle it by name)."""
+    assert image.pixels is not None
+    return image.rows, image.columns

@@ -123,6 +123,7 @@ def test_json_record_lists_every_image_with_its_reason():
             "usable": False,
             "reason": "not a mammogram (Modality CT)",
             "score": None,
+            "decoder": None,  # nothing read its pixels
         }
     ]
     assert len(record["images"]) == 5

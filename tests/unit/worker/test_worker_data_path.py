@@ -65,9 +65,9 @@ def test_a_thumbnail_folder_that_comes_back_completes_the_job(tmp_path, tiny_syn
     blocker = _block(settings.thumbnails_dir)
     original = worker._thumbnails
 
-    def thumbnails(exam_score, public_id):
+    def thumbnails(*args):
         try:
-            return original(exam_score, public_id)
+            return original(*args)
         finally:
             if blocker.is_file():
                 blocker.unlink()  # the operator fixes the folder after the first try
@@ -146,41 +146,41 @@ def test_decoding_is_isolated_with_a_time_budget_by_default(tmp_path):
     assert threads.engine.executor == "thread" and threads.engine.decoder.timeout is None
 
 
-def test_a_thumbnail_decode_past_its_budget_costs_the_thumbnail_not_the_worker(
-    tmp_path, tiny_synthetic
+def test_each_image_is_decoded_once_its_thumbnail_made_from_the_model_decode(
+    tmp_path, tiny_synthetic, monkeypatch
 ):
-    """Thumbnails are decoded in the isolated decode pool: a real full-size JPEG 2000
-    decode past a 0.01 s budget is stopped there; the other thumbnails are made."""
-    from dataclasses import replace
+    """One decode per image: the reader decodes the pixels of each scored view once (in
+    the decode pool's threads here, so that every call is seen), at the model's reduced
+    resolution, and the view's thumbnail comes from that decode, 512 high."""
+    from PIL import Image as PILImage
 
-    from pydicom.uid import JPEG2000Lossless
+    import mammotriage.dicom.reader as reader
+    import mammotriage.infer.prepare as prepare
+    import mammotriage.worker.thumbnails as thumbnails
 
-    from dicom_builders import breast_pixels, mg_dataset, write
-    from mammotriage.infer.scores import ExamScore, ImageScore
-
-    settings = folder_settings(tmp_path)
-    copy_exams(tiny_synthetic, settings.source.path, 1)
+    settings = folder_settings(tmp_path, isolate_decoding=False)
+    copy_exams(tiny_synthetic, settings.source.path, 2)
     worker = build(settings)
+    decodes: list[tuple[Path, object]] = []
+    read_image = reader.read_image
+
+    def counted(path, **kwargs):
+        if kwargs.get("load_pixels", True):
+            decodes.append((Path(path), kwargs.get("target_shape")))
+        return read_image(path, **kwargs)
+
+    monkeypatch.setattr(prepare, "read_image", counted)
+    for module in (reader, thumbnails):  # a second decode by any other way
+        monkeypatch.setattr(module, "read_image", counted)
     run_once(worker)
-    (exam,) = worker.store.exams.all()
-    ds = mg_dataset(breast_pixels(3328, 2560), ImageLaterality="L", ViewPosition="CC")
-    ds.compress(JPEG2000Lossless)
-    big = write(ds, tmp_path / "full-size.dcm")
-    small = Path(exam.images[1].path or "")
-    images = tuple(
-        ImageScore(
-            path=p, sop_instance_uid=None, laterality=None, view=None, usable=True, reason=None
-        )  # fmt: skip
-        for p in (big, small)
-    )
-    score = ExamScore(exam_id=exam.study_instance_uid, score=None, category=None,
-                      partial=True, breasts={}, findings=(), images=images,
-                      model_name="m", model_sha256="0" * 64)  # fmt: skip
-    folder = settings.thumbnails_dir / str(exam.public_id)
-    shutil.rmtree(folder)
-    worker.engine.decoder.timeout = 0.01
-    worker._thumbnails(replace(score), exam.public_id)  # neither raises nor hangs
-    assert not (folder / "0.png").exists()  # the full-size decode was stopped
-    worker.engine.decoder.timeout = 120.0  # the restarted pool goes on
-    worker._thumbnails(replace(score), exam.public_id)
-    assert (folder / "0.png").is_file() and (folder / "1.png").is_file()
+    exams = worker.store.exams.all()
+    assert len(exams) == 2 and all(exam.score is not None for exam in exams)
+    scored = sorted(Path(im.path or "") for exam in exams for im in exam.images if im.usable)
+    assert sorted(path for path, _ in decodes) == scored  # each scored file once, no more
+    model = worker.engine.params
+    assert {shape for _, shape in decodes} == {(model.input_height, model.input_width)}
+    for exam in exams:
+        detail = worker.store.readings.exam_detail(exam.public_id, None)
+        for image in detail.images:
+            assert image.thumbnail is not None
+            assert PILImage.open(image.thumbnail).height == 512

@@ -474,6 +474,9 @@ def test_a_locked_database_mid_job_is_waited_out_and_the_exam_scored_once(
     source = LockingSource(build_source(settings.source), tmp_path / "db.sqlite", hold=60.0)
     worker = build(settings, source=source)
     worker.store = Store(settings.database, sqlite_busy_timeout=timedelta(milliseconds=100))
+    # One study at a time: the job's own store call meets the lock (with the pipeline, the
+    # fetch stage's claim of a next job may meet it first, and the job then passes whole).
+    worker.studies_in_flight = 1
 
     class MeetsTheLock(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
