@@ -407,6 +407,7 @@ class Worker:
 
     def _fetch(self, study: _Study) -> _Study:
         """The fetch stage: the study's files into its scratch folder."""
+        started = time.monotonic()
         try:
             shutil.rmtree(study.scratch, ignore_errors=True)
             study.scratch.mkdir(parents=True)
@@ -420,6 +421,7 @@ class Worker:
                 crash_point("fetched-during-overlap")
         except BaseException as exc:  # settled by the outputs stage, in job order
             study.error = exc
+        self.metrics.stage_seconds.labels(stage="fetch").observe(time.monotonic() - started)
         return study
 
     def _decode(self, study: _Study) -> _Study:
@@ -427,6 +429,7 @@ class Worker:
         image (in the engine's decode pool)."""
         if study.error is not None:
             return study
+        started = time.monotonic()
         try:
             exams = group_exams(self.engine.read_headers(study.paths))
             if not exams:
@@ -435,17 +438,20 @@ class Worker:
             study.prepared = self.engine.prepare_exams(exams, keep=keep)
         except BaseException as exc:
             study.error = exc
+        self.metrics.stage_seconds.labels(stage="decode").observe(time.monotonic() - started)
         return study
 
     def _score(self, study: _Study) -> _Study:
         """The score stage: the model on the prepared exams."""
         if study.error is not None:
             return study
+        started = time.monotonic()
         try:
             study.scores = self.engine.score_prepared(study.prepared)
             crash_point("after-score")
         except BaseException as exc:
             study.error = exc
+        self.metrics.stage_seconds.labels(stage="score").observe(time.monotonic() - started)
         return study
 
     def _finish(self, study: _Study, summary: RunSummary) -> None:
@@ -455,6 +461,7 @@ class Worker:
         the job stays RUNNING)."""
         job, context, scratch = study.job, study.context, study.scratch
         summary.jobs += 1
+        started = time.monotonic()
         try:
             if study.error is not None:
                 raise study.error
@@ -490,7 +497,9 @@ class Worker:
             with self._in_flight_lock:
                 self._in_flight.remove(job.id)
             shutil.rmtree(scratch, ignore_errors=True)
-            self.metrics.job_seconds.observe(time.monotonic() - study.started)
+            now = time.monotonic()
+            self.metrics.stage_seconds.labels(stage="outputs").observe(now - started)
+            self.metrics.job_seconds.observe(now - study.started)
             if self.after_job is not None:
                 self.after_job()
 

@@ -60,7 +60,16 @@ class WorkerMetrics:
         )
         self.job_seconds = Histogram(
             "mammotriage_job_seconds",
-            "Time to process one job: fetch, score, store, write back.",
+            "Time from a job's claim to its end: fetch, score, store, write back (with the "
+            "waits between the pipeline's stages).",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "mammotriage_stage_seconds",
+            "Time one study spends in each stage of the job pipeline (fetch, decode, score, "
+            "outputs), waits excluded: the slowest stage sets the worker's pace.",
+            ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )

@@ -354,6 +354,8 @@ def test_metrics_count_exams_per_category_and_queue_depth(tmp_path, tiny_synthet
     ]
     assert sum(float(line.split()[-1]) for line in categories) == 2
     assert "mammotriage_job_seconds_count 2.0" in text
+    for stage in ("fetch", "decode", "score", "outputs"):  # each study through each stage
+        assert f'mammotriage_stage_seconds_count{{stage="{stage}"}} 2.0' in text
     assert 'mammotriage_jobs{status="DONE"} 2.0' in worker.metrics.text()
 
 
