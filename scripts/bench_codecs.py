@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -209,25 +208,6 @@ def _error(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:90]
 
 
-def _baseline_8bit(reference: Path, folder: Path) -> Path | None:
-    """An 8-bit JPEG Baseline copy (dcmtk), the syntax libjpeg-turbo can decode scaled."""
-    import pydicom
-
-    ds = pydicom.dcmread(reference)
-    arr = ds.pixel_array
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
-    ds.PixelData = (arr >> 4).astype(np.uint8).tobytes()
-    ds.WindowCenter, ds.WindowWidth = 128, 256
-    src = folder / "8bit.dcm"
-    ds.save_as(src, enforce_file_format=True)
-    dst = folder / "baseline.dcm"
-    try:
-        subprocess.run(["dcmcjpeg", "+eb", str(src), str(dst)], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return dst
-
-
 def _chosen(path: Path, repeat: int) -> tuple[str | None, float, np.ndarray | None]:
     """What decode.py picks for this file, and its time on the whole decode step."""
     import pydicom
@@ -266,9 +246,6 @@ def main() -> None:
         folder = Path(tmp)
         reference = bench_decode._make_reference(args.rows, args.columns, folder)
         variants = bench_decode._variants(reference, folder)
-        baseline = _baseline_8bit(reference, folder)
-        if baseline is not None:
-            variants["JPEG Baseline 8-bit (dcmtk)"] = baseline
         truth16 = pydicom.dcmread(reference).pixel_array
         truth8 = (truth16 >> 4).astype(np.uint8)
 

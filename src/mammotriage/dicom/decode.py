@@ -415,6 +415,7 @@ def _imagecodecs_jpeg2k(frame: Frame) -> tuple[np.ndarray, int]:
 
     if frame.k:
         raise _Unsuitable
+    _unsigned(frame)
     return imagecodecs.jpeg2k_decode(frame.data), 0
 
 
@@ -458,6 +459,21 @@ def _pydicom_plugin(plugin: str) -> Callable[[Frame], tuple[np.ndarray, int]]:
     return decode
 
 
+def _full_size_only(
+    decode: Callable[[Frame], tuple[np.ndarray, int]],
+) -> Callable[[Frame], tuple[np.ndarray, int]]:
+    """A decoder with no resolution levels, kept to full-size reads: for a reduced one,
+    Pillow's levels beat any full decode followed by a block mean."""
+
+    def full_size(frame: Frame) -> tuple[np.ndarray, int]:
+        if frame.k:
+            raise _Unsuitable
+        _unsigned(frame)
+        return decode(frame)
+
+    return full_size
+
+
 _NUMPY = FrameDecoder("numpy", "numpy", _pydicom_plugin(""))
 _LIBJPEG = FrameDecoder("pylibjpeg-libjpeg", "pylibjpeg-libjpeg",
                         _pydicom_plugin("pylibjpeg"), after_refusal=False)
@@ -474,6 +490,12 @@ _J2K_CHAIN = (
     FrameDecoder("pillow-openjpeg", "pillow", _pillow_jpeg2k),
     FrameDecoder("pylibjpeg-openjpeg", "pylibjpeg-openjpeg", _pydicom_plugin("pylibjpeg")),
 )
+#: GDCM decodes the reversible (5/3) wavelet a third faster than the OpenJPEG builds here,
+#: and the irreversible (9/7) one more slowly: first for JPEG 2000 Lossless only.
+_J2K_LOSSLESS_CHAIN = (
+    FrameDecoder("gdcm", "python-gdcm", _full_size_only(_pydicom_plugin("gdcm"))),
+    *_J2K_CHAIN,
+)
 #: Per transfer syntax, the decoders in the order they are tried: the fastest correct one
 #: measured by ``scripts/bench_codecs.py`` first. JPEG-LS has only CharLS: pylibjpeg's
 #: libjpeg turns a truncated or damaged JPEG-LS scan into noise without an error.
@@ -481,12 +503,13 @@ DECODERS: dict[UID, tuple[FrameDecoder, ...]] = {
     **{uid: _JPEG_CHAIN for uid in JPEGTransferSyntaxes},
     **{
         uid: (
-            FrameDecoder("imagecodecs.jpegls", "imagecodecs", _imagecodecs_jpegls),
             FrameDecoder("pyjpegls", "pyjpegls", _pydicom_plugin("pyjpegls")),
+            FrameDecoder("imagecodecs.jpegls", "imagecodecs", _imagecodecs_jpegls),
         )
         for uid in JPEGLSTransferSyntaxes
     },
     **{uid: _J2K_CHAIN for uid in J2K_SYNTAXES},
+    JPEG2000Lossless: _J2K_LOSSLESS_CHAIN,
     # Not imagecodecs.dicomrle: it crashes the process (SIGSEGV) on a segment offset past
     # the end of the frame (tests/unit/dicom/test_damaged_files.py), where pylibjpeg-rle
     # raises. pydicom's own RLE decoder accepts segments that run past the frame (with a
@@ -588,8 +611,10 @@ def decode_stored(
     arr, done, name = _decode_with_chain(frame, chain)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    if done == 0 and arr.shape != (rows, columns):
-        raise DicomReadError(f"decoded frame is {arr.shape}, header says {rows}x{columns}")
+    if arr.shape != (-(-rows >> done), -(-columns >> done)):  # ceil, as JPEG 2000 levels
+        raise DicomReadError(
+            f"decoded frame is {arr.shape} at 1/{1 << done} size, header says {rows}x{columns}"
+        )
     if arr.dtype.kind in "ui" and arr.dtype.itemsize < bits_allocated // 8:
         arr = arr.astype(f"{arr.dtype.kind}{bits_allocated // 8}")  # as pydicom returns them
     if done < k:
@@ -607,7 +632,6 @@ def _decode_with_chain(
     passes to the next, and so does one that refuses it (to decoders allowed to follow a
     refusal, :attr:`FrameDecoder.after_refusal`)."""
     refusal: BaseException | None = None
-    tried = False
     for decoder in chain:
         if refusal is not None and not decoder.after_refusal:
             continue
@@ -616,20 +640,20 @@ def _decode_with_chain(
         except (ImportError, _Unsuitable):
             continue
         except DicomReadError as exc:
-            refusal, tried = refusal or exc, True
+            refusal = refusal or exc
             continue
         except MemoryError as exc:
             raise DicomReadError("pixel data too large to decode") from exc
         except BaseException as exc:  # ValueError, RuntimeError, codec errors, Rust panics
             if not is_codec_failure(exc):
                 raise
-            refusal, tried = refusal or exc, True
+            refusal = refusal or exc
             continue
         arr = np.asarray(arr)
         if arr.ndim not in (2, 3):
             raise DicomReadError(f"decoded pixel data has shape {arr.shape}, expected one frame")
         return arr, done, decoder.name
-    if tried and refusal is not None:
+    if refusal is not None:
         if isinstance(refusal, DicomReadError):
             raise refusal
         raise DicomReadError(

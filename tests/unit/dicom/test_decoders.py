@@ -15,6 +15,7 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import (
+    JPEG2000,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -95,8 +96,8 @@ def _scan_corrupted(frame):
         (ImplicitVRLittleEndian, "numpy"),
         (DeflatedExplicitVRLittleEndian, "numpy"),
         (RLELossless, "pylibjpeg-rle"),
-        (JPEGLSLossless, "imagecodecs.jpegls"),
-        (JPEG2000Lossless, "imagecodecs.jpeg2k"),
+        (JPEGLSLossless, "pyjpegls"),
+        (JPEG2000Lossless, "gdcm"),
     ],
     ids=lambda v: getattr(v, "name", v),
 )
@@ -173,48 +174,62 @@ def test_reduced_jpeg_2000_is_read_by_pillow_at_a_resolution_level(reference, tm
     assert image.decode_scale == 4.0
 
 
-@pytest.mark.parametrize(
-    "syntax,primary,fallback",
-    [
-        (JPEGLSLossless, "jpegls_decode", "pyjpegls"),
-        (JPEG2000Lossless, "jpeg2k_decode", "pillow-openjpeg"),
-    ],
-    ids=["jpeg-ls", "jpeg-2000"],
-)
-def test_when_the_primary_decoder_raises_the_next_one_reads_the_image(
-    reference, tmp_path, monkeypatch, syntax, primary, fallback
+def _fails(*args, **kwargs):
+    raise RuntimeError("codec fault")
+
+
+def test_when_charls_in_pyjpegls_raises_imagecodecs_reads_the_jpeg_ls_image(
+    reference, tmp_path, monkeypatch
+):
+    import jpeg_ls
+
+    # A fault of the codec itself cannot be made to happen with a valid file: mock it.
+    monkeypatch.setattr(jpeg_ls, "decode_pixel_data", _fails)
+    src, _, expected = reference
+    image = read_image(_saved(src, tmp_path / "x.dcm", JPEGLSLossless))
+    assert image.usable, image.reason
+    assert image.decoder == "imagecodecs.jpegls"
+    assert np.array_equal(image.pixels, expected.pixels)
+
+
+def test_when_imagecodecs_raises_pillow_reads_the_jpeg_2000_image(
+    reference, tmp_path, monkeypatch
 ):
     import imagecodecs
 
-    def fails(*args, **kwargs):
-        raise RuntimeError("codec fault")
+    src, _, _ = reference
+    path = tmp_path / "x.dcm"
+    ds = pydicom.dcmread(src)
+    ds.compress(JPEG2000, j2k_cr=[10])
+    ds.save_as(path, enforce_file_format=True)
+    primary = read_image(path)
+    monkeypatch.setattr(imagecodecs, "jpeg2k_decode", _fails)
+    fallback = read_image(path)
+    assert (primary.decoder, fallback.decoder) == ("imagecodecs.jpeg2k", "pillow-openjpeg")
+    assert np.array_equal(fallback.pixels, primary.pixels)  # the same OpenJPEG underneath
 
-    # A fault of the codec itself cannot be made to happen with a valid file: mock it.
-    monkeypatch.setattr(imagecodecs, primary, fails)
-    src, _, expected = reference
-    image = read_image(_saved(src, tmp_path / "x.dcm", syntax))
-    assert image.usable, image.reason
-    assert image.decoder == fallback
-    assert np.array_equal(image.pixels, expected.pixels)
 
-
-def test_a_missing_primary_decoder_passes_to_the_next(reference, tmp_path, monkeypatch):
+def test_with_imagecodecs_missing_jpeg_falls_to_pylibjpeg_libjpeg(tmp_path, monkeypatch):
+    path = _baseline_8bit(tmp_path)
+    turbo = read_image(path)
     monkeypatch.setitem(sys.modules, "imagecodecs", None)
-    src, _, expected = reference
-    image = read_image(_saved(src, tmp_path / "x.dcm", JPEGLSLossless))
-    assert image.decoder == "pyjpegls"
-    assert np.array_equal(image.pixels, expected.pixels)
+    libjpeg = read_image(path)
+    assert (turbo.decoder, libjpeg.decoder) == ("imagecodecs.jpeg8", "pylibjpeg-libjpeg")
+    # Two decoders of a lossy stream: the same picture, to the rounding of the inverse DCT.
+    assert np.abs(turbo.pixels - libjpeg.pixels).max() <= 2 / 255
 
 
-@pytest.mark.parametrize("hide_imagecodecs", [False, True], ids=["charls", "pyjpegls"])
+@pytest.mark.parametrize("pyjpegls_fails", [False, True], ids=["pyjpegls", "imagecodecs"])
 def test_damaged_jpeg_ls_scan_is_refused_and_never_handed_to_libjpeg(
-    reference, tmp_path, monkeypatch, hide_imagecodecs
+    reference, tmp_path, monkeypatch, pyjpegls_fails
 ):
+    import jpeg_ls
+
     src, _, _ = reference
     path = _saved(src, tmp_path / "x.dcm", JPEGLSLossless)
     _with_frame(path, _scan_corrupted(_frame(path)))
-    if hide_imagecodecs:
-        monkeypatch.setitem(sys.modules, "imagecodecs", None)
+    if pyjpegls_fails:  # then imagecodecs' CharLS must refuse it too
+        monkeypatch.setattr(jpeg_ls, "decode_pixel_data", _fails)
     image = read_image(path)
     assert image.usable is False
     assert "jpeg-ls lossless image compression pixel data could not be decoded" in (
