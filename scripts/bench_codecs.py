@@ -12,7 +12,8 @@ pixel: lossless syntaxes against the stored values of the uncompressed original
 the original is printed). The decoder ``decode.py`` chose is timed too, through
 :func:`mammotriage.dicom.decode.decode_stored` (frame checks included), and named.
 
-    .venv/bin/python scripts/bench_codecs.py [--rows 4736 --columns 2624] [--repeat 5] [--json]
+    .venv/bin/python scripts/bench_codecs.py [--rows 4736 --columns 2624] [--repeat 5]
+        [--json] [--save FILE.json]
 
 Deflated Explicit VR Little Endian compresses the whole data set, not a frame: its
 "decoders" inflate the deflated data set (after the file meta information) to bytes, which
@@ -237,6 +238,7 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=2624)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
 
     import pydicom
@@ -307,6 +309,8 @@ def main() -> None:
                        f"{os.getloadavg()[0]:.2f} at the end",
             "python": platform.python_version(), "image": f"{args.rows}x{args.columns} 12-bit",
             "repeat": args.repeat, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if args.save:
+        args.save.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
         return

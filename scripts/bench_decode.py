@@ -45,7 +45,7 @@ for _ in range(repeat):
     assert image.usable, image.reason
 peak = hwm_mb()
 print(json.dumps({"ms": 1000 * float(sorted(times)[len(times) // 2]),
-                  "shape": list(image.pixels.shape), "decoder": image.decoder,
+                  "shape": list(image.pixels.shape), "decoder": getattr(image, "decoder", None),
                   "peak_rss_mb": peak, "delta_rss_mb": peak - base}))
 """
 
