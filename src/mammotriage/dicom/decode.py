@@ -459,21 +459,6 @@ def _pydicom_plugin(plugin: str) -> Callable[[Frame], tuple[np.ndarray, int]]:
     return decode
 
 
-def _full_size_only(
-    decode: Callable[[Frame], tuple[np.ndarray, int]],
-) -> Callable[[Frame], tuple[np.ndarray, int]]:
-    """A decoder with no resolution levels, kept to full-size reads: for a reduced one,
-    Pillow's levels beat any full decode followed by a block mean."""
-
-    def full_size(frame: Frame) -> tuple[np.ndarray, int]:
-        if frame.k:
-            raise _Unsuitable
-        _unsigned(frame)
-        return decode(frame)
-
-    return full_size
-
-
 _NUMPY = FrameDecoder("numpy", "numpy", _pydicom_plugin(""))
 _LIBJPEG = FrameDecoder("pylibjpeg-libjpeg", "pylibjpeg-libjpeg",
                         _pydicom_plugin("pylibjpeg"), after_refusal=False)
@@ -490,12 +475,7 @@ _J2K_CHAIN = (
     FrameDecoder("pillow-openjpeg", "pillow", _pillow_jpeg2k),
     FrameDecoder("pylibjpeg-openjpeg", "pylibjpeg-openjpeg", _pydicom_plugin("pylibjpeg")),
 )
-#: GDCM decodes the reversible (5/3) wavelet a third faster than the OpenJPEG builds here,
-#: and the irreversible (9/7) one more slowly: first for JPEG 2000 Lossless only.
-_J2K_LOSSLESS_CHAIN = (
-    FrameDecoder("gdcm", "python-gdcm", _full_size_only(_pydicom_plugin("gdcm"))),
-    *_J2K_CHAIN,
-)
+
 #: Per transfer syntax, the decoders in the order they are tried: the fastest correct one
 #: measured by ``scripts/bench_codecs.py`` first. JPEG-LS has only CharLS: pylibjpeg's
 #: libjpeg turns a truncated or damaged JPEG-LS scan into noise without an error.
@@ -508,8 +488,11 @@ DECODERS: dict[UID, tuple[FrameDecoder, ...]] = {
         )
         for uid in JPEGLSTransferSyntaxes
     },
+    # Not GDCM, although it decodes a full-size JPEG 2000 Lossless frame ~1.4x faster in a
+    # single call: it holds the GIL for the whole second (python-gdcm is a SWIG wrapper),
+    # stalling every other thread of the worker (decode pool, inference), where the
+    # OpenJPEG builds release it.
     **{uid: _J2K_CHAIN for uid in J2K_SYNTAXES},
-    JPEG2000Lossless: _J2K_LOSSLESS_CHAIN,
     # Not imagecodecs.dicomrle: it crashes the process (SIGSEGV) on a segment offset past
     # the end of the frame (tests/unit/dicom/test_damaged_files.py), where pylibjpeg-rle
     # raises. pydicom's own RLE decoder accepts segments that run past the frame (with a
