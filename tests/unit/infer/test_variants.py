@@ -78,11 +78,13 @@ def test_a_variant_scores_exams_within_the_bound_its_recorded_logit_delta_gives(
     """An exam score is ``100 * sigmoid(max image logit)``; the sigmoid's slope is at most
     1/4 and the max moves by no more than its largest input does, so an image-logit delta
     of at most ``d`` moves an exam score by at most ``25 * d`` points. ``d`` is the
-    variant's recorded ``max_abs_logit_delta``. It is the largest delta export saw on its
-    parity images, not a guarantee: on 40 fresh exams (seed 20261202) INT8 moved one exam
-    by 4.37 points against a bound of 4.17 (the copy's activations saturate above a logit
-    of about 7, where scores are 99.9 either way)."""
-    bound = 25.0 * load_sidecar(variant_file(precision)).parity["max_abs_logit_delta"]
+    variant's recorded ``max_abs_logit_delta``: the largest delta export saw on its parity
+    images, not a guarantee for every exam (``scripts/bench_variants.py`` measures the
+    copies on a larger fresh set, where they exceed it). This checks that a copy loaded by
+    its path scores as the model it was made from, on these four exams."""
+    origin = load_sidecar(variant_file(precision)).variant_of
+    assert origin is not None
+    bound = 25.0 * origin.max_abs_logit_delta
     fp32 = scores(BASE, exams)
     copy = scores(variant_file(precision), exams)
     assert copy.keys() == fp32.keys() and len(fp32) == 4
