@@ -257,3 +257,22 @@ def test_a_multipart_body_cut_short_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="ends before its last part"):
         _write_parts([body], "XYZ", tmp_path, "test")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wado_rs_answers_come_without_http_compression(
+    orthanc: OrthancServer, source: DicomWebSource, tmp_path: Path
+) -> None:
+    """As for Orthanc's REST API: no gzip of a study's files on the fly (the source asks
+    for no content coding; the real answer says none was applied)."""
+    study_uid = generate_uid()
+    orthanc.upload_all(write_exam(tmp_path / "sent", study_uid, VIEWS))
+    codings: list[tuple[str | None, str | None]] = []
+
+    def seen(reply) -> None:  # an httpx response hook: observes the real answers
+        if reply.request.method == "GET" and reply.request.url.path.endswith(study_uid):
+            asked = reply.request.headers.get("accept-encoding")
+            codings.append((asked, reply.headers.get("content-encoding")))
+
+    source._http._client.event_hooks["response"].append(seen)
+    assert len(source.fetch(study_uid, tmp_path / "fetched")) == len(VIEWS)
+    assert codings and codings == [("identity", None)] * len(codings)

@@ -219,3 +219,24 @@ def test_a_full_disk_is_unavailable_other_write_errors_are_not(tmp_path: Path) -
     denied = disk_error(OSError(errno.EACCES, "Permission denied"), tmp_path / "x.dcm")
     assert isinstance(full, SourceUnavailableError) and "disk full" in str(full)
     assert type(denied) is SourceError
+
+
+def test_instances_are_downloaded_as_stored_without_http_compression(
+    orthanc: OrthancServer, source: OrthancSource, tmp_path: Path
+) -> None:
+    """Orthanc gzips a file on the fly for a client that accepts it (httpx does by default),
+    which made a 20 MB mammogram take seconds to fetch: the source asks for no content
+    coding, and Orthanc's real answers say none was applied."""
+    study_uid = generate_uid()
+    orthanc.upload_all(write_exam(tmp_path / "sent", study_uid, VIEWS))
+    codings: list[tuple[str | None, str | None]] = []
+
+    def seen(reply) -> None:  # an httpx response hook: observes the real answers
+        if reply.request.url.path.endswith("/file"):
+            asked = reply.request.headers.get("accept-encoding")
+            codings.append((asked, reply.headers.get("content-encoding")))
+
+    source._http._client.event_hooks["response"].append(seen)
+    fetched = source.fetch(study_uid, tmp_path / "fetched")
+    assert len(codings) == len(fetched) == len(VIEWS)
+    assert codings == [("identity", None)] * len(fetched)

@@ -30,6 +30,10 @@ from mammotriage.worklist.hanging import ORIENTATION_KEY, Orientation, hanging_o
 
 #: Height of a thumbnail in pixels: enough for a reading-room overview, small to send.
 THUMBNAIL_HEIGHT = 512
+#: zlib level of the PNGs. Measured on a 400 x 512 thumbnail of a synthetic full-size view:
+#: 8 ms and 83 KB at level 3, against 118 ms and 71 KB with Pillow's ``optimize`` (which
+#: made writing thumbnails the slowest step of a job); losslessly the same pixels.
+PNG_COMPRESS_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def write_thumbnail(view: ThumbnailView, target: Path) -> Thumbnail:
     info.add_text(ORIENTATION_KEY, view.orientation.to_text())
     picture = PILImage.fromarray(view.pixels, mode="L")
     with atomic_write(target) as out:
-        picture.save(out, format="PNG", optimize=True, pnginfo=info)
+        picture.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info)
     return Thumbnail(target, view.rows, view.columns, view.orientation)
 
 

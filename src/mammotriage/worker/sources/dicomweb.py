@@ -28,6 +28,7 @@ import pydicom
 from mammotriage.errors import SourceError
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worker.sources.http import (
+    AS_STORED,
     Clock,
     HttpSource,
     PacsHttp,
@@ -283,7 +284,11 @@ class DicomWebSource(HttpSource):
         path = f"/studies/{study_key}"
         for accept in (ACCEPT_AS_STORED, ACCEPT_DEFAULT):
             with self._http.stream(
-                "GET", path, missing_ok=True, allow=(400, 406), headers={"Accept": accept}
+                "GET",
+                path,
+                missing_ok=True,
+                allow=(400, 406),
+                headers={"Accept": accept, **AS_STORED},
             ) as reply:
                 if reply is not None and reply.status_code in (400, 406):
                     continue  # no "transfer-syntax=*" here: ask for the default syntax

@@ -27,6 +27,7 @@ from mammotriage.errors import SourceError, SourceUnavailableError
 from mammotriage.worker.crashpoints import crash_point
 from mammotriage.worker.source import Arrival, Poll
 from mammotriage.worker.sources.http import (
+    AS_STORED,
     REPORT_MANUFACTURER,
     REPORT_SERIES_DESCRIPTION,
     Clock,
@@ -200,7 +201,7 @@ class OrthancSource(HttpSource):
         partial = target.with_name(target.name + ".part")
         path = f"/instances/{instance}/file"
         try:
-            with self._http.stream("GET", path, missing_ok=True) as reply:
+            with self._http.stream("GET", path, missing_ok=True, headers=AS_STORED) as reply:
                 if reply is None:
                     # Deleted while we fetch: the study is changing; a retry sees it anew.
                     raise SourceUnavailableError(
