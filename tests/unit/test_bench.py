@@ -93,3 +93,18 @@ def test_prepare_data_refuses_a_cached_exam_that_is_not_jpeg2000(tmp_path: Path)
     truth.write_text(truth.read_text().replace(JPEG2000Lossless, JPEGLSLossless))
     with pytest.raises(ConfigError, match="not JPEG 2000"):
         prepare_data(tmp_path, 1, small=True)
+
+
+@pytest.mark.slow
+def test_bench_runs_an_int8_copy_against_the_fp32_torch_baseline(tmp_path: Path) -> None:
+    """A lower-precision copy keeps its weights quantised: the torch baseline is rebuilt
+    from the fp32 model it was made from, and the engine runs the copy."""
+    from mammotriage import defaults
+
+    int8 = defaults.model_path().with_name("mammotriage-synthetic-tiny.int8.onnx")
+    args = ["bench", "--json", "--small", "--exams", "1", "--repeats", "1", "--threads", "1"]
+    result = runner.invoke(app, [*args, "--model", str(int8), "--data", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model"] == "mammotriage-synthetic-tiny (int8)"
+    assert report["parity_max_abs_delta"] <= 1e-4  # torch against the fp32 ONNX model

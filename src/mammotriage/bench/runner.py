@@ -134,10 +134,14 @@ def run_benchmark(
     files, syntaxes, sizes = describe(folders)
     groups = [[str(p) for p in sorted(f.glob("*.dcm"))] for f in folders]
     work = Path(folders[0]).parent
-    weights = work / f"baseline-{sidecar.sha256[:12]}.pt"
+    # The torch baseline is the fp32 network: a lower-precision copy (NAME.int8.onnx) keeps
+    # its weights quantised or in half precision, so the baseline is rebuilt from the fp32
+    # model it was made from, and "ours" runs the copy.
+    fp32 = model if sidecar.variant_of is None else model.parent / sidecar.variant_of.onnx_file
+    weights = work / f"baseline-{load_sidecar(fp32).sha256[:12]}.pt"
     say("rebuilding the torch network from the ONNX initializers and checking parity")
     parity = _child(
-        "baseline-weights", {"model": str(model), "out": str(weights), "probe": str(files[0])}
+        "baseline-weights", {"model": str(fp32), "out": str(weights), "probe": str(files[0])}
     )
     common = {"model": str(model), "provider": provider, "threads": threads, "exams": groups}
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "ours": []}

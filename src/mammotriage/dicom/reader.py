@@ -34,7 +34,13 @@ from mammotriage.dicom.decode import (
     is_codec_failure,
     one_line,
 )
-from mammotriage.dicom.model import Image, Laterality, PresentationIntentType, Source
+from mammotriage.dicom.model import (
+    Image,
+    Laterality,
+    PresentationIntentType,
+    Source,
+    exam_key,
+)
 from mammotriage.dicom.voi import coded, to_display, voi_params
 from mammotriage.errors import DicomReadError
 
@@ -464,6 +470,26 @@ def read_image(
         log.warning("unexpected failure reading an image", extra={"error": type(exc).__name__})
         reason = f"unreadable: {type(exc).__name__}: {one_line(exc)}"
         return Image(path=path, usable=False, reason=reason, **_identity(ds))
+
+
+def read_exam_key(
+    path: str | Path, *, limits: DecodeLimits = _DEFAULT_LIMITS
+) -> tuple[str, str]:
+    """The key of the exam a file belongs to (:func:`~mammotriage.dicom.model.exam_key`),
+    from its header alone: the key :func:`read_image` would give, without ever decoding
+    pixels (``read_image(load_pixels=False)`` decodes a small copy when the header cannot
+    settle laterality or orientation). For a source that groups files into studies before
+    anything is scored; the scorer reads each file again."""
+    path = Path(path)
+    identity: dict[str, Any] = {}
+    try:
+        identity = _identity(_read_dataset(path, limits))
+    except (DicomReadError, OSError, MemoryError, RecursionError):
+        pass  # an unreadable file is an exam of its own, as read_image makes it
+    except BaseException as exc:  # a hostile file must never crash the worker
+        if not is_codec_failure(exc):
+            raise
+    return exam_key(Image(path=path, usable=False, reason="header only", **identity))
 
 
 def _identity(ds: Dataset) -> dict[str, Any]:

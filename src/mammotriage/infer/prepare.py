@@ -222,24 +222,50 @@ class DecodePool:
         #: Seconds one item may take (process pools only); None: no budget.
         self.timeout = timeout
         self._pool: Executor | None = None
+        # Several threads may map through one pool (the worker decodes two studies at
+        # once): starting, replacing and stopping the pool happen under this lock.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         """Stop the pool (a later call starts a new one)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _executor(self) -> Executor | None:
         if self.workers == 0:
             return None
-        if self._pool is None:
-            if self.executor == "process":
-                self._pool = _process_pool(self.workers)
-            else:
-                self._pool = ThreadPoolExecutor(
-                    self.workers, thread_name_prefix="mammotriage-decode"
-                )
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                if self.executor == "process":
+                    self._pool = _process_pool(self.workers)
+                else:
+                    self._pool = ThreadPoolExecutor(
+                        self.workers, thread_name_prefix="mammotriage-decode"
+                    )
+            return self._pool
+
+    def _retire(self, pool: Executor) -> bool:
+        """Forget ``pool`` if it is still the current one (another thread may have
+        replaced it already); True when this call retired it."""
+        with self._lock:
+            if self._pool is not pool:
+                return False
+            self._pool = None
+            return True
+
+    def _submit(self, fn: Callable[[_T], _R], item: _T) -> tuple[Future[_R], Executor]:
+        """Submit to the current pool; one another thread just broke, stopped or replaced
+        is given up for a fresh one."""
+        while True:
+            executor = self._executor()
+            assert executor is not None
+            try:
+                return executor.submit(fn, item), executor
+            except (BrokenExecutor, RuntimeError):  # broken, or shut down by a restart
+                if self._retire(executor):
+                    executor.shutdown(wait=False, cancel_futures=True)
 
     def ordered_map(
         self,
@@ -269,9 +295,8 @@ class DecodePool:
 
         def submit() -> None:
             for item in pending:  # at most one
-                executor = self._executor()
-                assert executor is not None
-                window.append((item, executor.submit(fn, item), executor))
+                future, executor = self._submit(fn, item)
+                window.append((item, future, executor))
                 return
 
         try:
@@ -282,19 +307,18 @@ class DecodePool:
                 try:
                     result = future.result(timeout=self.timeout)
                 except (BrokenExecutor, CancelledError):  # cancelled: its pool was killed
-                    if executor is self._pool:
+                    if self._retire(executor):
                         log.warning("a decode worker died; restarting the decode pool")
-                        self.close()
+                        executor.shutdown(wait=True, cancel_futures=True)
                     result = self._alone(fn, item, crashed, timed_out)
                 except TimeoutError:
-                    if executor is self._pool:
+                    if self._retire(executor):
                         log.warning(
                             "a decode ran past its time budget of %g s; restarting the decode"
                             " pool",
                             self.timeout,
                         )
                         _kill(executor)
-                        self._pool = None
                     result = self._alone(fn, item, crashed, timed_out)
                 submit()
                 yield item, result

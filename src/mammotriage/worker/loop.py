@@ -80,6 +80,8 @@ from mammotriage.worklist.models import OutboxState, utcnow
 log = logging.getLogger("mammotriage.worker")
 _T = TypeVar("_T")
 
+#: Studies in the decode stage at once (each in its own thread, one decode pool).
+_DECODING_AT_ONCE = 2
 #: errno values of a full or read-only disk: passing faults, retried like a PACS outage.
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
@@ -341,26 +343,42 @@ class Worker:
             work: Callable[[_Study], _Study],
             source: queue.Queue[_Study | None],
             into: queue.Queue[_Study | None],
+            running: list[int],
         ) -> None:
+            """One thread of a stage: ``work`` on what ``source`` hands over, until it ends;
+            the last thread of the stage to end ends ``into``."""
             while (study := source.get()) is not None:
                 into.put(work(study))
-            into.put(None)
+            source.put(None)  # for this stage's other threads
+            with self._in_flight_lock:
+                running[0] -= 1
+                last = running[0] == 0
+            if last:
+                into.put(None)
 
-        threads = [
-            threading.Thread(target=fetch, name="mammotriage-fetch", daemon=True),
+        # Two studies decode at once, sharing the engine's decode pool: one study's images
+        # are too few to keep the pool busy, and its headers must be read (and grouped)
+        # before its images can be decoded; a second study fills those gaps.
+        decoders = [_DECODING_AT_ONCE]
+        scorers = [1]
+        threads = [threading.Thread(target=fetch, name="mammotriage-fetch", daemon=True)]
+        threads += [
             threading.Thread(
                 target=stage,
-                args=(self._decode, fetched, decoded),
-                name="mammotriage-decode",
+                args=(self._decode, fetched, decoded, decoders),
+                name=f"mammotriage-decode-{n}",
                 daemon=True,
-            ),
+            )
+            for n in range(_DECODING_AT_ONCE)
+        ]
+        threads.append(
             threading.Thread(
                 target=stage,
-                args=(self._score, decoded, scored),
+                args=(self._score, decoded, scored, scorers),
                 name="mammotriage-score",
                 daemon=True,
-            ),
-        ]
+            )
+        )
         for thread in threads:
             thread.start()
         try:

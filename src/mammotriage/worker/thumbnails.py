@@ -14,6 +14,7 @@ reading service moves finding boxes (original pixel coordinates) with the pixels
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,12 @@ PNG_COMPRESS_LEVEL = 3
 
 @dataclass(frozen=True)
 class ThumbnailView:
-    """A view's thumbnail pixels, made in the decode pool and written later: 8-bit, hung
-    and sized for the reading service (small to carry between processes)."""
+    """A view's thumbnail, made in the decode pool and written once the exam is stored: the
+    PNG itself (hung and sized for the reading service, its flips recorded in it), encoded
+    where the decoding happens, off the worker's outputs thread, and small to carry back
+    from a decode process (tens of KB)."""
 
-    pixels: np.ndarray
+    png: bytes
     #: Size of the original image, to scale finding boxes onto the thumbnail.
     rows: int
     columns: int
@@ -75,16 +78,17 @@ def thumbnail_view(image: Image, height: int = THUMBNAIL_HEIGHT) -> ThumbnailVie
     width = max(1, round(image.columns * height / image.rows))
     picture = PILImage.fromarray((pixels * 255.0 + 0.5).astype(np.uint8), mode="L")
     picture = picture.resize((width, height), PILImage.Resampling.LANCZOS)
-    return ThumbnailView(np.asarray(picture), image.rows, image.columns, orientation)
+    info = PngInfo()
+    info.add_text(ORIENTATION_KEY, orientation.to_text())
+    png = io.BytesIO()
+    picture.save(png, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info)
+    return ThumbnailView(png.getvalue(), image.rows, image.columns, orientation)
 
 
 def write_thumbnail(view: ThumbnailView, target: Path) -> Thumbnail:
-    """Write ``view`` as a PNG at ``target`` (atomically), its flips recorded in the PNG."""
-    info = PngInfo()
-    info.add_text(ORIENTATION_KEY, view.orientation.to_text())
-    picture = PILImage.fromarray(view.pixels, mode="L")
+    """Write ``view``'s PNG at ``target``, atomically."""
     with atomic_write(target) as out:
-        picture.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info)
+        out.write(view.png)
     return Thumbnail(target, view.rows, view.columns, view.orientation)
 
 

@@ -530,3 +530,39 @@ def test_metrics_are_served_for_prometheus_on_loopback(tmp_path, tiny_synthetic)
     reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert reply.status_code == 200
     assert 'mammotriage_exams_total{status="scored"} 1.0' in reply.text
+
+
+def test_the_folder_source_groups_files_into_studies_without_decoding_pixels(
+    tmp_path, tiny_synthetic, monkeypatch
+):
+    """The folder's poll reads headers only (the scorer decodes each file once, later),
+    even for a vendor whose headers cannot settle laterality or orientation, and groups
+    files by the key the scorer uses."""
+    import mammotriage.dicom.reader as reader
+    from dicom_builders import breast_pixels, mg_dataset, write
+    from mammotriage.dicom import exam_key, read_image
+    from mammotriage.worker.factory import build_source
+
+    settings = folder_settings(tmp_path)  # quiet period 0
+    exams = copy_exams(tiny_synthetic, settings.source.path, 12)  # the six-vendor mix
+    files = sorted(p for exam in exams for p in exam.glob("*.dcm"))
+    # a view whose header settles neither side nor orientation (the reader's pixel fallback)
+    bare = mg_dataset(breast_pixels(512, 256))
+    del bare.ImageLaterality, bare.PatientOrientation
+    files.append(write(bare, settings.source.path / "bare" / "image.dcm"))
+    expected = {str(exam_key(read_image(path, load_pixels=False))[0]) for path in files}
+
+    decodes = []
+    decode_stored = reader.decode_stored
+
+    def counted(*args, **kwargs):  # (a raise would be taken for a bad file)
+        decodes.append(args)
+        return decode_stored(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "decode_stored", counted)
+    source = build_source(settings.source)
+    polled = source.poll(None)
+    polled = polled if polled.arrivals else source.poll(polled.cursor)
+    assert {arrival.study_key for arrival in polled.arrivals} == expected
+    assert len(polled.arrivals) == len(exams) + 1
+    assert decodes == []

@@ -22,9 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mammotriage.atomic import atomic_write
-from mammotriage.dicom.exams import exam_key
 from mammotriage.dicom.files import iter_files
-from mammotriage.dicom.reader import read_image
+from mammotriage.dicom.reader import read_exam_key
 from mammotriage.errors import ConfigError, SourceError, SourceUnavailableError
 from mammotriage.worker.source import Arrival, Poll
 
@@ -178,7 +177,7 @@ class FolderSource:
             known = self._files.get(path)
             if known and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
                 continue
-            key, _ = exam_key(read_image(path, load_pixels=False))
+            key, _ = read_exam_key(path)
             self._files[path] = _Entry(stat.st_size, stat.st_mtime_ns, now, key)
         for gone in set(self._files) - seen:
             del self._files[gone]
