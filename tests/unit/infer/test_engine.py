@@ -343,3 +343,34 @@ def _decoded_shape(image) -> tuple[int, int]:
     """A keep function (module level: a process pool would pickle it by name)."""
     assert image.pixels is not None
     return image.rows, image.columns
+
+
+def test_two_threads_mapping_through_one_process_pool_pin_a_crash_on_its_file(model):
+    """The worker decodes two studies at once through one decode pool: a file that kills a
+    decode process in one thread's work is pinned on that file alone, and every item of
+    both threads comes back, the other thread's included (its items in the broken pool
+    are run again)."""
+    import threading
+
+    first = ["a", "b", "boom", "c", "d", "e"]
+    second = [f"x{n}" for n in range(12)]
+    results: dict[str, list] = {}
+    with ScoringEngine(model, decode_workers=2, executor="process") as engine:
+
+        def run(name: str, items: list[str]) -> None:
+            mapped = engine.decoder.ordered_map(
+                double_unless_boom, items, lambda i: "crashed", depth=4
+            )
+            results[name] = list(mapped)
+
+        threads = [
+            threading.Thread(target=run, args=("first", first)),
+            threading.Thread(target=run, args=("second", second)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in threads)
+    assert results["first"] == [(i, "crashed" if i == "boom" else i * 2) for i in first]
+    assert results["second"] == [(i, i * 2) for i in second]
