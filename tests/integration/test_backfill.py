@@ -153,10 +153,10 @@ from mammotriage.infer import engine, exam_batch, prepare
 _prepare_image = prepare.prepare_image
 
 
-def _crashing(image, params):
+def _crashing(image, params, keep=None):
     if image.path is not None and "crash-me" in str(image.path):
         os._exit(139)
-    return _prepare_image(image, params)
+    return _prepare_image(image, params, keep)
 
 
 for module in (prepare, exam_batch, engine):  # every name the scorers call it by

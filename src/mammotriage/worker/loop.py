@@ -4,7 +4,8 @@ Jobs go through a pipeline of four stages, each in its own thread, joined by que
 
 1. **fetch** (claim the next job, bring its files: a PACS download, a folder's copy),
 2. **decode** (headers, grouping into exams, decode at reduced resolution and preprocess in
-   the engine's decode pool; each view's thumbnail is made from the same decoded pixels),
+   the engine's decode pool, two studies at once; each view's thumbnail is made from the
+   same decoded pixels),
 3. **score** (ONNX Runtime),
 4. **outputs** (in the calling thread: the exam stored with its decision and HL7 results,
    thumbnails written, the SR and the other DICOM objects sent, the job done),
@@ -18,8 +19,8 @@ Exactly-once rests on the store, not on this loop: a study is one job
 (``UNIQUE(source, study)``), an exam one row (``UNIQUE(study)``), a score one row per model
 (``UNIQUE(exam, model sha256)``), and the SR's SOPInstanceUID is derived from what it
 reports, so a PACS keeps one copy however often it is sent. A worker killed at any moment
-leaves its claimed jobs RUNNING; it releases it when it starts again (or another worker
-takes it over after the claim timeout), and processing it again overwrites the same rows.
+leaves its claimed jobs RUNNING; it releases them when it starts again (or another worker
+takes them over after the claim timeout), and processing them again overwrites the same rows.
 With the pipeline a killed worker leaves up to ``studies_in_flight`` jobs RUNNING; all are
 released together.
 
@@ -32,8 +33,8 @@ What can go wrong, and what happens:
 - an output of a stored exam (its thumbnails) cannot be written: the other outputs (the SR)
   are still made, the failure is logged, counted (``mammotriage_output_failures_total``)
   and kept on the job, which is retried like a passing fault;
-- the database is locked or gone: the loop logs it, waits and tries again; the job it held
-  stays RUNNING until released.
+- the database is locked or gone: the loop logs it, waits and tries again; the jobs it held
+  stay RUNNING until released.
 """
 
 from __future__ import annotations
@@ -437,7 +438,7 @@ class Worker:
                 overlapping = self._in_flight.index(study.job.id) > 0
             if overlapping:  # an earlier study is still being decoded, scored or written
                 crash_point("fetched-during-overlap")
-        except BaseException as exc:  # settled by the outputs stage, in job order
+        except BaseException as exc:  # settled by the outputs stage
             study.error = exc
         self.metrics.stage_seconds.labels(stage="fetch").observe(time.monotonic() - started)
         return study
