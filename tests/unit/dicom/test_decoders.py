@@ -264,3 +264,21 @@ def test_image_with_its_decoder_survives_pickling(reference):
     copy = pickle.loads(pickle.dumps(image))
     assert copy.decoder == "numpy"
     assert np.array_equal(copy.pixels, image.pixels)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.int32, np.float32])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_block_mean_is_the_mean_of_each_block_edges_included(dtype, k):
+    """Each output pixel is the mean of its 2**k x 2**k block; a block cut by the image's
+    edge is filled with the edge pixels (ceil division, as JPEG 2000 reduces)."""
+    rng = np.random.default_rng(k)
+    image = (rng.random((53, 38)) * 4000 - (1000 if np.dtype(dtype).kind == "i" else 0))
+    image = image.astype(dtype)
+    f = 1 << k
+    got = block_mean(image, k)
+    rows, cols = -(-53 // f), -(-38 // f)
+    assert got.shape == (rows, cols) and got.dtype == np.float32
+    padded = np.pad(image.astype(np.float64), ((0, rows * f - 53), (0, cols * f - 38)), "edge")
+    for r, c in [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 3)]:
+        block = padded[r * f : (r + 1) * f, c * f : (c + 1) * f]
+        assert got[r, c] == pytest.approx(block.mean(), rel=1e-6)
