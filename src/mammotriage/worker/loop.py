@@ -547,8 +547,6 @@ class Worker:
         )
         status = exam_status(exam_score, decision)
         fields = {**context, "exam_id": str(public_id), "status": status.value}
-        if messages and self.sender is not None:
-            self.sender.wake()
         if hl7_error is not None:  # the study lacks what the RIS needs: retrying cannot help
             # (the result itself may be queued: an order update could not be built)
             self._output_failed(public_id, "hl7", hl7_error, fields)
@@ -565,6 +563,11 @@ class Worker:
             | {"model_sha256": exam_score.model_sha256},
         )
         crash_point("after-exam-stored")
+        # Woken once the exam's rows are all in (its audit line too), not between them: a
+        # sender that claims a message leases it for minutes, and a worker killed right
+        # after the commit would leave its restart to wait that lease out.
+        if messages and self.sender is not None:
+            self.sender.wake()
         self.metrics.exams.labels(status=status.value).inc()
         if status is ExamStatus.SCORED:
             summary.scored += 1
