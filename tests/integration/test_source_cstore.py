@@ -388,17 +388,29 @@ def test_write_back_to_a_peer_that_is_down_is_unavailable(tmp_path: Path) -> Non
         )
 
 
-def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    """Until storescp (``process``) accepts connections on ``port``."""
-    deadline = time.monotonic() + 10
-    while True:
+def _listening(port: int) -> bool:
+    """Whether a socket listens on ``port``, read from the kernel's tables: a probe
+    connection would itself be an association attempt to storescp, which serves one at a
+    time, and the test's own association could then meet an abort instead of the refusal."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "storescp did not start"
-            time.sleep(0.05)
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until storescp (``process``) listens on ``port``."""
+    deadline = time.monotonic() + 10
+    while not _listening(port):
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "storescp did not start"
+        time.sleep(0.05)
 
 
 def test_write_back_to_a_peer_that_refuses_the_association_is_unavailable(
