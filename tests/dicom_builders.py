@@ -74,3 +74,25 @@ def write(ds: Dataset, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def saved_in(src: Path, dst: Path, syntax: str, **compress: Any) -> Path:
+    """``src`` written again at ``dst`` in transfer syntax ``syntax``: re-encoded for the
+    native syntaxes (explicit, implicit, deflated), compressed by pydicom's encoders
+    (``compress``: their options, e.g. ``j2k_cr``) for the others."""
+    import pydicom
+    from pydicom.uid import UID, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(src)
+    if UID(syntax).is_compressed:  # (deflate is a native syntax to pydicom)
+        ds.compress(syntax, **compress)
+        ds.save_as(dst, enforce_file_format=True)
+    else:
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(
+            dst,
+            implicit_vr=syntax == ImplicitVRLittleEndian,
+            little_endian=True,
+            enforce_file_format=True,
+        )
+    return dst

@@ -24,8 +24,6 @@ from PIL.PngImagePlugin import PngInfo
 
 from mammotriage.atomic import atomic_write
 from mammotriage.dicom import Image
-from mammotriage.dicom.decode import is_codec_failure
-from mammotriage.dicom.reader import read_image
 from mammotriage.preprocess import flip
 from mammotriage.worklist.hanging import ORIENTATION_KEY, Orientation, hanging_orientation
 
@@ -92,31 +90,10 @@ def write_thumbnail(view: ThumbnailView, target: Path) -> Thumbnail:
     return Thumbnail(target, view.rows, view.columns, view.orientation)
 
 
-def render_thumbnail(
-    source: Path, target: Path, height: int = THUMBNAIL_HEIGHT
-) -> Thumbnail | None:
-    """Read ``source`` and write its PNG thumbnail to ``target``; None when it has no usable
-    pixels. For a file the worker has not scored (the worker itself makes thumbnails from
-    the model's decode: :func:`thumbnail_view`).
-
-    JPEG 2000 is decoded at the nearest resolution level above ``height``, so a thumbnail of
-    a full-size image costs a fraction of a full decode.
-    """
-    try:
-        image = read_image(source, target_shape=(height, 1))
-    except BaseException as exc:  # read_image says why itself; this guards a codec panic
-        if not is_codec_failure(exc):
-            raise
-        return None
-    view = thumbnail_view(image, height)
-    return None if view is None else write_thumbnail(view, target)
-
-
 __all__ = [
     "THUMBNAIL_HEIGHT",
     "Thumbnail",
     "ThumbnailView",
-    "render_thumbnail",
     "thumbnail_view",
     "write_thumbnail",
 ]

@@ -22,10 +22,11 @@ from sqlalchemy import select, update
 
 from api_site import FINDING_BOX, STUDY_ROOT, Site
 from mammotriage.api.thumbnails import draw_findings, score_colour
+from mammotriage.dicom import read_image
 from mammotriage.dicom.model import Laterality, Slot
 from mammotriage.preprocess import flip
 from mammotriage.synth.vendors import PROFILES
-from mammotriage.worker.thumbnails import render_thumbnail
+from mammotriage.worker.thumbnails import thumbnail_view, write_thumbnail
 from mammotriage.worklist.hanging import (
     ORIENTATION_KEY,
     Orientation,
@@ -246,8 +247,9 @@ def test_worker_thumbnails_hang_chest_walls_in_the_middle_for_every_vendor(
     mirrored = 0
     for row in rows:
         if row["exam_id"] in chosen:
-            thumbnail = render_thumbnail(tiny_synthetic / row["path"], tmp_path / "t.png", 128)
-            assert thumbnail is not None
+            view = thumbnail_view(read_image(tiny_synthetic / row["path"]), 128)
+            assert view is not None
+            thumbnail = write_thumbnail(view, tmp_path / "t.png")
             pixels = np.asarray(Image.open(thumbnail.path), dtype=np.float32)
             strip = pixels.shape[1] // 8
             right_denser = pixels[:, -strip:].mean() > pixels[:, :strip].mean()

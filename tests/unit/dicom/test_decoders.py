@@ -26,7 +26,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicom_builders import breast_pixels, mg_dataset, write
+from dicom_builders import breast_pixels, mg_dataset, saved_in, write
 from mammotriage.dicom import read_image
 from mammotriage.dicom.decode import block_mean, decode_stored
 
@@ -44,18 +44,6 @@ def reference(tmp_path_factory):
     image = read_image(path)
     assert image.usable, image.reason
     return path, stored, image
-
-
-def _saved(src, dst, syntax):
-    ds = pydicom.dcmread(src)
-    if syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
-        ds.file_meta.TransferSyntaxUID = syntax
-        ds.save_as(dst, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=True,
-                   enforce_file_format=True)
-    else:
-        ds.compress(syntax)
-        ds.save_as(dst, enforce_file_format=True)
-    return dst
 
 
 def _dcmtk(src, dst, flag):
@@ -104,7 +92,7 @@ def test_lossless_syntax_decodes_pixel_identical_through_its_chosen_decoder(
     reference, tmp_path, syntax, decoder
 ):
     src, stored, expected = reference
-    image = read_image(_saved(src, tmp_path / "x.dcm", syntax))
+    image = read_image(saved_in(src, tmp_path / "x.dcm", syntax))
     assert image.usable, image.reason
     assert image.decoder == decoder
     assert np.array_equal(image.pixels, expected.pixels)
@@ -167,7 +155,7 @@ def test_8bit_baseline_at_reduced_size_is_the_block_mean_within_one_stored_value
 
 def test_reduced_jpeg_2000_is_read_by_pillow_at_a_resolution_level(reference, tmp_path):
     src, _, _ = reference
-    image = read_image(_saved(src, tmp_path / "x.dcm", JPEG2000Lossless),
+    image = read_image(saved_in(src, tmp_path / "x.dcm", JPEG2000Lossless),
                        target_shape=(ROWS // 4, COLS // 4))
     assert image.decoder == "pillow-openjpeg"
     assert image.decode_scale == 4.0
@@ -185,7 +173,7 @@ def test_when_charls_in_pyjpegls_raises_imagecodecs_reads_the_jpeg_ls_image(
     # A fault of the codec itself cannot be made to happen with a valid file: mock it.
     monkeypatch.setattr(jpeg_ls, "decode_pixel_data", _fails)
     src, _, expected = reference
-    image = read_image(_saved(src, tmp_path / "x.dcm", JPEGLSLossless))
+    image = read_image(saved_in(src, tmp_path / "x.dcm", JPEGLSLossless))
     assert image.usable, image.reason
     assert image.decoder == "imagecodecs.jpegls"
     assert np.array_equal(image.pixels, expected.pixels)
@@ -198,7 +186,7 @@ def test_when_imagecodecs_raises_pillow_reads_the_jpeg_2000_image(
 
     monkeypatch.setattr(imagecodecs, "jpeg2k_decode", _fails)
     src, _, expected = reference
-    image = read_image(_saved(src, tmp_path / "x.dcm", JPEG2000Lossless))
+    image = read_image(saved_in(src, tmp_path / "x.dcm", JPEG2000Lossless))
     assert image.usable, image.reason
     assert image.decoder == "pillow-openjpeg"
     assert np.array_equal(image.pixels, expected.pixels)
@@ -221,7 +209,7 @@ def test_damaged_jpeg_ls_scan_is_refused_and_never_handed_to_libjpeg(
     import jpeg_ls
 
     src, _, _ = reference
-    path = _saved(src, tmp_path / "x.dcm", JPEGLSLossless)
+    path = saved_in(src, tmp_path / "x.dcm", JPEGLSLossless)
     _with_frame(path, _scan_corrupted(_frame(path)))
     if pyjpegls_fails:  # then imagecodecs' CharLS must refuse it too
         monkeypatch.setattr(jpeg_ls, "decode_pixel_data", _fails)

@@ -23,7 +23,7 @@ from mammotriage.dicom import Image, read_image
 from mammotriage.dicom.decode import is_codec_failure
 from mammotriage.infer.prepare import Unusable, prepare_image
 from mammotriage.sidecar import load_sidecar
-from mammotriage.worker.thumbnails import render_thumbnail
+from mammotriage.worker.thumbnails import thumbnail_view
 
 runner = CliRunner()
 # Building invalid values on purpose makes pydicom warn (and quote them, at length).
@@ -97,7 +97,7 @@ def test_rle_panic_in_prepare_is_unusable(tmp_path):
 def test_rle_panic_gives_no_thumbnail(tmp_path):
     path = tmp_path / "panic.dcm"
     path.write_bytes(rle_panic_bytes())
-    assert render_thumbnail(path, tmp_path / "thumb.png") is None
+    assert thumbnail_view(read_image(path)) is None
 
 
 def test_inspect_over_a_folder_with_a_panicking_file_reports_it(tmp_path):

@@ -5,7 +5,6 @@ import shutil
 import subprocess
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.uid import (
     JPEG2000,
@@ -20,7 +19,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicom_builders import breast_pixels, mg_dataset, write
+from dicom_builders import breast_pixels, mg_dataset, saved_in, write
 from mammotriage.dicom import read_image
 from mammotriage.dicom.decode import block_mean
 
@@ -37,25 +36,6 @@ def reference(tmp_path_factory):
     return path, read_image(path).pixels
 
 
-def _pydicom_compress(src, dst, syntax, **kwargs):
-    ds = pydicom.dcmread(src)
-    ds.compress(syntax, **kwargs)
-    ds.save_as(dst, enforce_file_format=True)
-    return dst
-
-
-def _reencode(src, dst, syntax):
-    ds = pydicom.dcmread(src)
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.save_as(
-        dst,
-        implicit_vr=syntax == ImplicitVRLittleEndian,
-        little_endian=True,
-        enforce_file_format=True,
-    )
-    return dst
-
-
 @pytest.mark.parametrize(
     "syntax,kwargs",
     [
@@ -70,11 +50,7 @@ def _reencode(src, dst, syntax):
 )
 def test_lossless_syntaxes_decode_to_identical_pixels(reference, tmp_path, syntax, kwargs):
     src, expected = reference
-    dst = tmp_path / "x.dcm"
-    if kwargs is None:
-        _reencode(src, dst, syntax)
-    else:
-        _pydicom_compress(src, dst, syntax, **kwargs)
+    dst = saved_in(src, tmp_path / "x.dcm", syntax, **(kwargs or {}))
     image = read_image(dst)
     assert image.usable, image.reason
     assert image.transfer_syntax_uid == syntax
@@ -83,7 +59,7 @@ def test_lossless_syntaxes_decode_to_identical_pixels(reference, tmp_path, synta
 
 def test_lossy_jpeg_2000_decodes_close_to_the_original(reference, tmp_path):
     src, expected = reference
-    dst = _pydicom_compress(src, tmp_path / "x.dcm", JPEG2000, j2k_cr=[10])
+    dst = saved_in(src, tmp_path / "x.dcm", JPEG2000, j2k_cr=[10])
     image = read_image(dst)
     assert image.usable, image.reason
     assert float(np.abs(image.pixels - expected).mean()) < 0.02
@@ -130,7 +106,7 @@ def test_jpeg_2000_is_decoded_at_reduced_resolution_when_the_model_needs_a_quart
 ):
     src, _ = reference
     full = read_image(src).pixels
-    dst = _pydicom_compress(src, tmp_path / "x.dcm", JPEG2000Lossless)
+    dst = saved_in(src, tmp_path / "x.dcm", JPEG2000Lossless)
     image = read_image(dst, target_shape=(ROWS // 4, COLS // 4))
     assert image.decode_scale == 4.0
     assert image.pixels.shape == (ROWS // 4, COLS // 4)
@@ -140,7 +116,7 @@ def test_jpeg_2000_is_decoded_at_reduced_resolution_when_the_model_needs_a_quart
 
 def test_other_syntaxes_are_block_averaged_to_the_same_geometry(reference, tmp_path):
     src, _ = reference
-    dst = _pydicom_compress(src, tmp_path / "x.dcm", RLELossless)
+    dst = saved_in(src, tmp_path / "x.dcm", RLELossless)
     image = read_image(dst, target_shape=(ROWS // 4, COLS // 4))
     assert image.decode_scale == 4.0
     assert image.pixels.shape == (ROWS // 4, COLS // 4)
