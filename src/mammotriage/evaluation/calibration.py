@@ -30,9 +30,10 @@ import numpy as np
 from mammotriage import defaults
 from mammotriage.category import CATEGORIES
 from mammotriage.errors import ConfigError
-from mammotriage.evaluation.metrics import ExamArrays, psi
+from mammotriage.evaluation.metrics import ExamArrays
 from mammotriage.infer.calibrate import MIN_EXAMS, calibration_from_scores
 from mammotriage.sidecar import Sidecar, load_sidecar, write_sidecar
+from mammotriage.stability import psi
 
 #: A device whose category distribution differs from the site's by more than this PSI gets
 #: its own sidecar (0.2 is the usual "shift worth acting on").

@@ -32,6 +32,7 @@ import pandas as pd
 
 from mammotriage.category import CATEGORIES
 from mammotriage.errors import ConfigError
+from mammotriage.stability import psi
 from mammotriage.triage import ExamForTriage, ReadingMode, TriagePolicy, decide
 from mammotriage.triage.simulate import estimate
 
@@ -46,8 +47,6 @@ UNSCORED_BAND = 0
 BANDS = (*CATEGORIES, UNSCORED_BAND)
 #: Share of a calibration reference population in each category (deciles).
 REFERENCE_SHARE = 1 / len(CATEGORIES)
-#: Floor on a share in the population stability index, whose log is infinite at zero.
-PSI_FLOOR = 1e-4
 #: The most exam draws (resamples x exams) held at once while bootstrapping.
 CHUNK_ELEMENTS = 2_000_000
 _ARRIVAL = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -242,15 +241,6 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
-def psi(shares: np.ndarray, reference: np.ndarray | float) -> np.ndarray:
-    """Population stability index over the last axis: sum of (p - q) ln(p / q), shares
-    floored at :data:`PSI_FLOOR`. Below 0.1 is usually read as stable, 0.1-0.2 as a
-    moderate shift, above 0.2 as a shift worth acting on."""
-    p = np.maximum(np.asarray(shares, dtype=np.float64), PSI_FLOOR)
-    q = np.maximum(np.broadcast_to(np.asarray(reference, dtype=np.float64), p.shape), PSI_FLOOR)
-    return np.asarray(((p - q) * np.log(p / q)).sum(axis=-1))
 
 
 def _cell_figures(counts: np.ndarray, c: _Cells, n_devices: int) -> dict[str, np.ndarray]:
