@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mammotriage.cli.common import console, fail, progress
-from mammotriage.errors import MammotriageError
+from mammotriage.errors import ConfigError, MammotriageError
 
 
 def synth(
@@ -30,16 +31,44 @@ def synth(
     prevalence: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of exams with a cancer.")
     ] = 0.2,
+    vendor: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Vendor profile to use (repeat for several; default: the six-vendor mix). "
+            "hologic-like-updated is hologic-like after a processing update that moves the "
+            "model's scores (for monitoring drills)."
+        ),
+    ] = None,
+    first_day: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First study date (YYYY-MM-DD)."),
+    ] = None,
+    last_day: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last study date (YYYY-MM-DD)."),
+    ] = None,
 ) -> None:
     """Write synthetic screening exams (phantoms, not real patients) as vendor-variant DICOM."""
     from mammotriage import synth as synth_mod
 
+    try:
+        profiles = [synth_mod.profile_by_key(key) for key in vendor] if vendor else None
+    except ValueError as exc:
+        fail(ConfigError(str(exc)))
+    dates = None
+    if first_day is not None or last_day is not None:
+        if first_day is None or last_day is None:
+            fail(ConfigError("--from and --to go together"))
+        dates = (first_day.date(), last_day.date())
+        if dates[1] < dates[0]:
+            fail(ConfigError(f"--to {dates[1]} is before --from {dates[0]}"))
     try:
         with progress() as bar:
             task = bar.add_task("writing exams", total=exams)
             rows = synth_mod.generate(
                 out, exams=exams, seed=seed, small=small, prevalence=prevalence,
                 progress=lambda n: bar.update(task, completed=n),
+                profiles=profiles, dates=dates,
             )
     except MammotriageError as exc:
         fail(exc)

@@ -26,16 +26,21 @@ from mammotriage.synth.lesions import Box, BreastPosition, Lesion, LesionType
 from mammotriage.synth.phantom import RenderedView, render_view
 from mammotriage.synth.texture import power_law_field
 from mammotriage.synth.vendors import (
+    EXTRA_PROFILES,
     PROFILES,
+    SYNTHETIC_SITE,
     DetectorFormat,
     LabelStyle,
     VendorProfile,
     VoiStyle,
     burn_in_label,
+    profile_by_key,
 )
 
 __all__ = [
+    "EXTRA_PROFILES",
     "PROFILES",
+    "SYNTHETIC_SITE",
     "TRUTH_COLUMNS",
     "Box",
     "Breast",
@@ -52,6 +57,7 @@ __all__ = [
     "VendorProfile",
     "VoiStyle",
     "burn_in_label",
+    "profile_by_key",
     "display_chest_wall",
     "generate",
     "generate_exam",

@@ -10,11 +10,12 @@ import csv
 import datetime as dt
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.uid import generate_uid
@@ -189,32 +190,54 @@ class ExamPlan:
     cancer_laterality: Laterality | None
     lesion_type: LesionType | None
     subtlety: int | None
+    #: StudyDate is drawn from ``days`` days from ``first_day`` (default: six years from
+    #: 2019-01-01).
+    first_day: dt.date = dt.date(2019, 1, 1)
+    days: int = 6 * 365
 
 
 def plan_exams(
-    exams: int, seed: int = 0, small: bool = False, prevalence: float = 0.2
+    exams: int,
+    seed: int = 0,
+    small: bool = False,
+    prevalence: float = 0.2,
+    *,
+    profiles: Sequence[VendorProfile] | None = None,
+    dates: tuple[dt.date, dt.date] | None = None,
 ) -> list[ExamPlan]:
     """Decide every exam's vendor, detector, density and cancer.
 
     Exactly ``round(prevalence * exams)`` exams hold a cancer, chosen from the seed; vendor
-    profiles rotate exam by exam so that any six consecutive exams cover all of them.
+    profiles (``profiles``, default the six of :data:`PROFILES`) rotate exam by exam so that
+    any ``len(profiles)`` consecutive exams cover all of them. ``dates`` (first, last day,
+    inclusive) bounds the study dates; default: six years from 2019-01-01.
 
     Raises
     ------
     ValueError
-        If ``exams`` is negative or ``prevalence`` is outside [0, 1].
+        If ``exams`` is negative, ``prevalence`` is outside [0, 1], ``profiles`` is empty or
+        ``dates`` ends before it starts.
     """
     if exams < 0:
         raise ValueError(f"exams must be >= 0, got {exams!r}")
     if not 0.0 <= prevalence <= 1.0:
         raise ValueError(f"prevalence must be within [0, 1], got {prevalence!r}")
+    mix = tuple(PROFILES if profiles is None else profiles)
+    if not mix:
+        raise ValueError("profiles must name at least one vendor profile")
+    span: dict[str, Any] = {}
+    if dates is not None:
+        first, last = dates
+        if last < first:
+            raise ValueError(f"dates must not end before they start, got {first} to {last}")
+        span = {"first_day": first, "days": (last - first).days + 1}
     n_cancer = round(prevalence * exams)
     chosen = np.random.default_rng([seed, 0xCA]).choice(exams, size=n_cancer, replace=False)
     cancers = {int(i) for i in chosen}
     plans = []
     for index in range(exams):
         rng = np.random.default_rng([seed, index, 0])
-        profile = PROFILES[(index + seed) % len(PROFILES)]
+        profile = mix[(index + seed) % len(mix)]
         detector = profile.formats[int(rng.integers(len(profile.formats)))]
         if small:
             detector = detector.small()
@@ -229,7 +252,9 @@ def plan_exams(
             )
             subtlety = int(rng.choice(np.arange(1, 6), p=SUBTLETY_WEIGHTS))
         plans.append(
-            ExamPlan(index, seed, profile, detector, density, laterality, lesion_type, subtlety)
+            ExamPlan(
+                index, seed, profile, detector, density, laterality, lesion_type, subtlety, **span
+            )
         )
     return plans
 
@@ -240,7 +265,9 @@ def _uid(plan: ExamPlan, *parts: object) -> str:
 
 
 def _study(plan: ExamPlan, rng: np.random.Generator) -> StudyInfo:
-    study_day = dt.date(2019, 1, 1) + dt.timedelta(days=int(rng.integers(0, 6 * 365)))
+    # The same draw whatever the span, so that the rest of the exam does not change with it.
+    day = int(rng.integers(0, 6 * 365))
+    study_day = plan.first_day + dt.timedelta(days=day % plan.days)
     birth = study_day - dt.timedelta(days=int(rng.uniform(45, 75) * 365.25))
     age = (
         study_day.year - birth.year - ((study_day.month, study_day.day) < (birth.month, birth.day))
@@ -360,6 +387,8 @@ def generate(
     progress: Callable[[int], None] | None = None,
     *,
     workers: int | None = None,
+    profiles: Sequence[VendorProfile] | None = None,
+    dates: tuple[dt.date, dt.date] | None = None,
 ) -> list[TruthRow]:
     """Write ``exams`` synthetic screening exams under ``out`` and their ``truth.csv``.
 
@@ -367,7 +396,8 @@ def generate(
     the one profile whose exporter writes them so. ``small`` writes ~512-row images with
     the same field of view (larger pixels) for fast tests. ``progress`` is called with the
     number of exams written so far. ``workers`` processes share the work (default: one per
-    CPU); the output does not depend on it, since every exam draws from its own seed. They
+    CPU); the output does not depend on it, since every exam draws from its own seed.
+    ``profiles`` and ``dates`` are :func:`plan_exams`'s. They
     are started with "spawn", so a calling script needs the usual ``__main__`` guard.
 
     Raises
@@ -375,7 +405,9 @@ def generate(
     ValueError
         If ``exams`` is negative, ``prevalence`` is outside [0, 1] or ``workers`` < 1.
     """
-    plans = plan_exams(exams, seed=seed, small=small, prevalence=prevalence)
+    plans = plan_exams(
+        exams, seed=seed, small=small, prevalence=prevalence, profiles=profiles, dates=dates
+    )
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     if workers < 1:

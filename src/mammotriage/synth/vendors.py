@@ -12,7 +12,7 @@ Manufacturer says so) whose mix exercises every path a reader has to handle.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,9 @@ from pydicom.uid import (
 
 from mammotriage.dicom.model import Laterality, PresentationIntentType, ViewPosition
 from mammotriage.synth.anatomy import ChestWall
+
+#: The InstitutionName of every synthetic exam: it says what the data is.
+SYNTHETIC_SITE = "mammotriage synthetic phantom - not a patient"
 
 #: Digital Mammography X-Ray Image Storage SOP classes (PS3.4 B.5).
 MG_FOR_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.1.2")
@@ -106,6 +109,13 @@ class VendorProfile:
     burned_in_marker: bool = False
     readable_file_names: bool = False
     tone_gamma: float = 1.0
+    #: StationName (SH, at most 16 characters); None: the key in capitals.
+    station_name: str | None = None
+
+    @property
+    def station(self) -> str:
+        """The StationName the profile's images carry."""
+        return self.station_name or self.key.upper()[:16]
 
     @property
     def sop_class_uid(self) -> UID:
@@ -205,6 +215,37 @@ PROFILES: tuple[VendorProfile, ...] = (
 )
 
 
+#: Profiles outside the default mix, chosen by key (``synth --vendor``).
+#:
+#: ``hologic-like-updated`` is hologic-like after a software update of its image processing:
+#: a much steeper tone curve (gamma 3), under the same manufacturer, model and station. It is
+#: what a site sees when a device's processing changes under the model: the model's scores
+#: for that device move up (the monitor's drift tests are made of it).
+EXTRA_PROFILES: tuple[VendorProfile, ...] = (
+    replace(
+        PROFILES[0],
+        key="hologic-like-updated",
+        tone_gamma=3.0,
+        station_name=PROFILES[0].station,
+    ),
+)
+
+
+def profile_by_key(key: str) -> VendorProfile:
+    """The profile named ``key``, from the default mix or :data:`EXTRA_PROFILES`.
+
+    Raises
+    ------
+    ValueError
+        If no profile has that key (the message lists them).
+    """
+    for profile in (*PROFILES, *EXTRA_PROFILES):
+        if profile.key == key:
+            return profile
+    keys = ", ".join(p.key for p in (*PROFILES, *EXTRA_PROFILES))
+    raise ValueError(f"no vendor profile {key!r}; known: {keys}")
+
+
 #: 5x7 glyphs for the letters a laterality/view marker needs.
 _GLYPHS = {
     "L": ["10000"] * 6 + ["11111"],
@@ -254,6 +295,7 @@ class StudyInfo:
     study_date: str
     study_time: str
     study_id: str
+    institution_name: str = SYNTHETIC_SITE
 
 
 @dataclass(frozen=True)
@@ -335,7 +377,8 @@ def build_dataset(
     ds.PresentationIntentType = profile.presentation_intent.value
     ds.Manufacturer = profile.manufacturer
     ds.ManufacturerModelName = profile.model_name
-    ds.InstitutionName = "mammotriage synthetic phantom - not a patient"
+    ds.InstitutionName = study.institution_name
+    ds.StationName = profile.station
     ds.StudyDescription = "Screening mammography (synthetic)"
     ds.PatientName = study.patient_name
     ds.PatientID = study.patient_id

@@ -7,6 +7,10 @@ of a study, PS3.3 C.7.1.1 and C.7.2.1). A value that is absent, empty, too long 
 store or (StudyDate) not a date is left out: the exam is stored all the same.
 
 Patient data: these values are never logged; the store keeps them in the exam's row.
+
+The same header gives where and on what the exam was taken (InstitutionName, Manufacturer,
+ManufacturerModelName, StationName; :func:`acquisition_of`): not patient data, the monitor
+groups exams by them.
 """
 
 from __future__ import annotations
@@ -18,16 +22,24 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from mammotriage.worker.hl7_output import ResultMessageError, first_header
-from mammotriage.worklist.exams import IDENTIFIER_LENGTHS, StudyIdentifiers
+from mammotriage.worklist.exams import (
+    IDENTIFIER_LENGTHS,
+    SITE_LENGTHS,
+    AcquisitionSite,
+    StudyIdentifiers,
+)
 
 
-def study_identifiers(paths: Sequence[Path]) -> StudyIdentifiers | None:
-    """The identifiers in the first readable header of ``paths``; None when none is readable."""
+def study_identifiers(
+    paths: Sequence[Path],
+) -> tuple[StudyIdentifiers, AcquisitionSite] | tuple[None, None]:
+    """The identifiers and the acquisition site in the first readable header of ``paths``;
+    (None, None) when none is readable."""
     try:
         header = first_header(paths)
     except ResultMessageError:
-        return None
-    return identifiers_of(header)
+        return None, None
+    return identifiers_of(header), acquisition_of(header)
 
 
 def identifiers_of(header: Dataset) -> StudyIdentifiers:
@@ -40,13 +52,28 @@ def identifiers_of(header: Dataset) -> StudyIdentifiers:
     )
 
 
-def _text(header: Dataset, keyword: str, field: str | None = None) -> str | None:
+def acquisition_of(header: Dataset) -> AcquisitionSite:
+    """The header's site and device, each None when absent or too long for the store."""
+    return AcquisitionSite(
+        site=_text(header, "InstitutionName", "site", SITE_LENGTHS),
+        manufacturer=_text(header, "Manufacturer", "manufacturer", SITE_LENGTHS),
+        device_model=_text(header, "ManufacturerModelName", "device_model", SITE_LENGTHS),
+        station_name=_text(header, "StationName", "station_name", SITE_LENGTHS),
+    )
+
+
+def _text(
+    header: Dataset,
+    keyword: str,
+    field: str | None = None,
+    limits: dict[str, int] = IDENTIFIER_LENGTHS,
+) -> str | None:
     try:
         value = header.get(keyword, None)
         text = str(value).strip() if value is not None else ""
     except Exception:  # a value pydicom cannot decode is left out, not fatal
         return None
-    if not text or (field is not None and len(text) > IDENTIFIER_LENGTHS[field]):
+    if not text or (field is not None and len(text) > limits[field]):
         return None
     return text
 
@@ -61,4 +88,4 @@ def _date(value: str | None) -> date | None:
         return None
 
 
-__all__ = ["identifiers_of", "study_identifiers"]
+__all__ = ["acquisition_of", "identifiers_of", "study_identifiers"]

@@ -539,11 +539,16 @@ class Worker:
         messages, hl7_error = self._result_messages(job, exam_score, decision)
         # The accession number, patient and study date a reader finds the exam by in the
         # PACS: stored, never logged.
-        identifiers = study_identifiers(
+        identifiers, acquisition = study_identifiers(
             [im.path for im in exam_score.images if im.path is not None]
         )
         public_id = self.store.exams.save_score(
-            exam_score, decision, received_at, messages=messages, identifiers=identifiers
+            exam_score,
+            decision,
+            received_at,
+            messages=messages,
+            identifiers=identifiers,
+            acquisition=acquisition,
         )
         status = exam_status(exam_score, decision)
         fields = {**context, "exam_id": str(public_id), "status": status.value}

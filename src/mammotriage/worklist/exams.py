@@ -10,10 +10,11 @@ damaged copy of a view) or have none, and a UID seen in two studies stays in bot
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -72,6 +73,30 @@ class StudyIdentifiers:
             v is not None
             for v in (self.accession_number, self.patient_id, self.patient_name, self.study_date)
         )
+
+
+#: The longest value of each field of :class:`AcquisitionSite` the store keeps (``exams``
+#: columns): InstitutionName is LO (64 characters) but some sites send more; Manufacturer
+#: and ManufacturerModelName are LO, StationName SH (16; some send more).
+SITE_LENGTHS = {"site": 200, "manufacturer": 64, "device_model": 64, "station_name": 64}
+
+
+@dataclass(frozen=True)
+class AcquisitionSite:
+    """Where and on what an exam was taken, from its image header (None: absent): the site
+    (InstitutionName) and the acquisition device (Manufacturer, ManufacturerModelName,
+    StationName). Not patient data; monitoring groups exams by them."""
+
+    site: str | None = None
+    manufacturer: str | None = None
+    device_model: str | None = None
+    station_name: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, limit in SITE_LENGTHS.items():
+            value = getattr(self, name)
+            if value is not None and not 0 < len(value) <= limit:
+                raise ValueError(f"{name} must be 1-{limit} characters, got {len(value)}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +161,7 @@ class ExamArchive:
         *,
         messages: Sequence[tuple[str, str]] = (),
         identifiers: StudyIdentifiers | None = None,
+        acquisition: AcquisitionSite | None = None,
     ) -> uuid.UUID:
         """Store an exam's score, images, findings and reading assignment; returns its public id.
 
@@ -151,8 +177,9 @@ class ExamArchive:
         ``decision`` None means the study holds no mammogram: it is stored REJECTED with its
         images and their reasons, without a score or a place on the reading lists.
 
-        ``identifiers`` (from the image header) replace those stored; None (no header could
-        be read) keeps them.
+        ``identifiers`` and ``acquisition`` (from the image header) replace those stored;
+        None (no header could be read) keeps them. The exam's monitoring day
+        (``exam_date``) is its StudyDate, else the day it was received.
 
         Raises
         ------
@@ -163,7 +190,7 @@ class ExamArchive:
         status = exam_status(exam_score, decision)
         with self.db.session() as session:
             exam_id, public_id = self._upsert_exam(
-                session, exam_score, status, received_at, identifiers
+                session, exam_score, status, received_at, identifiers, acquisition
             )
             self._save_images(session, exam_id, exam_score)
             if decision is None:
@@ -193,18 +220,24 @@ class ExamArchive:
         status: ExamStatus,
         received_at: datetime,
         identifiers: StudyIdentifiers | None,
+        acquisition: AcquisitionSite | None,
     ) -> tuple[int, Any]:
         """The exam row (its first ``received_at`` kept); returns its id and public id."""
         values: dict[str, Any] = {"partial": exam_score.partial, "status": status}
         if identifiers is not None:
             values |= _identifier_values(identifiers)
+            if identifiers.study_date is not None:
+                values["exam_date"] = identifiers.study_date
+        if acquisition is not None:
+            values |= dataclasses.asdict(acquisition)
+        first = {"exam_date": received_at.astimezone(timezone.utc).date()} | values
         id_and_public_id = session.execute(
             self.db.insert(ExamRow)
             .values(
                 public_id=uuid.uuid4(),
                 study_instance_uid=exam_score.exam_id,
                 received_at=received_at,
-                **values,
+                **first,
             )
             .on_conflict_do_update(index_elements=["study_instance_uid"], set_=values)
             .returning(ExamRow.id, ExamRow.public_id)
@@ -448,6 +481,8 @@ def _replace_findings(session: Session, score_id: int, exam_score: ExamScore) ->
 
 __all__ = [
     "IDENTIFIER_LENGTHS",
+    "SITE_LENGTHS",
+    "AcquisitionSite",
     "ExamArchive",
     "SentReport",
     "StoredExam",

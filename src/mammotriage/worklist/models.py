@@ -186,6 +186,16 @@ class ExamRow(Base):
     patient_id: Mapped[str | None] = mapped_column(String(64))
     patient_name: Mapped[str | None] = mapped_column(String(200))
     study_date: Mapped[date | None] = mapped_column(Date)
+    #: Where and on what the exam was taken, from the same header (NULL when absent): the
+    #: site (InstitutionName) and the acquisition device (Manufacturer,
+    #: ManufacturerModelName, StationName). Not patient data: monitoring groups by them.
+    site: Mapped[str | None] = mapped_column(String(200))
+    manufacturer: Mapped[str | None] = mapped_column(String(64))
+    device_model: Mapped[str | None] = mapped_column(String(64))
+    station_name: Mapped[str | None] = mapped_column(String(64))
+    #: The day monitoring counts the exam in: StudyDate, or the day it was received when
+    #: the header has none (migration 0012; rows written before got the same rule).
+    exam_date: Mapped[date | None] = mapped_column(Date, index=True)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
     scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")
@@ -497,3 +507,46 @@ class ExamOutputRow(Base):
     #: Where it went (a folder, a PACS, the outbox's control id); never a patient identifier.
     location: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutcomeRow(Base):
+    """What became of an exam, as the screening programme's outcomes file says
+    (``mammotriage outcomes import``): one row per exam, replaced by a later import."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), unique=True)
+    screen_detected_cancer: Mapped[bool] = mapped_column(Boolean)
+    interval_cancer: Mapped[bool] = mapped_column(Boolean)
+    #: The programme's recall (NULL: the file did not say).
+    recall: Mapped[bool | None] = mapped_column(Boolean)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The SHA-256 of the file the row last came from (never its path or name, which may
+    #: carry identifiers) and the row's line in it.
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    line: Mapped[int] = mapped_column(Integer)
+
+
+class MonitorAlertRow(Base):
+    """An alert rule that fired for one site, device and week (``configs/monitor.yaml``).
+
+    Unique per rule, site, device and week: evaluating the same weeks again finds the alert
+    already there and records nothing new. ``device`` is empty for a site-wide rule (reader
+    behaviour)."""
+
+    __tablename__ = "monitor_alerts"
+    __table_args__ = (
+        UniqueConstraint("rule", "site", "device", "week", name="uq_monitor_alerts_rule"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100))
+    site: Mapped[str] = mapped_column(String(200))
+    device: Mapped[str] = mapped_column(String(200))
+    #: The Monday of the week the rule fired in.
+    week: Mapped[date] = mapped_column(Date, index=True)
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)

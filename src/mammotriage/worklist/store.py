@@ -33,6 +33,7 @@ from mammotriage.worklist.audit import AuditLog
 from mammotriage.worklist.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from mammotriage.worklist.exams import ExamArchive
 from mammotriage.worklist.jobs import DEFAULT_CLAIM_TIMEOUT, JobQueue
+from mammotriage.worklist.monitoring import MonitorRecords
 from mammotriage.worklist.outbox import HL7Outbox
 from mammotriage.worklist.outputs import ExamOutputs
 from mammotriage.worklist.readings import ReadingDesk
@@ -83,6 +84,7 @@ class Store:
         self.throttle = LoginThrottle(self.db)
         self.outbox = HL7Outbox(self.db)
         self.outputs = ExamOutputs(self.db)
+        self.monitoring = MonitorRecords(self.db)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (:meth:`Database.migrate`)."""

@@ -48,9 +48,7 @@ def upgrade() -> None:
     # table and drops the old one, which with foreign keys on deletes everything of it.
     op.add_column("exams", sa.Column("report_key", sa.String(length=200), nullable=True))
     op.add_column("exams", sa.Column("report_version", sa.Integer(), nullable=True))
-    op.add_column(
-        "exams", sa.Column("report_predecessor_uid", sa.String(length=64), nullable=True)
-    )
+    op.add_column("exams", sa.Column("report_predecessor_uid", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
