@@ -16,6 +16,7 @@ from mammotriage.cli import (
     config,
     evaluate,
     model,
+    monitor,
     outbox,
     reading,
     scoring,
@@ -61,9 +62,11 @@ COMMANDS = (
     model.export,
     scoring.queue,
     worker.worker,  # the unattended batch job next to the PACS
+    monitor.monitor,  # the programme after go-live: drift, readers, outcomes
 )
 for command in COMMANDS:
     app.command()(command)
 app.add_typer(service.users_app, name="users")
 app.add_typer(config.config_app, name="config")
 app.add_typer(outbox.outbox_app, name="outbox")
+app.add_typer(monitor.outcomes_app, name="outcomes")
