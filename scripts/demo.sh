@@ -11,7 +11,9 @@ export COLUMNS=${COLUMNS:-160}
 rm -rf "$out"
 mkdir -p "$out"
 echo "== 1. a synthetic screening batch (full-size phantoms, six vendor profiles) arrives in $out/incoming"
-"$bin" synth "$out/incoming" --exams 8 --seed 7 --prevalence 0.25
+# Study dates in the last two weeks, so that the monitoring at the end counts them this week.
+"$bin" synth "$out/incoming" --exams 8 --seed 7 --prevalence 0.25 \
+  --from "$(date -u -d '13 days ago' +%F)" --to "$(date -u +%F)"
 mv "$out/incoming/truth.csv" "$out/truth.csv"
 echo
 echo "== 2. what mammotriage reads in it"
@@ -81,3 +83,21 @@ PY
 )
 echo "       outputs under $out/reports/<study>/: $sr DICOM SRs (TID 1500, IHE AI Results; one per exam),"
 echo "       $ps presentation states (GSPS: the findings as boxes on their images, for any PACS viewer)"
+echo
+echo "== 5. monitoring after go-live: outcomes in (here the phantoms' ground truth, as a registry"
+echo "      would report it), then drift per device, readers and outcomes per band, alerts"
+.venv/bin/python - "$out/truth.csv" "$out/outcomes.csv" <<'PY'
+import csv
+import sys
+
+cancer: dict[str, bool] = {}
+with open(sys.argv[1], newline="", encoding="utf-8") as handle:
+    for row in csv.DictReader(handle):
+        cancer[row["exam_id"]] = cancer.get(row["exam_id"], False) or row["cancer"] in ("1", "True")
+with open(sys.argv[2], "w", newline="", encoding="utf-8") as handle:
+    out = csv.writer(handle)
+    out.writerow(["exam_id", "screen_detected_cancer", "interval_cancer"])
+    out.writerows([exam, int(found), 0] for exam, found in sorted(cancer.items()))
+PY
+"$bin" outcomes import "$out/outcomes.csv" --database "$out/worklist.sqlite"
+"$bin" monitor --database "$out/worklist.sqlite"

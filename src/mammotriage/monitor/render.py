@@ -166,6 +166,11 @@ def report_text(report: MonitorReport) -> str:
         if rows
         else ["  no exams in this window"]
     )
+    if rows:
+        lines.append(
+            "  (a week's PSI is noisy below about 50 exams, near 9/n by chance alone; the "
+            "drift rule also asks the chi-square test)"
+        )
     readers = [f for f in report.readers if f.read]
     lines += ["", "readers (read exams; recall as finally decided):"]
     if readers:
