@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from api_site import exam_score
 from mammotriage.cli.main import app
-from mammotriage.dicom.model import Laterality, ViewPosition
-from mammotriage.infer.scores import ExamScore, ImageScore
 from mammotriage.triage import ExamForTriage, TriagePolicy, decide
 from mammotriage.worklist import Store
 from mammotriage.worklist.exams import AcquisitionSite, StudyIdentifiers
@@ -22,37 +21,6 @@ from mammotriage.worklist.models import OutcomeRow
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 POLICY = TriagePolicy(version="test-1")
-SHA = "c" * 64
-
-
-def _exam(study: str, category: int) -> ExamScore:
-    images = tuple(
-        ImageScore(
-            path=None,
-            sop_instance_uid=f"{study}.{i}",
-            laterality=lat,
-            view=view,
-            usable=True,
-            reason=None,
-            probability=0.5,
-        )
-        for i, (lat, view) in enumerate(
-            (lat, view)
-            for lat in (Laterality.LEFT, Laterality.RIGHT)
-            for view in (ViewPosition.CC, ViewPosition.MLO)
-        )
-    )
-    return ExamScore(
-        exam_id=study,
-        score=category * 10 - 5,
-        category=category,
-        partial=False,
-        breasts={"L": 1.0, "R": 1.0},
-        findings=(),
-        images=images,
-        model_name="m",
-        model_sha256=SHA,
-    )
 
 
 @pytest.fixture
@@ -61,7 +29,7 @@ def database(tmp_path: Path) -> Path:
     store = Store(str(path))
     store.migrate()
     for n, category in enumerate([2, 7, 10], start=1):
-        score = _exam(f"1.2.{n}", category)
+        score = exam_score(f"1.2.{n}", category)
         exam = ExamForTriage(f"1.2.{n}", float(score.score or 0), category, None, False, NOW)
         store.exams.save_score(
             score,
@@ -178,7 +146,7 @@ def test_monitor_prints_the_summary_and_json(database: Path, tmp_path: Path) -> 
     )
     (week,) = payload["devices"]
     assert week["exams"] == 3 and week["week"] == "2026-11-16"
-    # The packaged model did not score these exams (another sha256): no category shares.
+    # The packaged model did not score these exams (the test model did): no category shares.
     assert week["scored"] == 0 and week["other_model"] == 3
     bands = {o["band"]: o for o in payload["outcomes"]}
     assert bands["all"]["screen_detected"] == 1
