@@ -36,10 +36,18 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mammotriage import __version__
 from mammotriage.api import openapi
-from mammotriage.api.deps import MetricsUser, NowDep, PolicyDep, StoreDep, UserCache
+from mammotriage.api.deps import (
+    MetricsUser,
+    MonitorDep,
+    NowDep,
+    PolicyDep,
+    StoreDep,
+    UserCache,
+)
 from mammotriage.api.headers import SecurityHeadersMiddleware
 from mammotriage.api.limits import RequestLimits, RequestLimitsMiddleware
 from mammotriage.api.metrics import ApiMetrics, MetricsMiddleware
+from mammotriage.api.monitoring import ServiceMonitor
 from mammotriage.api.routes import accounts, admin, auth, exams, health, pages, worklist
 from mammotriage.api.settings import ApiSettings, load_api_settings
 from mammotriage.api.templating import STATIC_DIR, make_templates, render
@@ -112,13 +120,16 @@ def create_app(
     Raises
     ------
     ConfigError
-        If the policy file is missing or invalid, or the database URL is.
+        If the policy file is missing or invalid, or the database URL is, or the monitor's
+        settings file (``settings.monitor``). A monitor whose model or policy cannot be read
+        is no error: the monitoring view says why it is unavailable.
     """
     own_store = store is None
     the_store = open_store(settings) if store is None else store
     the_store.readings.claim_timeout = timedelta(minutes=settings.claim_timeout_minutes)
     the_store.readings.queue_snapshot_seconds = settings.queue_snapshot_seconds
     the_policy = load_policy(settings.policy) if policy is None else policy
+    the_monitor = ServiceMonitor.open(the_store, settings)
     metrics = ApiMetrics()
 
     @asynccontextmanager
@@ -140,6 +151,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = the_store
     app.state.policy = the_policy
+    app.state.monitor = the_monitor
     app.state.clock = clock
     app.state.metrics = metrics
     app.state.users = UserCache(settings.user_cache_seconds)
@@ -209,12 +221,12 @@ def _add_metrics_route(app: FastAPI, metrics: ApiMetrics) -> None:
         "/metrics",
         tags=["admin"],
         response_class=PlainTextResponse,
-        summary="Prometheus metrics: requests per route, latency, worklist sizes",
+        summary="Prometheus metrics: requests per route, latency, worklist sizes, monitoring",
     )
     def metrics_endpoint(
-        _: MetricsUser, store: StoreDep, policy: PolicyDep, now: NowDep
+        _: MetricsUser, store: StoreDep, policy: PolicyDep, monitor: MonitorDep, now: NowDep
     ) -> Response:
-        return Response(metrics.render(store, now, policy), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(store, now, policy, monitor), media_type=CONTENT_TYPE_LATEST)
 
 
 _READING_STATUS: dict[type[ReadingError], int] = {

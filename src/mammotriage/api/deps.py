@@ -23,6 +23,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mammotriage.api.monitoring import ServiceMonitor
 from mammotriage.api.security import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -72,6 +73,11 @@ async def get_policy(request: Request) -> TriagePolicy:
     return policy
 
 
+async def get_monitor(request: Request) -> ServiceMonitor:
+    monitor: ServiceMonitor = request.app.state.monitor
+    return monitor
+
+
 async def get_now(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
@@ -81,6 +87,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 PolicyDep = Annotated[TriagePolicy, Depends(get_policy)]
 NowDep = Annotated[datetime, Depends(get_now)]
+MonitorDep = Annotated[ServiceMonitor, Depends(get_monitor)]
 
 _bearer = HTTPBearer(auto_error=False, description="A service token (`mammotriage users token`).")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -294,6 +301,7 @@ __all__ = [
     "CurrentUser",
     "ExamId",
     "MetricsUser",
+    "MonitorDep",
     "NowDep",
     "PolicyDep",
     "Principal",

@@ -132,6 +132,11 @@ class ApiSettings(YamlSettings):
     decision_categories: tuple[DecisionCategory, ...] = Field(
         default=DEFAULT_DECISION_CATEGORIES, min_length=2, max_length=20
     )
+    #: The monitor's settings file (``configs/monitor.yaml``: its model, policy, window,
+    #: refresh and alert rules; its ``database`` is not used: the service monitors its own
+    #: store). None: the built-in rules, the packaged model and policy. Shown on the admin
+    #: page's monitoring view and in ``/metrics``.
+    monitor: Path | None = None
 
     @field_validator("decision_categories")
     @classmethod

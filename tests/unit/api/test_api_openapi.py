@@ -26,6 +26,7 @@ PROTECTED = {
     ("get", "/admin/stats"): True,
     ("get", "/admin/readers"): True,
     ("get", "/admin/policy"): True,
+    ("get", "/admin/monitor"): True,
     ("get", "/metrics"): True,
 }
 STATE_CHANGES = {op for op in PROTECTED if op[0] == "post"}

@@ -1,5 +1,6 @@
-"""The reading-room page: the queue, one exam, the decision, and the admin overview (with
-the exams' outputs and the HL7 outbox, whose refused messages an admin sends again).
+"""The reading-room page: the queue, one exam, the decision, the admin overview (with the
+exams' outputs and the HL7 outbox, whose refused messages an admin sends again) and the
+admin's monitoring view.
 
 Plain HTML forms (each with the session's CSRF token) posting to ``/ui/...`` and redirecting
 (post/redirect/get), so the page works without JavaScript; ``static/app.js`` only adds the
@@ -18,12 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from mammotriage.api import service
+from mammotriage.api import monitoring, service
 from mammotriage.api.decision_categories import DecisionCategory
 from mammotriage.api.deps import (
     AdminAction,
     AdminUser,
     ExamId,
+    MonitorDep,
     NowDep,
     PolicyDep,
     Principal,
@@ -334,3 +336,25 @@ def retry_outbox_message(
     )
     request.session["flash"] = f"HL7 message {message.control_id} queued again."
     return RedirectResponse("/admin", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/ui/admin/monitoring", response_class=HTMLResponse)
+def monitoring_page(
+    request: Request, user: AdminUser, store: StoreDep, monitor: MonitorDep, now: NowDep
+) -> HTMLResponse:
+    """Drift per device (a plot each, drawn here as SVG), the stored alerts, reader and
+    outcome tables: sites, devices and bands only, nothing of an exam (not audited, as the
+    rest of the admin page)."""
+    context: dict[str, object] = {"user": user, "error": monitor.error}
+    if monitor.cached is not None:
+        report = monitor.current(now).report  # first: a new report stores its new alerts
+        context |= {
+            "report": report,
+            "refresh_seconds": monitor.settings.refresh_seconds,
+            "devices": monitoring.device_views(report, monitor.psi_threshold),
+            "readers": monitoring.reader_rows(report),
+            "outcomes": monitoring.outcome_rows(report),
+        }
+    stored = store.monitoring.alerts(limit=monitoring.STORED_ALERTS_SHOWN)
+    context["stored_alerts"] = monitoring.alert_rows(stored)
+    return render(request, "monitoring.html", context)
