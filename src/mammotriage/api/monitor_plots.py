@@ -40,11 +40,13 @@ PSI_COLOUR = "#4da3ff"
 LEFT = 48
 BAR_WIDTH = 30
 BAR_GAP = 14
-TOP = 34
+TOP = 50
 BARS_HEIGHT = 180
 PSI_TOP = TOP + BARS_HEIGHT + 34
 PSI_HEIGHT = 80
 LEGEND_WIDTH = 110
+#: Wide enough for a site and device name in the title line.
+MIN_WIDTH = 640
 HEIGHT = PSI_TOP + PSI_HEIGHT + 30
 
 
@@ -114,15 +116,20 @@ def _psi_panel(weeks: Sequence[DeviceWeek], xs: Sequence[float], threshold: floa
     threshold as a dashed line."""
     values = [w.psi if w.psi is not None and math.isfinite(w.psi) else None for w in weeks]
     top_value = max([v for v in values if v is not None] + [threshold or 0.0, 0.1]) * 1.15
+    if threshold:
+        # A drifted week's PSI can be many times the threshold: the axis stops at four times
+        # it, so the threshold stays readable; a point above is drawn at the top, its value
+        # written over it.
+        top_value = min(top_value, 4 * threshold)
     bottom = PSI_TOP + PSI_HEIGHT
 
     def y(value: float) -> float:
-        return bottom - value / top_value * PSI_HEIGHT
+        return bottom - min(value, top_value) / top_value * PSI_HEIGHT
 
     right = xs[-1] + BAR_WIDTH if xs else LEFT + BAR_WIDTH
     parts = [
         '<g class="psi">',
-        _text(LEFT - 6, PSI_TOP - 8, "PSI", font_size="11", fill="currentColor"),
+        _text(4, PSI_TOP - 8, "PSI", font_size="11", fill="currentColor"),
         f'<line x1="{LEFT - 4}" y1="{bottom}" x2="{right + 4:g}" y2="{bottom}" '
         'stroke="currentColor" stroke-opacity="0.4"/>',
         _text(LEFT - 8, bottom + 4, "0", font_size="10", text_anchor="end", fill="currentColor"),
@@ -158,6 +165,17 @@ def _psi_panel(weeks: Sequence[DeviceWeek], xs: Sequence[float], threshold: floa
             f"<title>{escape(f'week of {week.week.isoformat()}: PSI {value:.3f}')}</title>"
             "</circle>"
         )
+        if value > top_value:
+            parts.append(
+                _text(
+                    centre[0],
+                    PSI_TOP - 5,
+                    f"{value:.2f}",
+                    font_size="9",
+                    text_anchor="middle",
+                    fill=ALERT_COLOUR,
+                )
+            )
     for run in runs:
         if len(run) > 1:
             points = " ".join(f"{px:g},{py:.3f}" for px, py in run)
@@ -211,7 +229,7 @@ def device_plot(
     device = weeks[0].device if weeks else ""
     slots = len(weeks) + 1
     xs = [LEFT + (i + 1) * (BAR_WIDTH + BAR_GAP) for i in range(len(weeks))]
-    width = LEFT + slots * (BAR_WIDTH + BAR_GAP) + LEGEND_WIDTH
+    width = max(LEFT + slots * (BAR_WIDTH + BAR_GAP) + LEGEND_WIDTH, MIN_WIDTH)
     classes = "device-plot alert" if alerts else "device-plot"
     label = f"Category shares per week and PSI of {device} at {site}"
     if alerts:
@@ -222,17 +240,15 @@ def device_plot(
         f'width="{width:g}" height="{HEIGHT}" role="img" aria-label="{escape(label)}" '
         'font-family="system-ui, sans-serif">',
         f"<title>{escape(label)}</title>",
-        _text(
-            LEFT, 16, f"{site} · {device}", font_size="13", font_weight="bold", fill="currentColor"
-        ),
+        _text(4, 16, f"{site} · {device}", font_size="13", font_weight="bold", fill="currentColor"),
     ]
     if alerts:
         parts.append(
-            f'<g class="alert-mark"><rect x="{width - LEGEND_WIDTH - 4:g}" y="2" '
-            f'width="{LEGEND_WIDTH:g}" height="20" rx="4" fill="{ALERT_COLOUR}"/>'
+            f'<g class="alert-mark"><rect x="4" y="23" width="46" height="18" rx="4" '
+            f'fill="{ALERT_COLOUR}"/>'
             + _text(
-                width - LEGEND_WIDTH / 2 - 4,
-                16,
+                27,
+                36,
                 "alert",
                 text_anchor="middle",
                 font_size="12",
@@ -243,8 +259,8 @@ def device_plot(
         )
         parts.append(
             _text(
-                LEFT,
-                29,
+                58,
+                36,
                 f"alert: {', '.join(alerts)}",
                 font_size="11",
                 fill=ALERT_COLOUR,
@@ -282,7 +298,7 @@ def device_plot(
             _bar(x, week.shares, _week_label(week.week), title, week=week.week, counts=week.counts)
         )
     parts.append(_psi_panel(weeks, xs, psi_threshold))
-    parts.append(_legend(width - LEGEND_WIDTH + 20))
+    parts.append(_legend(LEFT + slots * (BAR_WIDTH + BAR_GAP) + 20))
     parts.append("</svg>")
     return "".join(parts)
 
