@@ -49,6 +49,15 @@ testid                     element
 ``admin-stats``            admin page statistics; ``stat-waiting``, ``stat-by-category``
                            rows ``data-category``; ``admin-readers`` rows ``reader``;
                            ``admin-policy``
+``admin-monitoring-link``  the admin page's link to the monitoring view
+``device-plot``            monitoring: one device's figure (``data-site``, ``data-device``,
+                           ``data-alert`` = true | false) holding its SVG plot
+                           (``svg.device-plot``, class ``alert`` when a rule fired);
+                           ``device-alert`` the line naming the rules; ``unusable-reasons``
+``stored-alert``           monitoring: a stored alert (``data-rule``, ``data-week``), newest
+                           week first; ``reader-figures`` (``data-site``, ``data-band``),
+                           ``outcome-figures`` (``data-band``) rows; ``monitoring-error``
+                           when the monitor is unavailable
 ``error-message``          an error page's message (``data-status``)
 =========================  ===============================================================
 """
