@@ -83,6 +83,8 @@ def write(store: Store, exams: int, seed: int) -> None:
                         "station_name": f"ROOM-{int(device[i])}",
                         "study_date": FIRST_WEEK + timedelta(days=int(day[i])),
                         "exam_date": FIRST_WEEK + timedelta(days=int(day[i])),
+                        "image_count": 4,
+                        "unusable_images": sum((i * 4 + k) % 100 == 0 for k in range(4)),
                     }
                     for i in part
                 ],

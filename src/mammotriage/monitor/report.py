@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func, select
+from sqlalchemy import String, and_, case, cast, func, select
 
 from mammotriage.category import CATEGORIES
 from mammotriage.monitor.bands import Band, policy_bands
@@ -244,64 +244,41 @@ def _key(row: Sequence[Any]) -> tuple[str, str]:
     return site or UNKNOWN_SITE, device_name(manufacturer, model, station)
 
 
-class _Weeks:
-    """Per (site, device, week) accumulators."""
+def _factorize(keys: list[tuple[Any, ...]]) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
+    """Each key's index among the distinct keys (in first-seen order), and those keys."""
+    index: dict[tuple[Any, ...], int] = {}
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
+    return codes, list(index)
 
-    def __init__(self) -> None:
-        self.exams: dict[tuple[str, str, date], int] = defaultdict(int)
-        self.partial: dict[tuple[str, str, date], int] = defaultdict(int)
-        self.counts: dict[tuple[str, str, date], np.ndarray] = defaultdict(
-            lambda: np.zeros(len(CATEGORIES), dtype=np.int64)
-        )
-        self.other: dict[tuple[str, str, date], int] = defaultdict(int)
-        self.unscored: dict[tuple[str, str, date], int] = defaultdict(int)
-        self.images: dict[tuple[str, str, date], int] = defaultdict(int)
-        self.unusable: dict[tuple[str, str, date], int] = defaultdict(int)
-        self.reasons: dict[tuple[str, str, date], dict[str, int]] = defaultdict(
-            lambda: defaultdict(int)
-        )
-        self.scores: dict[tuple[str, str, date], list[np.ndarray]] = defaultdict(list)
+
+def _days(values: Sequence[date]) -> np.ndarray:
+    """Dates as days since 1970-01-01 (a Thursday)."""
+    return np.asarray(values, dtype="datetime64[D]").astype(np.int64)
 
 
 def _device_weeks(
     db: Database, since: date, until: date, reference: Reference
 ) -> tuple[list[DeviceWeek], list[str]]:
-    acc = _Weeks()
-    notes: list[str] = []
-    is_model = ScoreRow.model_sha256 == reference.model_sha256
+    """One row per exam of the window (its device, day, category, score and image counts),
+    grouped by device and week in numpy; the unusable images' reasons grouped in SQL."""
     exams = _window(
         select(
             *_DEVICE_COLUMNS,
-            ExamRow.exam_date,
+            # As text: numpy reads ISO dates in one call, faster than a date object per row.
+            cast(ExamRow.exam_date, String),
             ExamRow.partial,
+            ExamRow.image_count,
+            ExamRow.unusable_images,
             AssignmentRow.category,
             ScoreRow.model_sha256,
-            func.count(),
+            ScoreRow.score,
         )
         .select_from(ExamRow)
         .outerjoin(AssignmentRow, AssignmentRow.exam_id == ExamRow.id)
         .outerjoin(ScoreRow, ScoreRow.id == AssignmentRow.score_id),
         since,
         until,
-    ).group_by(
-        *_DEVICE_COLUMNS,
-        ExamRow.exam_date,
-        ExamRow.partial,
-        AssignmentRow.category,
-        ScoreRow.model_sha256,
     )
-    images = _window(
-        select(
-            *_DEVICE_COLUMNS,
-            ExamRow.exam_date,
-            func.count(),
-            func.sum(case((ImageRow.usable.is_(False), 1), else_=0)),
-        )
-        .select_from(ImageRow)
-        .join(ExamRow, ExamRow.id == ImageRow.exam_id),
-        since,
-        until,
-    ).group_by(*_DEVICE_COLUMNS, ExamRow.exam_date)
     unusable = _window(
         select(*_DEVICE_COLUMNS, ExamRow.exam_date, ImageRow.reason, func.count())
         .select_from(ImageRow)
@@ -310,65 +287,80 @@ def _device_weeks(
         since,
         until,
     ).group_by(*_DEVICE_COLUMNS, ExamRow.exam_date, ImageRow.reason)
-    # Two numbers per exam, for the medians: the device is found again by its row's key.
-    scores = _window(
-        select(*_DEVICE_COLUMNS, ExamRow.exam_date, ScoreRow.score)
-        .select_from(ExamRow)
-        .join(AssignmentRow, AssignmentRow.exam_id == ExamRow.id)
-        .join(ScoreRow, ScoreRow.id == AssignmentRow.score_id)
-        .where(is_model, ScoreRow.score.is_not(None)),
-        since,
-        until,
-    ).order_by(*_DEVICE_COLUMNS, ExamRow.exam_date)
-    with db.session() as session:
-        for *device, day, partial, category, model, n in session.execute(exams):
-            key = _key(device) + (week_of(day),)
-            acc.exams[key] += n
-            acc.partial[key] += n if partial else 0
-            if model is None or category is None:
-                acc.unscored[key] += n
-            elif model == reference.model_sha256:
-                acc.counts[key][int(category) - 1] += n
-            else:
-                acc.other[key] += n
-        for *device, day, n, bad in session.execute(images):
-            key = _key(device) + (week_of(day),)
-            acc.images[key] += n
-            acc.unusable[key] += int(bad or 0)
-        for *device, day, reason, n in session.execute(unusable):
-            acc.reasons[_key(device) + (week_of(day),)][reason_kind(reason)] += n
-        _collect_scores(session.execute(scores), acc)
+    with db.engine.connect() as connection:
+        rows = connection.execute(exams).all()
+        reasons = connection.execute(unusable).all()
+    if not rows:
+        return [], []
+    columns = list(zip(*rows, strict=True))
+    raw, raw_keys = _factorize([r[:4] for r in rows])
+    # Distinct header values may name the same device (an empty value and a missing one).
+    named, devices = _factorize([_key(k) for k in raw_keys])
+    device = named[raw]
+    # Monday of each exam's week, in days since the epoch (a Thursday: Monday is day 4).
+    week = (_days(columns[4]) - 4) // 7 * 7 + 4
+    group, starts = _factorize(list(zip(device.tolist(), week.tolist(), strict=True)))
+    n = len(starts)
+    partial = np.asarray(columns[5], dtype=bool)
+    images = np.asarray([v or 0 for v in columns[6]], dtype=np.int64)
+    bad = np.asarray([v or 0 for v in columns[7]], dtype=np.int64)
+    category = np.asarray([0 if v is None else v for v in columns[8]], dtype=np.int64)
+    model = columns[9]
+    mine = np.fromiter((m == reference.model_sha256 for m in model), bool, len(rows))
+    known = np.fromiter((m is not None for m in model), bool, len(rows)) & (category > 0)
+    score = np.asarray([np.nan if v is None else v for v in columns[10]], dtype=np.float64)
+    counted = known & mine
+    counts = np.bincount(
+        group[counted] * len(CATEGORIES) + category[counted] - 1,
+        minlength=n * len(CATEGORIES),
+    ).reshape(n, len(CATEGORIES))
+    exams_n = np.bincount(group, minlength=n)
+    partial_n = np.bincount(group, weights=partial, minlength=n).astype(np.int64)
+    other_n = np.bincount(group, weights=known & ~mine, minlength=n).astype(np.int64)
+    unscored_n = np.bincount(group, weights=~known, minlength=n).astype(np.int64)
+    images_n = np.bincount(group, weights=images, minlength=n).astype(np.int64)
+    bad_n = np.bincount(group, weights=bad, minlength=n).astype(np.int64)
+    # Medians of the monitored model's scores: sorted by group, then score, and split.
+    scored = counted & ~np.isnan(score)
+    order = np.lexsort((score[scored], group[scored]))
+    sorted_groups = group[scored][order]
+    sorted_scores = score[scored][order]
+    bounds = np.searchsorted(sorted_groups, np.arange(n + 1))
+    by_reason: dict[tuple[str, str, date], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for *where, day, reason, count in reasons:
+        by_reason[_key(where) + (week_of(day),)][reason_kind(reason)] += count
+    shares_ref = None if reference.shares is None else np.asarray(reference.shares)
     out = []
-    for key in sorted(acc.exams):
-        site_name, device_label, week_start = key
-        counts = acc.counts[key]
+    for g, (d, start) in enumerate(starts):
+        site_name, device_label = devices[d]
+        monday = date(1970, 1, 1) + timedelta(days=int(start))
         value = statistic = p_value = None
-        if reference.shares is not None and counts.sum() > 0:
-            shares_ref = np.asarray(reference.shares)
-            value = float(psi(counts / counts.sum(), shares_ref))
-            statistic, _, p_value = chi_square(counts, shares_ref)
-        chunks = acc.scores.get(key)
-        median = _median(np.concatenate(chunks)) if chunks else None
+        if shares_ref is not None and counts[g].sum() > 0:
+            value = float(psi(counts[g] / counts[g].sum(), shares_ref))
+            statistic, _, p_value = chi_square(counts[g], shares_ref)
+        segment = sorted_scores[bounds[g] : bounds[g + 1]]
         out.append(
             DeviceWeek(
                 site=site_name,
                 device=device_label,
-                week=week_start,
-                exams=acc.exams[key],
-                partial=acc.partial[key],
-                counts=tuple(int(c) for c in counts),
-                other_model=acc.other[key],
-                unscored=acc.unscored[key],
-                images=acc.images[key],
-                unusable_images=acc.unusable[key],
-                unusable_by_reason=dict(acc.reasons.get(key, {})),
-                median_score=median,
+                week=monday,
+                exams=int(exams_n[g]),
+                partial=int(partial_n[g]),
+                counts=tuple(int(c) for c in counts[g]),
+                other_model=int(other_n[g]),
+                unscored=int(unscored_n[g]),
+                images=int(images_n[g]),
+                unusable_images=int(bad_n[g]),
+                unusable_by_reason=dict(by_reason.get((site_name, device_label, monday), {})),
+                median_score=_median(segment),
                 psi=value,
                 chi_square=statistic,
                 p_value=p_value,
             )
         )
-    others = sum(acc.other.values())
+    out.sort(key=lambda w: (w.site, w.device, w.week))
+    notes = []
+    others = int(other_n.sum())
     if others:
         notes.append(
             f"{others} exams were scored by another model than {reference.model_name} "
@@ -377,43 +369,23 @@ def _device_weeks(
     return out, notes
 
 
-def _collect_scores(rows: Any, acc: _Weeks) -> None:
-    """Group the (device..., day, score) rows, ordered by device and day, into weeks."""
-    current: tuple[Any, ...] | None = None
-    days: list[date] = []
-    values: list[float] = []
-
-    def flush() -> None:
-        if current is None:
-            return
-        site, device = _key(current)
-        week_starts = np.array([week_of(d) for d in days], dtype="datetime64[D]")
-        scores = np.asarray(values, dtype=np.float64)
-        for start in np.unique(week_starts):
-            acc.scores[(site, device, start.astype(date))].append(scores[week_starts == start])
-
-    for site, manufacturer, model, station, day, score in rows:
-        device = (site, manufacturer, model, station)
-        if device != current:
-            flush()
-            current, days, values = device, [], []
-        days.append(day)
-        values.append(score)
-    flush()
-
-
-def _reader_rows(db: Database, since: date, until: date) -> tuple[np.ndarray, ...] | None:
-    """Per read exam: site index, week (days), category, mode, final recall, first-read
-    disagreement, consensus recall; and the site names. None when nothing was read."""
-    query = (
+def _per_exam_decisions(since: date, until: date) -> Any:
+    """A subquery: per read exam of the window, its site, day, category and mode, and how
+    many first-read and consensus decisions it has and how many of each recalled."""
+    first = DecisionRow.consensus.is_(False)
+    consensus = DecisionRow.consensus.is_(True)
+    recall = DecisionRow.recall.is_(True)
+    return (
         select(
-            AssignmentRow.id,
-            ExamRow.site,
-            ExamRow.exam_date,
-            AssignmentRow.category,
-            AssignmentRow.mode,
-            DecisionRow.recall,
-            DecisionRow.consensus,
+            AssignmentRow.id.label("assignment_id"),
+            ExamRow.site.label("site"),
+            ExamRow.exam_date.label("exam_date"),
+            AssignmentRow.category.label("category"),
+            AssignmentRow.mode.label("mode"),
+            func.sum(case((first, 1), else_=0)).label("first_n"),
+            func.sum(case((and_(first, recall), 1), else_=0)).label("first_recalls"),
+            func.sum(case((consensus, 1), else_=0)).label("consensus_n"),
+            func.sum(case((and_(consensus, recall), 1), else_=0)).label("consensus_recalls"),
         )
         .select_from(AssignmentRow)
         .join(ExamRow, ExamRow.id == AssignmentRow.exam_id)
@@ -424,41 +396,75 @@ def _reader_rows(db: Database, since: date, until: date) -> tuple[np.ndarray, ..
             ExamRow.exam_date >= since,
             ExamRow.exam_date <= until,
         )
-        .order_by(AssignmentRow.id)
+        .group_by(
+            AssignmentRow.id,
+            ExamRow.site,
+            ExamRow.exam_date,
+            AssignmentRow.category,
+            AssignmentRow.mode,
+        )
+        .subquery()
     )
-    with db.session() as session:
-        rows = session.execute(query).all()
+
+
+def _final_recall(
+    first_n: np.ndarray,
+    first_recalls: np.ndarray,
+    consensus_n: np.ndarray,
+    consensus_recalls: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each exam's final recall (the consensus's where there was one, else the first
+    readers') and whether its first readers disagreed."""
+    final = np.where(consensus_n > 0, consensus_recalls > 0, first_recalls > 0)
+    disagreed = (first_n >= 2) & (first_recalls > 0) & (first_recalls < first_n)
+    return final, disagreed
+
+
+def _reader_rows(db: Database, since: date, until: date) -> tuple[np.ndarray, ...] | None:
+    """Read exams counted in the database by site, day, category, mode and decisions:
+    per group its site index, week, category, mode, final recall, first-read count,
+    first-read disagreement, consensus, and how many exams; and the site names. None when
+    nothing was read."""
+    per_exam = _per_exam_decisions(since, until)
+    keys = (
+        per_exam.c.site,
+        per_exam.c.exam_date,
+        per_exam.c.category,
+        per_exam.c.mode,
+        per_exam.c.first_n,
+        per_exam.c.first_recalls,
+        per_exam.c.consensus_n,
+        per_exam.c.consensus_recalls,
+    )
+    query = select(*keys, func.count()).group_by(*keys)
+    with db.engine.connect() as connection:
+        rows = connection.execute(query).all()
     if not rows:
         return None
-    ids, sites, days, categories, modes, recalls, consensus = zip(*rows, strict=True)
-    assignment = np.asarray(ids, dtype=np.int64)
-    recall = np.asarray(recalls, dtype=bool)
-    in_consensus = np.asarray(consensus, dtype=bool)
-    starts = np.flatnonzero(np.r_[True, assignment[1:] != assignment[:-1]])
-    first = ~in_consensus
-    # Per exam: first readers' recall any / all, consensus decisions and their recall.
-    first_n = np.add.reduceat(first.astype(np.int64), starts)
-    first_any = np.add.reduceat((first & recall).astype(np.int64), starts) > 0
-    first_all = np.add.reduceat((first & recall).astype(np.int64), starts) == first_n
-    cons_n = np.add.reduceat(in_consensus.astype(np.int64), starts)
-    cons_any = np.add.reduceat((in_consensus & recall).astype(np.int64), starts) > 0
-    final = np.where(cons_n > 0, cons_any, first_any)
-    disagreed = (first_n >= 2) & first_any & ~first_all
-    site_names = [s or UNKNOWN_SITE for s in sites]
-    names, site_index = np.unique(np.asarray(site_names, dtype=object)[starts], return_inverse=True)
-    week = np.array([week_of(days[i]) for i in starts], dtype="datetime64[D]")
-    category = np.asarray([categories[i] for i in starts], dtype=np.int64)
-    mode = np.asarray([ReadingMode(modes[i]).value for i in starts], dtype=object)
+    sites, days, categories, modes, first_n, first_recalls, cons_n, cons_recalls, counts = zip(
+        *rows, strict=True
+    )
+    first = np.asarray(first_n, dtype=np.int64)
+    final, disagreed = _final_recall(
+        first,
+        np.asarray(first_recalls, dtype=np.int64),
+        np.asarray(cons_n, dtype=np.int64),
+        np.asarray(cons_recalls, dtype=np.int64),
+    )
+    names, site_index = np.unique(
+        np.asarray([s or UNKNOWN_SITE for s in sites], dtype=object), return_inverse=True
+    )
+    week = np.array([week_of(d) for d in days], dtype="datetime64[D]")
     return (
-        assignment[starts],
+        np.asarray(counts, dtype=np.int64),
         site_index,
         week,
-        category,
-        mode,
+        np.asarray(categories, dtype=np.int64),
+        np.asarray([ReadingMode(m).value for m in modes], dtype=object),
         final,
-        first_n,
+        first,
         disagreed,
-        cons_n > 0,
+        np.asarray(cons_n, dtype=np.int64) > 0,
         np.asarray(names, dtype=object),
     )
 
@@ -470,23 +476,26 @@ def _reader_figures(
     band, the weekly ones labelled ``first-last``."""
     if arrays is None:
         return [], []
-    _, site_index, week, category, mode, final, first_n, disagreed, consensus, names = arrays
+    exams, site_index, week, category, mode, final, first_n, disagreed, consensus, names = arrays
     double = (mode == ReadingMode.DOUBLE.value) & (first_n >= 2)
     single = mode == ReadingMode.SINGLE.value
     spans = [(b.label, b.first, b.last) for b in bands] + [("all", 1, 10)]
 
     def figures(mask: np.ndarray, site: str, band: str, when: date | None) -> ReaderFigures:
+        def n(where: np.ndarray) -> int:
+            return int(exams[where].sum())
+
         return ReaderFigures(
             site=site,
             band=band,
             week=when,
-            read=int(mask.sum()),
-            recalled=int((mask & final).sum()),
-            double_read=int((mask & double).sum()),
-            disagreed=int((mask & double & disagreed).sum()),
-            single_read=int((mask & single).sum()),
-            single_recalled=int((mask & single & final).sum()),
-            single_recalled_in_consensus=int((mask & single & final & consensus).sum()),
+            read=n(mask),
+            recalled=n(mask & final),
+            double_read=n(mask & double),
+            disagreed=n(mask & double & disagreed),
+            single_read=n(mask & single),
+            single_recalled=n(mask & single & final),
+            single_recalled_in_consensus=n(mask & single & final & consensus),
         )
 
     window: list[ReaderFigures] = []
@@ -509,63 +518,75 @@ def _reader_figures(
 
 
 def _outcome_figures(
-    db: Database,
-    since: date,
-    until: date,
-    bands: Sequence[Band],
-    readers: tuple[np.ndarray, ...] | None,
+    db: Database, since: date, until: date, bands: Sequence[Band]
 ) -> list[OutcomeFigures]:
+    """Outcomes counted in the database by category, mode, outcome and the readers'
+    decisions (exams read here), then per band in numpy."""
+    per_exam = _per_exam_decisions(since, until)
+    keys = (
+        AssignmentRow.category,
+        AssignmentRow.mode,
+        OutcomeRow.screen_detected_cancer,
+        OutcomeRow.interval_cancer,
+        OutcomeRow.recall,
+        per_exam.c.first_n,
+        per_exam.c.first_recalls,
+        per_exam.c.consensus_n,
+        per_exam.c.consensus_recalls,
+    )
     query = (
-        select(
-            AssignmentRow.id,
-            AssignmentRow.category,
-            AssignmentRow.mode,
-            OutcomeRow.screen_detected_cancer,
-            OutcomeRow.interval_cancer,
-            OutcomeRow.recall,
-        )
+        select(*keys, func.count())
         .select_from(OutcomeRow)
         .join(ExamRow, ExamRow.id == OutcomeRow.exam_id)
         .join(AssignmentRow, AssignmentRow.exam_id == ExamRow.id)
+        .outerjoin(per_exam, per_exam.c.assignment_id == AssignmentRow.id)
         .where(
             AssignmentRow.category.is_not(None),
             ExamRow.exam_date >= since,
             ExamRow.exam_date <= until,
         )
+        .group_by(*keys)
     )
-    with db.session() as session:
-        rows = session.execute(query).all()
+    with db.engine.connect() as connection:
+        rows = connection.execute(query).all()
     if not rows:
         return []
-    ids, categories, modes, screens, intervals, file_recalls = zip(*rows, strict=True)
-    assignment = np.asarray(ids, dtype=np.int64)
+    categories, modes, screens, intervals, file_recalls, first_n, first_r, cons_n, cons_r, n = zip(
+        *rows, strict=True
+    )
+    exams = np.asarray(n, dtype=np.int64)
     category = np.asarray(categories, dtype=np.int64)
     single = np.asarray([ReadingMode(m) is ReadingMode.SINGLE for m in modes])
     screen = np.asarray(screens, dtype=bool)
     interval = np.asarray(intervals, dtype=bool)
     # Recall: as the readers decided where the exam was read here, else the file's.
-    known = np.asarray([r is not None for r in file_recalls])
-    recall = np.asarray([bool(r) for r in file_recalls])
-    if readers is not None:
-        read_ids, final = readers[0], readers[5]
-        at = np.searchsorted(read_ids, assignment)
-        found = (at < read_ids.size) & (read_ids[np.minimum(at, read_ids.size - 1)] == assignment)
-        recall = np.where(found, final[np.minimum(at, read_ids.size - 1)], recall)
-        known = known | found
+    read = np.asarray([v is not None for v in first_n])
+    final, _ = _final_recall(
+        *(
+            np.asarray([v or 0 for v in column], dtype=np.int64)
+            for column in (first_n, first_r, cons_n, cons_r)
+        )
+    )
+    recall = np.where(read, final, np.asarray([bool(r) for r in file_recalls]))
+    known = read | np.asarray([r is not None for r in file_recalls])
     out = []
     for label, first, last in [(b.label, b.first, b.last) for b in bands] + [("all", 1, 10)]:
         mask = (category >= first) & (category <= last)
         recalled = mask & known & recall
+
+        def count(where: np.ndarray) -> int:
+            return int(exams[where].sum())
+
         out.append(
             OutcomeFigures(
                 band=label,
-                exams=int(mask.sum()),
-                screen_detected=int((mask & screen).sum()),
-                recalled=int(recalled.sum()),
-                recalled_with_cancer=int((recalled & screen).sum()),
-                interval=int((mask & interval).sum()),
-                single_read=int((mask & single).sum()),
-                single_read_interval=int((mask & single & interval).sum()),
+                exams=count(mask),
+                screen_detected=count(mask & screen),
+                recalled=count(recalled),
+                recalled_with_cancer=count(recalled & screen),
+                interval=count(mask & interval),
+                single_read=count(mask & single),
+                single_read_interval=count(mask & single & interval),
             )
         )
     return out
@@ -690,7 +711,7 @@ def build_report(
     arrays = _reader_rows(db, since, until)
     readers, reader_weeks = _reader_figures(arrays, bands)
     rule_weeks = _reader_weeks_for_rules(arrays, rules)
-    outcomes = _outcome_figures(db, since, until, bands, arrays)
+    outcomes = _outcome_figures(db, since, until, bands)
     if reference.shares is None:
         notes.append(
             f"{sidecar.name} is not calibrated: there is no reference to measure drift against"

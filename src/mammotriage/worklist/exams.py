@@ -223,7 +223,12 @@ class ExamArchive:
         acquisition: AcquisitionSite | None,
     ) -> tuple[int, Any]:
         """The exam row (its first ``received_at`` kept); returns its id and public id."""
-        values: dict[str, Any] = {"partial": exam_score.partial, "status": status}
+        values: dict[str, Any] = {
+            "partial": exam_score.partial,
+            "status": status,
+            "image_count": len(exam_score.images),
+            "unusable_images": sum(not image.usable for image in exam_score.images),
+        }
         if identifiers is not None:
             values |= _identifier_values(identifiers)
             if identifiers.study_date is not None:

@@ -196,6 +196,11 @@ class ExamRow(Base):
     #: The day monitoring counts the exam in: StudyDate, or the day it was received when
     #: the header has none (migration 0012; rows written before got the same rule).
     exam_date: Mapped[date | None] = mapped_column(Date, index=True)
+    #: How many files the exam's latest save held and how many of them could not be scored
+    #: (the ``images`` rows, counted when they are written), so that monitoring counts
+    #: unusable images per device without reading every image row.
+    image_count: Mapped[int | None] = mapped_column(Integer)
+    unusable_images: Mapped[int | None] = mapped_column(Integer)
 
     images: Mapped[list[ImageRow]] = relationship(back_populates="exam")
     scores: Mapped[list[ScoreRow]] = relationship(back_populates="exam")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from mammotriage.dicom.model import Laterality, ViewPosition
 from mammotriage.infer.scores import ExamScore, Finding, ImageScore
 from mammotriage.triage import ExamForTriage, TriagePolicy, decide
 from mammotriage.worklist import JobStatus, Store
-from mammotriage.worklist.models import AuditRow, FindingRow, ImageRow, JobRow, ScoreRow
+from mammotriage.worklist.models import AuditRow, ExamRow, FindingRow, ImageRow, JobRow, ScoreRow
 
 NOW = datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)
 POLICY = TriagePolicy(version="test-1", max_wait_days=5)
@@ -420,4 +420,65 @@ def test_migration_0004_keeps_existing_images_and_numbers_them_per_exam(store_ur
     with db.db.engine.connect() as conn:
         sops = conn.execute(text("SELECT sop_instance_uid FROM images ORDER BY id")).scalars()
         assert list(sops) == ["1.2.3.0", "1.2.3.1", "1.2.4.0"]
+    db.close()
+
+
+def test_migration_0012_gives_old_exams_a_monitoring_day_and_image_counts(store_url: str) -> None:
+    """Rows written before 0012 get exam_date by the rule new rows follow (StudyDate, else
+    the day received) and their image counts from their image rows."""
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    db = Store(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(files("mammotriage.worklist") / "migrations"))
+    config.set_main_option(
+        "sqlalchemy.url", db.db.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
+
+    def to(revision: str) -> None:
+        with db.db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    to("0011")
+    received = datetime(2026, 3, 4, 23, 30, tzinfo=timezone.utc)
+    with db.db.engine.begin() as conn:
+        for exam_id, study_date in ((1, "2026-02-27"), (2, None)):
+            conn.execute(
+                text(
+                    "INSERT INTO exams (id, public_id, study_instance_uid, received_at, partial,"
+                    " status, study_date) VALUES (:id, :public_id, :study, :at, false, 'scored',"
+                    " :study_date)"
+                ),
+                {
+                    "id": exam_id,
+                    "public_id": uuid.uuid4().hex,
+                    "study": f"1.2.{exam_id}",
+                    "at": received if "sqlite" not in store_url else "2026-03-04 23:30:00",
+                    "study_date": study_date,
+                },
+            )
+        for position, usable in enumerate((True, False, True)):
+            conn.execute(
+                text(
+                    "INSERT INTO images (exam_id, position, laterality, view, usable)"
+                    " VALUES (1, :position, 'L', 'CC', :usable)"
+                ),
+                {"position": position, "usable": usable},
+            )
+    to("head")
+    with db.db.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                ExamRow.id, ExamRow.exam_date, ExamRow.image_count, ExamRow.unusable_images
+            ).order_by(ExamRow.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (1, date(2026, 2, 27), 3, 1),
+        (2, date(2026, 3, 4), 0, 0),
+    ]
     db.close()

@@ -1,10 +1,11 @@
 """Monitoring after go-live: where and on what each exam was taken (site, manufacturer,
-device model, station) and the day it counts in (``exam_date``), the programme's outcomes
-per exam (``outcomes import``) and the alerts the monitor raised.
+device model, station), the day it counts in (``exam_date``) and how many of its images
+could not be scored; the programme's outcomes per exam (``outcomes import``) and the alerts
+the monitor raised.
 
 Rows written before get ``exam_date`` by the same rule as new ones (StudyDate, else the day
-received); their site and device stay NULL ("unknown" in the monitor) since the headers are
-not at hand.
+received) and their image counts from their image rows; their site and device stay NULL
+("unknown" in the monitor) since the headers are not at hand.
 
 Revision ID: 0012
 Revises: 0011
@@ -21,7 +22,15 @@ down_revision: str | None = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-_EXAM_COLUMNS = ("site", "manufacturer", "device_model", "station_name", "exam_date")
+_EXAM_COLUMNS = (
+    "site",
+    "manufacturer",
+    "device_model",
+    "station_name",
+    "exam_date",
+    "image_count",
+    "unusable_images",
+)
 
 
 def upgrade() -> None:
@@ -30,7 +39,14 @@ def upgrade() -> None:
     op.add_column("exams", sa.Column("device_model", sa.String(length=64), nullable=True))
     op.add_column("exams", sa.Column("station_name", sa.String(length=64), nullable=True))
     op.add_column("exams", sa.Column("exam_date", sa.Date(), nullable=True))
+    op.add_column("exams", sa.Column("image_count", sa.Integer(), nullable=True))
+    op.add_column("exams", sa.Column("unusable_images", sa.Integer(), nullable=True))
     op.create_index("ix_exams_exam_date", "exams", ["exam_date"])
+    op.execute(
+        "UPDATE exams SET image_count = (SELECT count(*) FROM images"
+        " WHERE images.exam_id = exams.id), unusable_images = (SELECT count(*) FROM images"
+        " WHERE images.exam_id = exams.id AND NOT images.usable)"
+    )
     if op.get_bind().dialect.name == "sqlite":  # received_at is 'YYYY-MM-DD HH:MM:SS...'
         op.execute("UPDATE exams SET exam_date = COALESCE(study_date, substr(received_at, 1, 10))")
     else:
