@@ -24,6 +24,7 @@ from mammotriage.api.monitor_plots import device_plot
 from mammotriage.api.settings import ApiSettings
 from mammotriage.errors import ConfigError, MammotriageError
 from mammotriage.monitor import CachedMonitor, Monitor, MonitorRun, MonitorSettings
+from mammotriage.monitor.render import number, percent
 from mammotriage.monitor.report import MonitorReport, finite
 from mammotriage.monitor.settings import load_monitor_settings
 from mammotriage.worklist import Store
@@ -99,18 +100,8 @@ def one_line(exc: BaseException) -> str:
 # -- the view -----------------------------------------------------------------------------
 
 
-def _pct(value: float | None) -> str:
-    value = finite(value)
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _num(value: float | None, fmt: str = "{:.2f}") -> str:
-    value = finite(value)
-    return "-" if value is None else fmt.format(value)
-
-
 def _fraction(part: int, whole: int, rate: float | None) -> str:
-    return f"{part} of {whole} ({_pct(rate)})" if whole else "-"
+    return f"{part} of {whole} ({percent(rate)})" if whole else "-"
 
 
 @dataclass(frozen=True)
@@ -164,9 +155,9 @@ def device_views(report: MonitorReport, psi_threshold: float | None) -> list[Dev
                 latest={
                     "week": latest.week.isoformat(),
                     "scored": str(latest.scored),
-                    "median": _num(latest.median_score, "{:.1f}"),
-                    "psi": _num(latest.psi),
-                    "p": _num(latest.p_value, "{:.2g}"),
+                    "median": number(latest.median_score, "{:.1f}"),
+                    "psi": number(latest.psi),
+                    "p": number(latest.p_value, "{:.2g}"),
                 },
                 unusable=_fraction(unusable, images, unusable / images if images else None),
                 partial=_fraction(partial, exams, partial / exams if exams else None),
@@ -183,7 +174,7 @@ def reader_rows(report: MonitorReport) -> list[dict[str, str]]:
             "site": f.site,
             "band": f.band,
             "read": str(f.read),
-            "recall_rate": _pct(f.recall_rate),
+            "recall_rate": percent(f.recall_rate),
             "disagreement": _fraction(f.disagreed, f.double_read, f.disagreement_rate),
             "single_recalled": _fraction(
                 f.single_recalled,
@@ -204,9 +195,9 @@ def outcome_rows(report: MonitorReport) -> list[dict[str, str]]:
             "band": f.band,
             "exams": str(f.exams),
             "screen_detected": str(f.screen_detected),
-            "detection_per_1000": _num(f.detection_per_1000, "{:.1f}"),
+            "detection_per_1000": number(f.detection_per_1000, "{:.1f}"),
             "recalled": str(f.recalled),
-            "ppv_of_recall": _pct(f.ppv_of_recall),
+            "ppv_of_recall": percent(f.ppv_of_recall),
             "interval": str(f.interval),
             "single_read_interval": f"{f.single_read_interval} of {f.single_read}",
         }
@@ -223,7 +214,7 @@ def alert_rows(stored: Sequence[StoredAlert]) -> list[dict[str, str]]:
             "rule": a.rule,
             "site": a.site,
             "device": a.device or "-",
-            "value": _num(a.value, "{:.3g}"),
+            "value": number(a.value, "{:.3g}"),
             "threshold": f"{a.threshold:g}",
             "message": a.message,
             "raised_at": a.raised_at.strftime("%Y-%m-%d %H:%M"),

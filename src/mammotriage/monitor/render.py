@@ -109,12 +109,14 @@ def report_json(report: MonitorReport) -> dict[str, Any]:
     }
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share as ``12.3%``; ``-`` when unknown."""
     value = finite(value)
     return "-" if value is None else f"{value:.1%}"
 
 
-def _num(value: float | None, fmt: str = "{:.2f}") -> str:
+def number(value: float | None, fmt: str = "{:.2f}") -> str:
+    """A figure in ``fmt``; ``-`` when unknown."""
     value = finite(value)
     return "-" if value is None else fmt.format(value)
 
@@ -152,11 +154,11 @@ def report_text(report: MonitorReport) -> str:
                 device,
                 str(len(weeks)),
                 str(exams),
-                _num(latest.median_score, "{:.1f}"),
-                _num(latest.psi),
-                _num(latest.p_value, "{:.2g}"),
-                _pct(unusable / images if images else None),
-                _pct(partial / exams if exams else None),
+                number(latest.median_score, "{:.1f}"),
+                number(latest.psi),
+                number(latest.p_value, "{:.2g}"),
+                percent(unusable / images if images else None),
+                percent(partial / exams if exams else None),
             ]
         )
     lines += (
@@ -181,7 +183,7 @@ def report_text(report: MonitorReport) -> str:
                     f.site,
                     f.band,
                     str(f.read),
-                    _pct(f.recall_rate),
+                    percent(f.recall_rate),
                     f"{f.disagreed}/{f.double_read}",
                     f"{f.single_recalled}/{f.single_read}",
                 ]
@@ -199,8 +201,8 @@ def report_text(report: MonitorReport) -> str:
                     f.band,
                     str(f.exams),
                     str(f.screen_detected),
-                    _num(f.detection_per_1000, "{:.1f}"),
-                    _pct(f.ppv_of_recall),
+                    number(f.detection_per_1000, "{:.1f}"),
+                    percent(f.ppv_of_recall),
                     f"{f.interval} ({f.single_read_interval})",
                 ]
                 for f in report.outcomes
@@ -215,4 +217,4 @@ def report_text(report: MonitorReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["report_json", "report_text"]
+__all__ = ["number", "percent", "report_json", "report_text"]

@@ -363,16 +363,13 @@ def test_thumbnails_are_recorded_per_exam_and_position(store: Store) -> None:
     assert made == ["/t/0.png"]
 
 
-def test_migration_0004_keeps_existing_images_and_numbers_them_per_exam(store_url: str) -> None:
-    """Images stored under the 0003 schema (unique SOPInstanceUID) get their position in
-    their exam; 0004 then takes files sharing a UID; downgrading keeps one row per UID."""
+def _migrator(db: Store):
+    """``to(revision, downgrade=False)``: Alembic run on ``db`` to ``revision``."""
     from importlib.resources import files
 
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import text
 
-    db = Store(store_url)
     config = Config()
     config.set_main_option("script_location", str(files("mammotriage.worklist") / "migrations"))
     config.set_main_option(
@@ -383,6 +380,17 @@ def test_migration_0004_keeps_existing_images_and_numbers_them_per_exam(store_ur
         with db.db.engine.begin() as connection:
             config.attributes["connection"] = connection
             (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+    return to
+
+
+def test_migration_0004_keeps_existing_images_and_numbers_them_per_exam(store_url: str) -> None:
+    """Images stored under the 0003 schema (unique SOPInstanceUID) get their position in
+    their exam; 0004 then takes files sharing a UID; downgrading keeps one row per UID."""
+    from sqlalchemy import text
+
+    db = Store(store_url)
+    to = _migrator(db)
 
     to("0003")
     with db.db.engine.begin() as conn:
@@ -426,23 +434,10 @@ def test_migration_0004_keeps_existing_images_and_numbers_them_per_exam(store_ur
 def test_migration_0012_gives_old_exams_a_monitoring_day_and_image_counts(store_url: str) -> None:
     """Rows written before 0012 get exam_date by the rule new rows follow (StudyDate, else
     the day received) and their image counts from their image rows."""
-    from importlib.resources import files
-
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
     db = Store(store_url)
-    config = Config()
-    config.set_main_option("script_location", str(files("mammotriage.worklist") / "migrations"))
-    config.set_main_option(
-        "sqlalchemy.url", db.db.url.render_as_string(hide_password=False).replace("%", "%%")
-    )
-
-    def to(revision: str) -> None:
-        with db.db.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+    to = _migrator(db)
 
     to("0011")
     received = datetime(2026, 3, 4, 23, 30, tzinfo=timezone.utc)
