@@ -16,7 +16,9 @@ case "$target" in
                ['/usr/sbin/nginx']=nginx  # the TLS-terminating proxy of the page test
                # the independent SR/IOD validators: dciodvfy, PixelMed's DicomSRValidator
                [dciodvfy]=dicom3tools [java]=pixelmed-apps [javac]=default-jdk-headless
-               ['/usr/share/java/pixelmed.jar']=pixelmed-apps) ;;
+               ['/usr/share/java/pixelmed.jar']=pixelmed-apps
+               # promtool judges the shipped Prometheus alerting rules
+               [promtool]=prometheus) ;;
   demo) needs=() ;;
   *) echo "usage: $0 test|demo" >&2; exit 2 ;;
 esac
@@ -41,6 +43,10 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   # it; the tests start their own Orthanc on free ports and want the system one stopped.
   if [[ " ${missing[*]} " == *" orthanc"* ]]; then
     service orthanc stop >/dev/null 2>&1 || true
+  fi
+  # Only its promtool is wanted: no Prometheus server (port 9090) runs for the tests.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    service prometheus stop >/dev/null 2>&1 || true
   fi
   exit 0
 fi

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -312,3 +313,96 @@ def test_a_wrong_monitor_settings_file_is_refused_at_start(site: Site, tmp_path:
     )
     with pytest.raises(ConfigError, match="monitor config"):
         make_site(site.store, monitor=str(config))
+
+
+# -- the shipped alerting rules, judged by Prometheus's own promtool (Debian prometheus,
+# installed by `make test`) ---------------------------------------------------------------
+
+def test_promtool_accepts_the_shipped_alerting_rules() -> None:
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(ALERT_RULES)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 5 rules found" in checked.stdout
+
+
+def _series(labels: dict[str, str], name: str) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def test_the_shipped_rules_page_on_what_metrics_says(drift: Site, tmp_path: Path) -> None:
+    """promtool's rule unit test, fed with this service's own /metrics samples: the drift
+    alert fires for the drifting device and nothing else, and a report a day old is stale.
+    The rules are the shipped file's less their annotations (promtool compares annotations
+    verbatim; `check rules` above judges their templates)."""
+    samples = metrics_of(drift)
+    active = samples["mammotriage_monitor_alert_active"]
+    assert [labels["device"] for labels, _ in active] == [device_name(DRIFTING)]
+    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    for group in groups:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": groups}))
+    drift_labels = active[0][0]
+    tests = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": _series(labels, "mammotriage_monitor_alert_active"),
+                        "values": f"{value:g}x120",
+                    }
+                    for labels, value in active
+                ]
+                + [
+                    {
+                        # The report's time as the service last computed it; the test's
+                        # clock starts at 0, so it is a report from the start of the test.
+                        "series": "mammotriage_monitor_last_run_timestamp_seconds",
+                        "values": "0x2000",
+                    }
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "10m",
+                        "alertname": "MammotriageCategoryDrift",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": drift_labels
+                                | {"alertname": "MammotriageCategoryDrift", "severity": "warning"}
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "MammotriageUnusableImages",
+                        "exp_alerts": [],
+                    },
+                    {"eval_time": "10m", "alertname": "MammotriageMonitorStale", "exp_alerts": []},
+                    {
+                        "eval_time": "26h",
+                        "alertname": "MammotriageMonitorStale",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "alertname": "MammotriageMonitorStale",
+                                    "severity": "info",
+                                }
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "rules_test.yml"
+    test_file.write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(test_file)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
