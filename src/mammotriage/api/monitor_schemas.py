@@ -42,6 +42,7 @@ class MonitorDeviceWeekOut(_Out):
     unusable_images: int
     unusable_share: float | None
     unusable_by_reason: dict[str, int]
+    partial_by_reason: dict[str, int]
 
 
 class MonitorReaderOut(_Out):

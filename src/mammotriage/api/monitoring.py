@@ -117,6 +117,8 @@ class DeviceView:
     partial: str
     #: Unusable images over the window by reason, most first.
     reasons: tuple[tuple[str, int], ...]
+    #: Partial exams over the window by the standard view they lack, most first.
+    partial_reasons: tuple[tuple[str, int], ...] = ()
 
 
 def device_views(report: MonitorReport, psi_threshold: float | None) -> list[DeviceView]:
@@ -137,9 +139,12 @@ def device_views(report: MonitorReport, psi_threshold: float | None) -> list[Dev
         unusable = sum(w.unusable_images for w in weeks)
         partial = sum(w.partial for w in weeks)
         reasons: dict[str, int] = defaultdict(int)
+        lacking: dict[str, int] = defaultdict(int)
         for week in weeks:
             for reason, count in week.unusable_by_reason.items():
                 reasons[reason] += count
+            for reason, count in week.partial_by_reason.items():
+                lacking[reason] += count
         views.append(
             DeviceView(
                 site=site,
@@ -162,6 +167,9 @@ def device_views(report: MonitorReport, psi_threshold: float | None) -> list[Dev
                 unusable=_fraction(unusable, images, unusable / images if images else None),
                 partial=_fraction(partial, exams, partial / exams if exams else None),
                 reasons=tuple(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
+                partial_reasons=tuple(
+                    sorted(lacking.items(), key=lambda item: (-item[1], item[0]))
+                ),
             )
         )
     return views

@@ -53,7 +53,8 @@ testid                     element
 ``device-plot``            monitoring: one device's figure (``data-site``, ``data-device``,
                            ``data-alert`` = true | false) holding its SVG plot
                            (``svg.device-plot``, class ``alert`` when a rule fired);
-                           ``device-alert`` the line naming the rules; ``unusable-reasons``
+                           ``device-alert`` the line naming the rules; ``unusable-reasons``,
+                           ``partial-reasons`` (the views partial exams lack)
 ``stored-alert``           monitoring: a stored alert (``data-rule``, ``data-week``), newest
                            week first; ``reader-figures`` (``data-site``, ``data-band``),
                            ``outcome-figures`` (``data-band``) rows; ``monitoring-error``

@@ -40,6 +40,7 @@ def device_week_json(week: DeviceWeek) -> dict[str, Any]:
         "unusable_images": week.unusable_images,
         "unusable_share": _round(week.unusable_share),
         "unusable_by_reason": dict(sorted(week.unusable_by_reason.items())),
+        "partial_by_reason": dict(sorted(week.partial_by_reason.items())),
     }
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from sqlalchemy import String, and_, case, cast, func, select
 
 from mammotriage.category import CATEGORIES
+from mammotriage.dicom.model import STANDARD_VIEWS, Laterality, ViewPosition
 from mammotriage.monitor.bands import Band, policy_bands
 from mammotriage.monitor.settings import AlertRule
 from mammotriage.sidecar import Sidecar
@@ -103,6 +104,9 @@ class DeviceWeek:
     psi: float | None
     chi_square: float | None
     p_value: float | None
+    #: Partial exams by the standard view they lack ("no R-CC"; an exam lacking two views
+    #: counts under both).
+    partial_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def scored(self) -> int:
@@ -256,6 +260,22 @@ def _days(values: Sequence[date]) -> np.ndarray:
     return np.asarray(values, dtype="datetime64[D]").astype(np.int64)
 
 
+def _missing_views(rows: Sequence[Any]) -> dict[tuple[str, str, date], dict[str, int]]:
+    """Per device and week, how many partial exams lack each standard view: the rows are
+    (exam id, device..., day, laterality, view, usable) of partial exams' images."""
+    seen: dict[int, tuple[tuple[str, str, date], set[tuple[str, str]]]] = {}
+    for exam_id, *device, day, laterality, view, usable in rows:
+        where, views = seen.setdefault(exam_id, (_key(device) + (week_of(day),), set()))
+        if usable and laterality is not None and view is not None:
+            views.add((Laterality(laterality).value, ViewPosition(view).value))
+    out: dict[tuple[str, str, date], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for where, views in seen.values():
+        for laterality, view in STANDARD_VIEWS:
+            if (laterality.value, view.value) not in views:
+                out[where][f"no {laterality.value}-{view.value}"] += 1
+    return out
+
+
 def _device_weeks(
     db: Database, since: date, until: date, reference: Reference
 ) -> tuple[list[DeviceWeek], list[str]]:
@@ -287,9 +307,26 @@ def _device_weeks(
         since,
         until,
     ).group_by(*_DEVICE_COLUMNS, ExamRow.exam_date, ImageRow.reason)
+    # Few exams are partial: their image rows say which standard view each lacks.
+    partial_views = _window(
+        select(
+            ExamRow.id,
+            *_DEVICE_COLUMNS,
+            ExamRow.exam_date,
+            ImageRow.laterality,
+            ImageRow.view,
+            ImageRow.usable,
+        )
+        .select_from(ExamRow)
+        .outerjoin(ImageRow, ImageRow.exam_id == ExamRow.id)
+        .where(ExamRow.partial.is_(True)),
+        since,
+        until,
+    )
     with db.engine.connect() as connection:
         rows = connection.execute(exams).all()
         reasons = connection.execute(unusable).all()
+        partial_rows = connection.execute(partial_views).all()
     if not rows:
         return [], []
     columns = list(zip(*rows, strict=True))
@@ -329,6 +366,7 @@ def _device_weeks(
     by_reason: dict[tuple[str, str, date], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for *where, day, reason, count in reasons:
         by_reason[_key(where) + (week_of(day),)][reason_kind(reason)] += count
+    lacking = _missing_views(partial_rows)
     shares_ref = None if reference.shares is None else np.asarray(reference.shares)
     out = []
     for g, (d, start) in enumerate(starts):
@@ -356,6 +394,7 @@ def _device_weeks(
                 psi=value,
                 chi_square=statistic,
                 p_value=p_value,
+                partial_by_reason=dict(lacking.get((site_name, device_label, monday), {})),
             )
         )
     out.sort(key=lambda w: (w.site, w.device, w.week))

@@ -163,6 +163,9 @@ def test_unusable_images_partial_exams_and_median(device_store: Store) -> None:
     assert (first.images, first.unusable_images) == (84, 2)
     assert first.unusable_share == pytest.approx(2 / 84)
     assert first.unusable_by_reason == {"damaged DICOM header": 2}
+    # Its first two files (L-CC and L-MLO) were the unusable ones: it lacks those views.
+    assert first.partial_by_reason == {"no L-CC": 1, "no L-MLO": 1}
+    assert second.partial_by_reason == {}
     assert first.partial_share == pytest.approx(1 / 21)
     # Scores are 10 * category - 5: the 20 exams' median lies between categories 3 and 4's.
     assert first.median_score == pytest.approx(30.0)
