@@ -454,3 +454,42 @@ def test_dcmtk_dsrdump_reads_the_report_without_warnings(read_back, tmp_path):
     assert "Comprehensive SR Document" in result.stdout
     assert '"Triage category")="9' in result.stdout
     assert "SCOORD" in result.stdout and "POLYLINE" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"findings": (), "partial": True, "breasts": {"L": 87.5, "R": None}},
+        {"predecessor": True},
+    ],
+    ids=["two-findings", "partial-no-findings", "rescore"],
+)
+def test_the_report_is_the_dataset_highdicoms_constructor_builds_from_the_whole_tree(
+    images, monkeypatch, changes
+):
+    """The SR is constructed around its root container and the checked tree set on it
+    afterwards (a third of the cost): element for element what highdicom's constructor
+    makes when it copies, parses and searches the whole tree itself."""
+    import mammotriage.dicom.report as report_module
+    from mammotriage.dicom.report_identity import PriorReport
+
+    predecessor = None
+    if changes.pop("predecessor", False):
+        predecessor = PriorReport.of_study(images[0].StudyInstanceUID, generate_uid())
+    content = _content(images, **changes)
+
+    def build():
+        return build_measurement_report(
+            content, images, ALGORITHM, content_datetime=WHEN, predecessor=predecessor
+        )
+
+    fast = build()
+    monkeypatch.setattr(
+        report_module,
+        "_comprehensive_sr",
+        lambda report, **kwargs: hd.sr.ComprehensiveSR(content=report[0], **kwargs),
+    )
+    whole = build()
+    assert fast.to_json_dict() == whole.to_json_dict()
+    assert fast.content[0].ContentSequence == whole.content[0].ContentSequence
