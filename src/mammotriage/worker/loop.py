@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mammotriage.dicom import group_exams
+from mammotriage.dicom.report import warm_up as warm_up_reports
 from mammotriage.errors import (
     MammotriageError,
     SourceError,
@@ -215,6 +216,10 @@ class Worker:
         then returns; without it the loop runs until ``stop``.
         """
         summary = RunSummary()
+        if self.reports is not None and "sr" in self.outputs:
+            # highdicom's tables of the standard load with the first report: now, while
+            # nothing waits, rather than in the first exam's outputs.
+            warm_up_reports()
         if self.sender is not None:
             self.sender.start()
         try:

@@ -566,3 +566,27 @@ def test_the_folder_source_groups_files_into_studies_without_decoding_pixels(
     assert {arrival.study_key for arrival in polled.arrivals} == expected
     assert len(polled.arrivals) == len(exams) + 1
     assert decodes == []
+
+
+@pytest.mark.parametrize("sr", [True, False])
+def test_the_report_writer_is_warmed_up_before_the_first_study_only_when_sr_is_sent(
+    tmp_path, monkeypatch, sr
+):
+    """highdicom loads its tables of the standard with the first report a process builds;
+    a worker that sends SRs builds a throw-away one when it starts, before it polls."""
+    import mammotriage.worker.loop as loop
+
+    events: list[str] = []
+    monkeypatch.setattr(loop, "warm_up_reports", lambda: events.append("warm-up"))
+    worker = build(folder_settings(tmp_path, outputs={"sr": {"enabled": sr}}))
+    real_poll = worker._poll
+    monkeypatch.setattr(worker, "_poll", lambda stop: events.append("poll") or real_poll(stop))
+    run_once(worker)
+    assert events[: 1 + sr] == (["warm-up", "poll"] if sr else ["poll"])
+    assert events.count("warm-up") == int(sr)
+
+
+def test_warming_up_builds_a_report_from_a_made_up_header() -> None:
+    from mammotriage.dicom.report import warm_up
+
+    assert warm_up() is None
