@@ -186,9 +186,7 @@ class Runner:
             read_image(path, **self.read_kwargs)
         self.baseline_rss_mb = _status_kb("VmRSS") / 1024
 
-    def run(
-        self, tasks: Iterable[tuple[Task, Callable[[], Mutant]]]
-    ) -> Iterator[Result]:
+    def run(self, tasks: Iterable[tuple[Task, Callable[[], Mutant]]]) -> Iterator[Result]:
         """Yield a :class:`Result` per task, in completion order."""
         selector = selectors.DefaultSelector()
         running: dict[int, _Running] = {}
@@ -275,9 +273,14 @@ class Runner:
             stderr = ""
         path.unlink(missing_ok=True)
         self._classify(result, job, status, stderr)
-        if result.outcome in GOOD and result.peak_rss_mb > self.rss_limit_mb:
-            result.detail = f"peak RSS {result.peak_rss_mb:.0f} MB; was {result.outcome}: " + (
-                result.detail
+        # A forked child starts with the parent's resident pages in its RSS: what the read
+        # needs is its peak above the parent's (a pytest worker that ran other tests first
+        # may hold well over a gigabyte).
+        added = result.peak_rss_mb - self.baseline_rss_mb
+        if result.outcome in GOOD and added > self.rss_limit_mb:
+            result.detail = (
+                f"peak RSS {result.peak_rss_mb:.0f} MB ({added:.0f} MB above the parent's); "
+                f"was {result.outcome}: " + result.detail
             )
             result.outcome = "memory"
         return result
@@ -323,8 +326,8 @@ class Runner:
                 result.outcome = "memory"
             elif data["reason_len"] > self.reason_cap or data["reason_lines"] > 1:
                 result.outcome = "long_reason"
-                result.detail = f"{data['reason_len']} chars, {data['reason_lines']} lines: " + (
-                    reason[:150]
+                result.detail = (
+                    f"{data['reason_len']} chars, {data['reason_lines']} lines: " + (reason[:150])
                 )
             elif not reason.strip():
                 result.outcome, result.detail = "long_reason", "unusable without a reason"

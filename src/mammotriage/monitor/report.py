@@ -19,8 +19,10 @@ ManufacturerModelName / StationName). Rejected studies (no mammogram in them) ar
   the readers decided, else the outcome file's) and interval cancers among single-read
   exams.
 
-The queries group in the database (counts per device and day) or fetch two numbers per exam
-(day and score, for the median); everything else is vectorised.
+One query fetches a row per exam of the window (device, day, category, score and the
+exam's image counts) and numpy groups them per device and week; the unusable images'
+reasons, the decisions and the outcomes are grouped in the database. Everything else is
+vectorised.
 """
 
 from __future__ import annotations
