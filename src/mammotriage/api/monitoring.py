@@ -130,33 +130,24 @@ def device_views(report: MonitorReport, psi_threshold: float | None) -> list[Dev
         if alert.device and alert.rule not in names:
             names.append(alert.rule)
     views = []
-    for site, device in report.devices:
-        weeks = report.weeks_of(site, device)
+    for window in report.device_windows():
+        site, device, weeks, latest = window.site, window.device, window.weeks, window.latest
         alerts = tuple(fired.get((site, device), ()))
-        latest = weeks[-1]
-        exams = sum(w.exams for w in weeks)
-        images = sum(w.images for w in weeks)
-        unusable = sum(w.unusable_images for w in weeks)
-        partial = sum(w.partial for w in weeks)
-        reasons: dict[str, int] = defaultdict(int)
-        lacking: dict[str, int] = defaultdict(int)
-        for week in weeks:
-            for reason, count in week.unusable_by_reason.items():
-                reasons[reason] += count
-            for reason, count in week.partial_by_reason.items():
-                lacking[reason] += count
         views.append(
             DeviceView(
                 site=site,
                 device=device,
                 plot=Markup(  # device_plot escapes every text it writes
                     device_plot(
-                        weeks, report.reference.shares, psi_threshold=psi_threshold, alerts=alerts
+                        weeks,
+                        report.reference.shares,
+                        psi_threshold=psi_threshold,
+                        alerts=alerts,
                     )
                 ),
                 alerts=alerts,
                 weeks=len(weeks),
-                exams=exams,
+                exams=window.exams,
                 latest={
                     "week": latest.week.isoformat(),
                     "scored": str(latest.scored),
@@ -164,12 +155,10 @@ def device_views(report: MonitorReport, psi_threshold: float | None) -> list[Dev
                     "psi": number(latest.psi),
                     "p": number(latest.p_value, "{:.2g}"),
                 },
-                unusable=_fraction(unusable, images, unusable / images if images else None),
-                partial=_fraction(partial, exams, partial / exams if exams else None),
-                reasons=tuple(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
-                partial_reasons=tuple(
-                    sorted(lacking.items(), key=lambda item: (-item[1], item[0]))
-                ),
+                unusable=_fraction(window.unusable_images, window.images, window.unusable_share),
+                partial=_fraction(window.partial, window.exams, window.partial_share),
+                reasons=tuple(window.unusable_by_reason),
+                partial_reasons=tuple(window.partial_by_reason),
             )
         )
     return views

@@ -23,6 +23,8 @@ from mammotriage.errors import ConfigError, MammotriageError
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from mammotriage.worklist import Store
+
 #: Messages for a person go to stderr; results (tables, JSON) go to stdout.
 console = Console(stderr=True)
 
@@ -110,3 +112,23 @@ WorkersOption = Annotated[
     int,
     typer.Option("--decode-workers", min=0, help="Threads decoding ahead of the model (0: none)."),
 ]
+
+
+def existing_store(url: str) -> Store:
+    """The worker's store at ``url``, migrated; a SQLite file that is not there is refused
+    (commands that look at a store do not start one).
+
+    Raises
+    ------
+    ConfigError
+        If ``url`` names a SQLite file that does not exist.
+    """
+    from mammotriage.worklist import Store
+    from mammotriage.worklist.database import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no worklist database at {path}: has the worker run?")
+    store = Store(url)
+    store.migrate()
+    return store

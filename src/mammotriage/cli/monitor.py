@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mammotriage.cli.common import console, fail
+from mammotriage.cli.common import console, existing_store, fail
 from mammotriage.errors import ConfigError, MammotriageError
 
 if TYPE_CHECKING:
     from mammotriage.monitor import MonitorSettings
-    from mammotriage.worklist import Store
 
 DEFAULT_CONFIG = Path("configs/monitor.yaml")
 
@@ -53,18 +52,6 @@ def _settings(config: Path | None, database: str | None) -> MonitorSettings:
     return load_monitor_settings(config, **overrides)
 
 
-def _store(url: str) -> Store:
-    from mammotriage.worklist import Store
-    from mammotriage.worklist.database import sqlite_file
-
-    path = sqlite_file(url)
-    if path is not None and not path.is_file():
-        raise ConfigError(f"no worklist database at {path}: has the worker run?")
-    store = Store(url)
-    store.migrate()
-    return store
-
-
 def monitor(
     since: Annotated[
         datetime | None,
@@ -93,7 +80,7 @@ def monitor(
         last = None if until is None else until.date()
         if first is not None and last is not None and last < first:
             raise ConfigError(f"--until {last} is before --since {first}")
-        store = _store(settings.database)
+        store = existing_store(settings.database)
         try:
             run = Monitor(store, settings).run(utcnow(), first, last)
         finally:
@@ -129,14 +116,14 @@ def outcomes_import(
     exam in the store are counted and named by line; an accession number that matches
     several exams is not imported."""
     from mammotriage.outcomes import parse_outcomes
-    from mammotriage.worklist.monitoring import file_sha256
+    from mammotriage.sidecar import sha256_of
 
     try:
         parsed = parse_outcomes(file)
         settings = _settings(config, database)
-        store = _store(settings.database)
+        store = existing_store(settings.database)
         try:
-            result = store.monitoring.import_outcomes(parsed, file_sha256(file))
+            result = store.monitoring.import_outcomes(parsed, sha256_of(file))
         finally:
             store.close()
     except MammotriageError as exc:

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mammotriage.cli.common import console, fail
+from mammotriage.cli.common import console, existing_store, fail
 from mammotriage.errors import ConfigError, MammotriageError
 
 if TYPE_CHECKING:
@@ -87,16 +87,7 @@ def _database(config: Path | None, database: str | None) -> str:
 def _store(config: Path | None, database: str | None) -> Store:
     """The worker's store, migrated; a SQLite file that is not there is refused (these
     commands look at an outbox, they do not start one)."""
-    from mammotriage.worklist import Store
-    from mammotriage.worklist.database import sqlite_file
-
-    url = _database(config, database)
-    path = sqlite_file(url)
-    if path is not None and not path.is_file():
-        raise ConfigError(f"no worklist database at {path}: has the worker run?")
-    store = Store(url)
-    store.migrate()
-    return store
+    return existing_store(_database(config, database))
 
 
 def _when(moment: datetime | None, missing: str = "-") -> str:

@@ -93,8 +93,8 @@ class MonitorGauges:
         ):
             gauge.clear()
         latest_device: dict[tuple[str, str], date] = {}
-        for site, device in report.devices:
-            week = report.weeks_of(site, device)[-1]
+        for window in report.device_windows():
+            site, device, week = window.site, window.device, window.latest
             latest_device[(site, device)] = week.week
             for gauge, value in (
                 (self.psi, week.psi),

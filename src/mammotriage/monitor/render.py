@@ -142,24 +142,19 @@ def report_text(report: MonitorReport) -> str:
         "devices (all weeks; PSI and p of the latest week against the reference):",
     ]
     rows = []
-    for site, device in report.devices:
-        weeks = report.weeks_of(site, device)
-        latest = weeks[-1]
-        exams = sum(w.exams for w in weeks)
-        images = sum(w.images for w in weeks)
-        unusable = sum(w.unusable_images for w in weeks)
-        partial = sum(w.partial for w in weeks)
+    for window in report.device_windows():
+        latest = window.latest
         rows.append(
             [
-                site,
-                device,
-                str(len(weeks)),
-                str(exams),
+                window.site,
+                window.device,
+                str(len(window.weeks)),
+                str(window.exams),
                 number(latest.median_score, "{:.1f}"),
                 number(latest.psi),
                 number(latest.p_value, "{:.2g}"),
-                percent(unusable / images if images else None),
-                percent(partial / exams if exams else None),
+                percent(window.unusable_share),
+                percent(window.partial_share),
             ]
         )
     lines += (

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -209,6 +209,65 @@ class MonitorReport:
 
     def weeks_of(self, site: str, device: str) -> list[DeviceWeek]:
         return [w for w in self.device_weeks if (w.site, w.device) == (site, device)]
+
+    def device_windows(self) -> list[DeviceWindow]:
+        """Each device's weeks and their sums over the window, devices in order."""
+        return [DeviceWindow(s, d, tuple(self.weeks_of(s, d))) for s, d in self.devices]
+
+
+@dataclass(frozen=True)
+class DeviceWindow:
+    """One device's weeks of the window, oldest first, and their sums."""
+
+    site: str
+    device: str
+    weeks: tuple[DeviceWeek, ...]
+
+    @property
+    def latest(self) -> DeviceWeek:
+        return self.weeks[-1]
+
+    @property
+    def exams(self) -> int:
+        return sum(w.exams for w in self.weeks)
+
+    @property
+    def images(self) -> int:
+        return sum(w.images for w in self.weeks)
+
+    @property
+    def unusable_images(self) -> int:
+        return sum(w.unusable_images for w in self.weeks)
+
+    @property
+    def partial(self) -> int:
+        return sum(w.partial for w in self.weeks)
+
+    @property
+    def unusable_share(self) -> float | None:
+        return self.unusable_images / self.images if self.images else None
+
+    @property
+    def partial_share(self) -> float | None:
+        return self.partial / self.exams if self.exams else None
+
+    @property
+    def unusable_by_reason(self) -> list[tuple[str, int]]:
+        """Unusable images by reason over the window, most first."""
+        return _most_first(w.unusable_by_reason for w in self.weeks)
+
+    @property
+    def partial_by_reason(self) -> list[tuple[str, int]]:
+        """Partial exams by the view they lack over the window, most first."""
+        return _most_first(w.partial_by_reason for w in self.weeks)
+
+
+def _most_first(counts: Iterable[dict[str, int]]) -> list[tuple[str, int]]:
+    total: dict[str, int] = defaultdict(int)
+    for by_reason in counts:
+        for reason, n in by_reason.items():
+            total[reason] += n
+    return sorted(total.items(), key=lambda item: (-item[1], item[0]))
 
 
 def week_of(day: date) -> date:
@@ -783,6 +842,7 @@ __all__ = [
     "UNKNOWN_SITE",
     "Alert",
     "DeviceWeek",
+    "DeviceWindow",
     "MonitorReport",
     "OutcomeFigures",
     "ReaderFigures",

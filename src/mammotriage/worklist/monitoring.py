@@ -13,11 +13,10 @@ evaluates the same weeks again, a second service process included, adds nothing.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -27,6 +26,9 @@ from mammotriage.worklist.models import ExamRow, MonitorAlertRow, OutcomeRow, ut
 
 #: How many unmatched or ambiguous lines a summary names.
 _SHOWN = 10
+#: Values per ``IN (...)`` list of a query.
+_IN_LIST = 500
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,10 @@ class StoredAlert:
     raised_at: datetime
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _chunks(values: Sequence[T], size: int = _IN_LIST) -> Iterator[Sequence[T]]:
+    """``values`` in slices of ``size``: one ``IN (...)`` list each."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 class MonitorRecords:
@@ -79,21 +79,17 @@ class MonitorRecords:
         keys = [r.key for r in parsed.records]
         exam_ids: dict[str, list[int]] = {}
         with self.db.session() as session:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
+            for chunk in _chunks(keys):
                 for key, exam_id in session.execute(
                     select(key_column, ExamRow.id).where(key_column.in_(chunk))
                 ):
                     exam_ids.setdefault(str(key), []).append(int(exam_id))
+            matched = [i for ids in exam_ids.values() for i in ids]
             existing = {
                 row.exam_id: row
-                for start in range(0, len(keys), 500)
+                for chunk in _chunks(matched)
                 for row in session.execute(
-                    select(OutcomeRow).where(
-                        OutcomeRow.exam_id.in_(
-                            [i for k in keys[start : start + 500] for i in exam_ids.get(k, ())]
-                        )
-                    )
+                    select(OutcomeRow).where(OutcomeRow.exam_id.in_(chunk))
                 ).scalars()
             }
             added = changed = unchanged = 0
@@ -180,4 +176,4 @@ class MonitorRecords:
             ]
 
 
-__all__ = ["MonitorRecords", "OutcomeImport", "StoredAlert", "file_sha256"]
+__all__ = ["MonitorRecords", "OutcomeImport", "StoredAlert"]
